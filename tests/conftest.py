@@ -1,0 +1,3 @@
+"""Shared pytest configuration: every test runs offline; warnings are errors (pyproject)."""
+
+from __future__ import annotations

@@ -1,0 +1,73 @@
+"""vidgo-async: an asyncio-native client for the Vidgo video-generation API."""
+
+from __future__ import annotations
+
+from ._config import PollPolicy, RetryPolicy, Timeout
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    DownloadError,
+    InputValidationError,
+    InsufficientCreditsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SubmitOutcomeUnknownError,
+    TaskError,
+    TaskFailedError,
+    TaskNotFoundError,
+    UnknownStatusError,
+    UnsafeURLError,
+    ValidationIssue,
+    VidgoError,
+    WaitTimeoutError,
+)
+from ._inputs import ModelInput, Seedance2Input, Seedance10ProInput, Seedance15ProInput
+from ._models import Balance, Task, TaskFile, TaskStatus
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Balance",
+    "ConflictError",
+    "DownloadError",
+    "InputValidationError",
+    "InsufficientCreditsError",
+    "ModelInput",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "RateLimitError",
+    "RetryPolicy",
+    "Seedance2Input",
+    "Seedance10ProInput",
+    "Seedance15ProInput",
+    "ServerError",
+    "SubmitOutcomeUnknownError",
+    "Task",
+    "TaskError",
+    "TaskFailedError",
+    "TaskFile",
+    "TaskNotFoundError",
+    "TaskStatus",
+    "Timeout",
+    "UnknownStatusError",
+    "UnsafeURLError",
+    "ValidationIssue",
+    "VidgoError",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,155 @@
+"""The one private cattrs converter: JSON ``data`` in, frozen models out.
+
+Structuring is tolerant, as the API reference asks: unknown keys are ignored, an unknown
+status is kept (see ``TaskStatus``), a missing optional field becomes ``None`` and a
+wrongly typed optional field is dropped rather than crashing. Only what a caller cannot do
+without (a task's ``task_id``) is required. The hooks are written out by hand because they
+run for every status query and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import cattrs
+
+from ._errors import APIResponseValidationError
+from ._models import Balance, Task, TaskFile, TaskStatus
+
+__all__ = ["converter", "parse_datetime", "structure"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """Parse the API's ISO-8601 timestamps (no zone, with or without fractions); else ``None``."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def _opt_number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return value
+    return None
+
+
+def _structure_file(data: object) -> TaskFile | None:
+    if not isinstance(data, Mapping):
+        return None
+    url = data.get("file_url")
+    if not isinstance(url, str) or not url:
+        return None
+    file_type = data.get("file_type")
+    return TaskFile(
+        file_url=url,
+        file_type=file_type if isinstance(file_type, str) and file_type else "other",
+        label=_opt_str(data.get("label")),
+        format=_opt_str(data.get("format")),
+        content_type=_opt_str(data.get("content_type")),
+        file_name=_opt_str(data.get("file_name")),
+        file_size=_opt_int(data.get("file_size")),
+    )
+
+
+def _structure_task(data: Any, _cls: type[Task]) -> Task:
+    if not isinstance(data, Mapping):
+        raise APIResponseValidationError("a task must be a JSON object", body=data)
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise APIResponseValidationError("the task has no task_id string", body=data)
+    raw_status = data.get("status")
+    status = TaskStatus(raw_status if isinstance(raw_status, str) else "")
+    raw_files = data.get("files")
+    files: tuple[TaskFile, ...] = ()
+    if isinstance(raw_files, list):
+        files = tuple(f for f in map(_structure_file, raw_files) if f is not None)
+    progress = _opt_int(data.get("progress"))
+    if progress is not None:
+        progress = min(100, max(0, progress))
+    return Task(
+        task_id=task_id,
+        status=status,
+        files=files,
+        created_time=parse_datetime(data.get("created_time")),
+        progress=progress,
+        error_message=_opt_str(data.get("error_message")),
+        credits_amount=_opt_number(data.get("credits_amount")),
+    )
+
+
+def _structure_balance(data: Any, _cls: type[Balance]) -> Balance:
+    if not isinstance(data, Mapping):
+        raise APIResponseValidationError("a balance must be a JSON object", body=data)
+    credits = _opt_number(data.get("credits_amount"))
+    if credits is None:
+        raise APIResponseValidationError("the balance has no numeric credits_amount", body=data)
+    return Balance(credits_amount=credits, email=_opt_str(data.get("email")))
+
+
+def _unstructure_task(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "task_id": task.task_id,
+        "status": task.status.value,
+        "files": [
+            {
+                key: value
+                for key, value in (
+                    ("file_url", f.file_url),
+                    ("file_type", f.file_type),
+                    ("label", f.label),
+                    ("format", f.format),
+                    ("content_type", f.content_type),
+                    ("file_name", f.file_name),
+                    ("file_size", f.file_size),
+                )
+                if value is not None
+            }
+            for f in task.files
+        ],
+        "created_time": task.created_time.isoformat() if task.created_time else None,
+        "progress": task.progress,
+        "error_message": task.error_message,
+    }
+    if task.credits_amount is not None:
+        out["credits_amount"] = task.credits_amount
+    return out
+
+
+converter.register_structure_hook(Task, _structure_task)
+converter.register_structure_hook(Balance, _structure_balance)
+converter.register_unstructure_hook(Task, _unstructure_task)
+
+
+def structure(data: object, cls: type[T]) -> T:
+    """Structure API ``data`` into ``cls`` with the package's converter."""
+    return converter.structure(data, cls)
