@@ -1,3 +1,21 @@
 """Shared pytest configuration: every test runs offline; warnings are errors (pyproject)."""
 
 from __future__ import annotations
+
+from typing import Any
+from unittest.mock import Mock
+
+import aioresponses.core
+from aiohttp import ClientResponse
+
+
+class _CompatClientResponse(ClientResponse):
+    """aioresponses 0.7.9 builds responses without aiohttp>=3.13's ``stream_writer``: supply one."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", Mock())
+        super().__init__(method, url, **kwargs)
+
+
+# Shared by every test module that uses aioresponses (client, orchestrator, ...).
+aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[misc]

@@ -1,0 +1,74 @@
+"""Tests of the poll schedule (T11): growth, jitter, hints, progress, bounds."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from vidgo_async import PollPolicy
+from vidgo_async._polling import MAX_SERVER_HINT, PollState
+
+
+def _simulate(policy: PollPolicy, job_seconds: float, *, progress: bool) -> list[float]:
+    """Return poll times for a job that runs ``job_seconds`` (progress linear when reported)."""
+    rng = random.Random(3)
+    state = PollState(policy, started_at=0.0)
+    now = state.next_delay(0.0, rng=rng)
+    times = []
+    while True:
+        times.append(now)
+        if now >= job_seconds:
+            return times
+        state.observe(now, int(100 * now / job_seconds) if progress else None)
+        now += state.next_delay(now, rng=rng)
+        assert len(times) < 1000, "busy loop"
+
+
+def test_ten_minute_job_without_progress_takes_at_most_30_polls() -> None:
+    """Without progress a 10 min job is polled at most 30 times, never < 1 s apart (T11)."""
+    times = _simulate(PollPolicy(), 600, progress=False)
+    assert len(times) <= 30
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= 1.0 for gap in gaps)
+    assert all(gap <= 30.0 for gap in gaps)
+
+
+def test_progress_aims_polls_at_the_finish() -> None:
+    """With progress the job is seen finished soon after its end with few polls."""
+    times = _simulate(PollPolicy(), 600, progress=True)
+    assert len(times) <= 30
+    assert times[-1] - 600 <= 30.0
+
+
+def test_intervals_grow_geometrically_within_jitter() -> None:
+    """Un-jittered intervals are 2 s ×1.5 up to 30 s; each draw stays within ±20 %."""
+    policy = PollPolicy()
+    state = PollState(policy, started_at=0.0)
+    rng = random.Random(1)
+    expected = 2.0
+    for _ in range(12):
+        delay = state.next_delay(0.0, rng=rng)
+        assert expected * 0.8 - 1e-9 <= delay <= min(expected * 1.2, 30.0) + 1e-9
+        state.observe(0.0, None)
+        expected = min(30.0, expected * 1.5)
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"), [(0.0, None), (0.001, 1.0), (10.0, 10.0), (1e9, MAX_SERVER_HINT)]
+)
+def test_server_hint_is_clamped(hint: float, expected: float | None) -> None:
+    """A server hint wins, clamped to [min_interval, 60 s]; a zero hint is ignored (T11)."""
+    state = PollState(PollPolicy(), started_at=0.0)
+    delay = state.next_delay(0.0, rng=random.Random(0), hint=hint)
+    if expected is None:
+        assert 1.0 <= delay <= 30.0
+    else:
+        assert delay == expected
+
+
+def test_scaled_policy_scales_the_schedule() -> None:
+    """A policy scaled by 0.001 gives millisecond schedules."""
+    state = PollState(PollPolicy().scaled(0.001), started_at=0.0)
+    assert state.next_delay(0.0, rng=random.Random(0)) <= 0.0025

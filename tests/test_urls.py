@@ -1,0 +1,111 @@
+"""Tests of result-URL safety (T21/T22): scheme, credentials, literal and embedded addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vidgo_async import UnsafeURLError
+from vidgo_async._urls import check_address, check_result_url, is_blocked_address
+
+REFUSED = [
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.169.254/",
+    "https://127.0.0.1/x.mp4",
+    "https://[::1]/x.mp4",
+    "https://10.0.0.5/x.mp4",
+    "https://192.168.1.2/x.mp4",
+    "https://172.16.0.1/x.mp4",
+    "https://100.64.0.1/x.mp4",
+    "https://0.0.0.0/x.mp4",
+    "https://[::ffff:127.0.0.1]/x.mp4",
+    "https://[::ffff:10.0.0.1]/x.mp4",
+    "https://[fe80::1]/x.mp4",
+    "https://[fc00::1]/x.mp4",
+    "https://[64:ff9b::a00:1]/x.mp4",
+    "https://[2002:a00:1::]/x.mp4",
+    "https://224.0.0.1/x.mp4",
+    "https://localhost/x.mp4",
+    "https://storage.local/x.mp4",
+    "https://metadata.google.internal/x",
+    "https://intranet/x.mp4",
+    "file:///etc/passwd",
+    "ftp://storage.vidgo.ai/x.mp4",
+    "http://storage.vidgo.ai/x.mp4",
+    "https://user:pw@storage.vidgo.ai/x.mp4",
+    "https://storage.vidgo.ai@10.0.0.1/x.mp4",
+    "https://storage.vidgo.ai/a b.mp4",
+    "https:///x.mp4",
+    "",
+    "https://[::1/x",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_unsafe_result_urls_are_refused(url: str) -> None:
+    """Loopback, private, link-local, mapped, reserved, non-https and credentialed URLs fail (T22)."""
+    with pytest.raises(UnsafeURLError):
+        check_result_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://storage.vidgo.ai/generated/x.mp4",
+        "https://storage.vidgo.ai:8443/generated/x.mp4?sig=abc",
+        "https://8.8.8.8/x.png",
+        "https://[2606:4700::1111]/x.png",
+    ],
+)
+def test_public_https_urls_pass(url: str) -> None:
+    """Public https URLs are returned unchanged."""
+    assert check_result_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/f.mp4", "https://localhost/x", "http://[::1]:9/x"]
+)
+def test_loopback_is_allowed_for_a_loopback_api(url: str) -> None:
+    """With a loopback base URL (the emulator) http(s) loopback URLs pass."""
+    assert check_result_url(url, allow_loopback=True) == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1/x", "http://169.254.169.254/", "http://example.com/x"]
+)
+def test_loopback_exception_does_not_open_private_or_plain_http(url: str) -> None:
+    """The emulator exception covers loopback only."""
+    with pytest.raises(UnsafeURLError):
+        check_result_url(url, allow_loopback=True)
+
+
+def test_check_address_names_the_host() -> None:
+    """A resolved private address is refused with a message naming host and address."""
+    with pytest.raises(UnsafeURLError, match=r"cdn\.example\.com"):
+        check_address("10.1.2.3", host="cdn.example.com")
+    check_address("93.184.216.34", host="example.com")
+
+
+@pytest.mark.parametrize("text", ["not-an-ip", "999.1.1.1", ""])
+def test_unparseable_addresses_are_blocked(text: str) -> None:
+    """Anything that is not an address is blocked."""
+    assert is_blocked_address(text)
+
+
+@given(st.text(max_size=200))
+def test_arbitrary_text_either_passes_or_raises_unsafe(url: str) -> None:
+    """No input crashes the checker: it returns the URL or raises UnsafeURLError."""
+    with contextlib.suppress(UnsafeURLError):
+        assert check_result_url(url) == url
+
+
+@given(st.ip_addresses())
+def test_private_addresses_never_pass(address: object) -> None:
+    """Every non-global address is blocked."""
+    ip = ipaddress.ip_address(str(address))
+    if not ip.is_global:
+        assert is_blocked_address(ip)

@@ -1,0 +1,74 @@
+"""Never run: mypy checks that the public API is usable as documented."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+
+from vidgo_async import (
+    Balance,
+    InputValidationError,
+    PollPolicy,
+    RateLimitError,
+    RetryPolicy,
+    Seedance2Input,
+    SubmitOutcomeUnknownError,
+    Task,
+    TaskFailedError,
+    TaskStatus,
+    Timeout,
+    VidgoClient,
+    WaitTimeoutError,
+)
+
+
+async def usage(session: aiohttp.ClientSession) -> None:
+    client = VidgoClient(
+        "key",
+        base_url="https://api.vidgo.ai",
+        timeout=Timeout(connect=5, read=30, total=60),
+        retry=RetryPolicy(max_attempts=3, retry_ambiguous_submits=False),
+        poll=PollPolicy(initial_delay=2, max_interval=timedelta(seconds=30)),
+        session=session,
+        allow_insecure=False,
+        max_download_bytes=10 * 1024**2,
+    )
+    VidgoClient(timeout=10.0)
+    VidgoClient(timeout=timedelta(minutes=1))
+    async with client as same:
+        assert isinstance(same, VidgoClient)
+        url: str = client.base_url
+        policy: RetryPolicy = client.retry
+        poll: PollPolicy = client.poll
+        task: Task = await client.submit(
+            "seedance-2",
+            Seedance2Input(prompt="a fox", duration=5, resolution="720p"),
+            callback_url="https://example.com/hook",
+        )
+        task = await client.submit("kling-2.6", {"prompt": "x", "duration": 5})
+        task = await client.get_task(task.task_id)
+        task = await client.wait(task, timeout=900)
+        task = await client.wait(task.task_id, timeout=None, poll=poll)
+        task = await client.wait(task, timeout=timedelta(minutes=5))
+        task = await client.generate("seedance-2-fast", {"prompt": "abc"}, timeout=600)
+        status: TaskStatus = task.status
+        paths: list[Path] = await client.download(task, "out/")
+        path: Path = await client.download_file(task.files[0].file_url, Path("x.mp4"))
+        balance: Balance = await client.balance()
+        credits: float = balance.credits_amount
+        print(url, policy, status, paths, path, credits)  # noqa: T201 - never run
+    await client.aclose()
+
+
+def handle(exc: Exception) -> float | None:
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after
+    if isinstance(exc, SubmitOutcomeUnknownError):
+        return len(exc.payload)
+    if isinstance(exc, (TaskFailedError, WaitTimeoutError)):
+        return float(exc.task.progress or 0)
+    if isinstance(exc, InputValidationError):
+        return float(len(exc.issues))
+    return None

@@ -1,0 +1,554 @@
+"""VidgoClient: submit, get_task, wait, generate, download and balance.
+
+The client turns the transport's plain JSON into models and adds what a single task
+needs: the not-found grace right after a submit, the polling loop of ``wait`` (which
+rides out transient errors until its deadline) and downloads of the result files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import attrs
+from aiohttp.abc import AbstractResolver
+
+from ._backoff import full_jitter, parse_retry_after
+from ._clock import Clock
+from ._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    PollPolicy,
+    RetryPolicy,
+    Timeout,
+    to_seconds,
+)
+from ._converter import structure
+from ._download import Downloader, ExpiredURLError, file_name_for
+from ._errors import (
+    APIConnectionError,
+    DownloadError,
+    InputValidationError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TaskFailedError,
+    TaskNotFoundError,
+    UnknownStatusError,
+    ValidationIssue,
+    VidgoError,
+    WaitTimeoutError,
+)
+from ._http import Transport, normalise_base_url
+from ._inputs import ModelInput, prepare_input
+from ._models import Balance, Task, TaskStatus
+from ._polling import PollState
+from ._rules import check_callback_url, is_loopback_host
+
+__all__ = ["VidgoClient"]
+
+logger = logging.getLogger("vidgo_async")
+
+SUBMIT_PATH = "/api/generate/submit"
+STATUS_PATH = "/api/generate/status/"
+BALANCE_PATH = "/api/user/balance"
+
+# How many recent submits are remembered for the not-found grace (a bound on memory).
+_MAX_REMEMBERED_SUBMITS = 10_000
+# The shortest time limit given to one status query near a wait's deadline.
+_MIN_POLL_REQUEST_TIME = 1.0
+
+
+class _Default:
+    """The "use the policy's default" sentinel, distinct from ``None`` (= no limit)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+def _status_path(task_id: str) -> str:
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise InputValidationError(
+            [ValidationIssue("task_id", "must be a non-empty string", task_id)]
+        )
+    return STATUS_PATH + quote(task_id, safe="")
+
+
+class VidgoClient:
+    """An asyncio client for the Vidgo API.
+
+    Use it as an async context manager (or call :meth:`aclose`)::
+
+        async with VidgoClient() as client:
+            task = await client.generate("seedance-2", Seedance2Input(...))
+
+    Args:
+        api_key: the API key; defaults to the ``VIDGO_API_KEY`` environment variable.
+        base_url: defaults to ``VIDGO_BASE_URL`` or ``https://api.vidgo.ai``. Plain
+            ``http`` is refused unless the host is loopback or ``allow_insecure`` is set.
+        timeout: seconds (the total deadline of one request) or a ``Timeout``.
+        retry: when to repeat failed requests (see ``RetryPolicy``).
+        poll: how ``wait`` spaces status queries (see ``PollPolicy``).
+        session: an aiohttp session to use for API calls; it is left open on close.
+        allow_insecure: accept an ``http`` base URL on a non-loopback host.
+        max_download_bytes: the largest result file ``download`` accepts.
+
+    Raises:
+        VidgoError: no API key was given or found in ``VIDGO_API_KEY``.
+        ValueError: an unusable ``base_url`` or limit.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: Timeout | float | timedelta | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure: bool = False,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        _clock: Clock | None = None,
+        _resolver: AbstractResolver | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        if not isinstance(key, str) or not key.strip():
+            raise VidgoError(
+                f"No Vidgo API key. HINT: pass VidgoClient(api_key=...) or set the "
+                f"{API_KEY_ENV} environment variable."
+            )
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key.strip()):
+            raise VidgoError("The API key contains whitespace or control characters.")
+        if (
+            isinstance(max_download_bytes, bool)
+            or not isinstance(max_download_bytes, int)
+            or max_download_bytes < 1
+        ):
+            raise ValueError(
+                f"max_download_bytes must be a positive integer (got {max_download_bytes!r})"
+            )
+        url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        self._base_url = normalise_base_url(url, allow_insecure=allow_insecure)
+        self._timeout = Timeout.coerce(timeout)
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._poll = poll if poll is not None else PollPolicy()
+        self._clock = _clock if _clock is not None else Clock()
+        self._transport = Transport(
+            api_key=key.strip(),
+            base_url=self._base_url,
+            timeout=self._timeout,
+            retry=self._retry,
+            clock=self._clock,
+            session=session,
+        )
+        base_host = urlsplit(self._base_url).hostname
+        self._downloader = Downloader(
+            clock=self._clock,
+            timeout=self._timeout,
+            max_bytes=max_download_bytes,
+            allow_loopback=is_loopback_host(base_host),
+            resolver=_resolver,
+        )
+        self._submitted: OrderedDict[str, float] = OrderedDict()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "closed" if self._transport.closed else "open"
+        return f"<VidgoClient base_url={self._base_url!r} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return self._base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The per-request time limits."""
+        return self._timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy."""
+        return self._retry
+
+    @property
+    def poll(self) -> PollPolicy:
+        """The default polling policy of ``wait``."""
+        return self._poll
+
+    @property
+    def max_download_bytes(self) -> int:
+        """The largest result file ``download`` accepts."""
+        return self._downloader.max_bytes
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client was closed."""
+        return self._transport.closed
+
+    async def __aenter__(self) -> VidgoClient:
+        await self._transport.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections this client opened (idempotent; a user's session stays open)."""
+        try:
+            await self._transport.aclose()
+        finally:
+            await self._downloader.aclose()
+
+    # -- API calls -----------------------------------------------------------------
+
+    async def submit(
+        self,
+        model: str,
+        input: ModelInput | Mapping[str, Any],
+        *,
+        callback_url: str | None = None,
+    ) -> Task:
+        """Create a generation task and return it (usually ``not_started``).
+
+        Raises:
+            InputValidationError: the input breaks a documented rule (nothing was sent).
+            SubmitOutcomeUnknownError: the request was sent but its outcome is unknown
+                (timeout, reset or 5xx); it was not retried, to avoid paying twice.
+            RateLimitError: rate limited longer than ``RetryPolicy.max_retry_after``, or
+                retries ran out (``retry_after`` holds the server's wait when known).
+            APIStatusError: the API refused the request (400, 401, 402, 403, ...).
+        """
+        self._transport._check_open()
+        body: dict[str, Any] = {"model": model, "input": prepare_input(model, input)}
+        if callback_url is not None:
+            issues = check_callback_url(callback_url)
+            if issues:
+                raise InputValidationError(issues)
+            body["callback_url"] = callback_url
+        response = await self._transport.request(
+            "POST", SUBMIT_PATH, json_body=body, idempotent=False
+        )
+        data = response.data
+        if isinstance(data, Mapping) and not isinstance(data.get("status"), str):
+            # Some models' submit answers omit the status: a new task has not started.
+            data = {**data, "status": TaskStatus.NOT_STARTED.value}
+        task = structure(data, Task)
+        self._remember_submit(task.task_id)
+        logger.debug("vidgo submitted %s as task %s", model, task.task_id)
+        return task
+
+    def _remember_submit(self, task_id: str) -> None:
+        self._submitted[task_id] = self._clock.monotonic()
+        self._submitted.move_to_end(task_id)
+        while len(self._submitted) > _MAX_REMEMBERED_SUBMITS:
+            self._submitted.popitem(last=False)
+
+    def _grace_left(self, task_id: str, policy: PollPolicy) -> float:
+        """Seconds left in the not-found grace of a task this client submitted (0 if none)."""
+        submitted_at = self._submitted.get(task_id)
+        if submitted_at is None:
+            return 0.0
+        return max(0.0, submitted_at + policy.not_found_grace - self._clock.monotonic())
+
+    async def _get_task_once(
+        self, task_id: str, *, timeout: Timeout | None = None
+    ) -> tuple[Task, float | None]:
+        """Send one status query (no retries, no grace); return the task and the server's poll hint."""
+        self._transport._check_open()
+        response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
+        task = structure(response.data, Task)
+        hint = parse_retry_after(response.headers, now=self._clock.time())
+        return task, hint
+
+    async def get_task(self, task_id: str) -> Task:
+        """Return the task's current state, retrying transient errors per ``RetryPolicy``.
+
+        Raises:
+            TaskNotFoundError: the API does not know the task (after the grace period
+                when this client submitted it moments ago).
+        """
+        self._transport._check_open()
+        path = _status_path(task_id)
+        attempt = 0
+        while True:
+            try:
+                response = await self._transport.request("GET", path)
+            except TaskNotFoundError:
+                raise
+            except NotFoundError as exc:
+                left = self._grace_left(task_id, self._poll)
+                if left <= 0:
+                    raise self._not_found(task_id, exc) from exc
+                attempt += 1
+                delay = min(left, max(self._poll.min_interval, 0.5 * 2 ** min(attempt, 6)))
+                logger.info("vidgo task %s not visible yet; asking again in %.2f s", task_id, delay)
+                await self._clock.sleep(delay)
+                continue
+            return structure(response.data, Task)
+
+    @staticmethod
+    def _not_found(task_id: str, exc: NotFoundError) -> TaskNotFoundError:
+        return TaskNotFoundError(
+            f"Task {task_id!r} was not found: {exc.message}",
+            status_code=exc.status_code,
+            error_type=exc.error_type,
+            body=exc.body,
+            method=exc.method,
+            url=exc.url,
+            request_id=exc.request_id,
+        )
+
+    async def wait(
+        self,
+        task_or_id: Task | str,
+        *,
+        timeout: float | timedelta | None = DEFAULT,
+        poll: PollPolicy | None = None,
+    ) -> Task:
+        """Poll until the task ends; return it when ``finished``.
+
+        Transient errors (5xx, 429, dropped connections, timeouts) never end a wait: it
+        keeps polling, backing off, until its deadline. A status this client does not
+        know raises ``UnknownStatusError`` at once, or is polled through until the
+        deadline with ``PollPolicy(unknown_status="poll")``. Cancelling the wait leaves
+        nothing running.
+
+        Args:
+            task_or_id: a Task (e.g. from ``submit``) or a task id.
+            timeout: the deadline in seconds; by default ``poll.timeout``; ``None`` waits forever.
+            poll: the polling policy for this wait.
+
+        Raises:
+            TaskFailedError: the task failed (``.task.error_message`` says why).
+            UnknownStatusError: the task reported an unknown status.
+            WaitTimeoutError: the deadline passed (``.task`` is the last seen Task).
+            TaskNotFoundError: the API does not know the task.
+        """
+        self._transport._check_open()
+        policy = poll if poll is not None else self._poll
+        limit = policy.timeout if isinstance(timeout, _Default) else timeout
+        limit_seconds = None if limit is None else to_seconds(limit)
+        if limit_seconds is not None and limit_seconds < 0:
+            raise ValueError(f"timeout must be zero or more seconds (got {limit_seconds!r})")
+        if isinstance(task_or_id, Task):
+            task_id, last = task_or_id.task_id, task_or_id
+        else:
+            _status_path(task_or_id)
+            task_id, last = task_or_id, None
+        clock = self._clock
+        started = clock.monotonic()
+        deadline = None if limit_seconds is None else started + limit_seconds
+        state = PollState(policy, started_at=self._submitted.get(task_id, started))
+        delay = 0.0
+        if last is not None:
+            outcome = self._settle(last, policy)
+            if outcome is not None:
+                return outcome
+            # The first poll comes ``initial_delay`` (±jitter) after the answer we hold.
+            delay = state.next_delay(started, rng=clock.rng)
+        errors = 0
+        while True:
+            now = clock.monotonic()
+            if deadline is not None:
+                if now >= deadline:
+                    raise WaitTimeoutError(self._last_seen(task_id, last), limit_seconds or 0.0)
+                delay = min(delay, deadline - now)
+            if delay > 0:
+                await clock.sleep(delay)
+            try:
+                task, hint = await self._get_task_once(
+                    task_id, timeout=self._poll_timeout(deadline)
+                )
+            except (APIConnectionError, ServerError, RateLimitError) as exc:
+                errors += 1
+                delay = self._error_delay(state, policy, errors, exc)
+                logger.info(
+                    "vidgo status query for %s failed (%s); polling again in %.2f s",
+                    task_id,
+                    exc,
+                    delay,
+                )
+                continue
+            except TaskNotFoundError:
+                raise
+            except NotFoundError as exc:
+                if self._grace_left(task_id, policy) <= 0:
+                    raise self._not_found(task_id, exc) from exc
+                errors += 1
+                delay = self._error_delay(state, policy, errors, exc)
+                continue
+            if errors == 0:
+                self._transport.retry_budget.record_success()
+            errors = 0
+            last = task
+            outcome = self._settle(task, policy)
+            if outcome is not None:
+                return outcome
+            now = clock.monotonic()
+            state.observe(now, task.progress)
+            delay = state.next_delay(now, rng=clock.rng, hint=hint)
+            logger.debug(
+                "vidgo task %s is %s (progress %s); next poll in %.2f s",
+                task_id,
+                task.status.value,
+                task.progress,
+                delay,
+            )
+
+    def _poll_timeout(self, deadline: float | None) -> Timeout | None:
+        """Bound one status query by what is left of the wait (at least a second)."""
+        if deadline is None:
+            return None
+        left = max(deadline - self._clock.monotonic(), _MIN_POLL_REQUEST_TIME)
+        total = self._timeout.total
+        if total is not None and total <= left:
+            return None
+        return attrs.evolve(
+            self._timeout,
+            total=left,
+            connect=None if self._timeout.connect is None else min(self._timeout.connect, left),
+            read=None if self._timeout.read is None else min(self._timeout.read, left),
+        )
+
+    @staticmethod
+    def _settle(task: Task, policy: PollPolicy) -> Task | None:
+        """Return the task when it finished, raise when it ended otherwise, else ``None``."""
+        if task.status is TaskStatus.FINISHED:
+            return task
+        if task.status is TaskStatus.FAILED:
+            raise TaskFailedError(task)
+        if not task.status.is_known and policy.unknown_status == "raise":
+            raise UnknownStatusError(task)
+        return None
+
+    @staticmethod
+    def _last_seen(task_id: str, last: Task | None) -> Task:
+        # Every status query failed: say so rather than invent a known status.
+        return last if last is not None else Task(task_id=task_id, status=TaskStatus("unknown"))
+
+    def _error_delay(
+        self, state: PollState, policy: PollPolicy, errors: int, exc: Exception
+    ) -> float:
+        """The wait after a failed status query: backoff, a server's Retry-After, or the slowest rate."""
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        budget = self._transport.retry_budget
+        if not budget.try_acquire(timeout=isinstance(exc, TimeoutError)):
+            # An outage: poll at the slowest rate instead of adding load.
+            return policy.max_interval
+        if retry_after is not None:
+            return min(max(retry_after, policy.min_interval), max(policy.max_interval, 60.0))
+        backoff = full_jitter(
+            errors,
+            base=max(policy.initial_delay, policy.min_interval, 0.1),
+            cap=policy.max_interval,
+            rng=self._clock.rng,
+        )
+        return max(policy.min_interval, backoff, min(state.geometric_delay(), policy.max_interval))
+
+    async def generate(
+        self,
+        model: str,
+        input: ModelInput | Mapping[str, Any],
+        *,
+        callback_url: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Task:
+        """Submit, then wait for the finished task (``timeout=None``: the poll policy's default)."""
+        task = await self.submit(model, input, callback_url=callback_url)
+        if timeout is None:
+            return await self.wait(task)
+        return await self.wait(task, timeout=timeout)
+
+    async def balance(self) -> Balance:
+        """Return the account's credit balance."""
+        self._transport._check_open()
+        response = await self._transport.request("GET", BALANCE_PATH)
+        return structure(response.data, Balance)
+
+    # -- downloads -----------------------------------------------------------------
+
+    async def download(self, task: Task, directory: str | os.PathLike[str]) -> list[Path]:
+        """Download every file of a finished task into ``directory``.
+
+        Files are named ``<task_id>.<ext>`` (``<task_id>-<n>.<ext>`` when there are
+        several), from a sanitised task id, never from the URL. Each file is streamed to
+        a temporary ``.part`` file and renamed when complete. Downloads never carry the
+        API key. An expired URL (403/404) triggers one fresh ``get_task``.
+
+        Raises:
+            DownloadError: a file could not be fetched (``UnsafeURLError`` when its URL
+                failed the safety checks).
+        """
+        self._transport._check_open()
+        if not task.is_finished:
+            raise DownloadError(
+                f"Task {task.task_id} is {task.status.value!r}, not finished: nothing to download.",
+                task_id=task.task_id,
+            )
+        if not task.files:
+            raise DownloadError(f"Task {task.task_id} has no files.", task_id=task.task_id)
+        target = Path(directory)
+        await self._downloader.ensure_directory(target)
+        files = list(task.files)
+        refreshed = False
+        paths: list[Path] = []
+        for index in range(len(files)):
+            several = len(files) > 1
+            while True:
+                item = files[index]
+                stem = file_name_for(task.task_id, index + 1 if several else None)
+                try:
+                    path = await self._downloader.fetch(
+                        item.file_url,
+                        directory=target,
+                        stem=stem,
+                        task_id=task.task_id,
+                        hint_type=item.content_type,
+                    )
+                except ExpiredURLError:
+                    if refreshed:
+                        raise
+                    refreshed = True
+                    logger.info("vidgo result URL of %s expired; fetching fresh URLs", task.task_id)
+                    fresh = await self.get_task(task.task_id)
+                    if len(fresh.files) != len(files):
+                        raise
+                    files = list(fresh.files)
+                    continue
+                paths.append(path)
+                break
+        return paths
+
+    async def download_file(
+        self, url: str, destination: str | os.PathLike[str], *, task_id: str | None = None
+    ) -> Path:
+        """Download one URL to ``destination`` (never overwriting a different file).
+
+        Raises:
+            UnsafeURLError: the URL is not https on a public address.
+            DownloadError: the file could not be fetched, is too large or already exists
+                with other content.
+        """
+        self._transport._check_open()
+        return await self._downloader.fetch_to(url, Path(destination), task_id=task_id)

@@ -1,0 +1,456 @@
+"""Downloads of result files: safe names, safe URLs, streaming to a temporary file.
+
+A download never carries the API key (it has its own session with no credentials), only
+fetches URLs that pass ``_urls.check_result_url`` and connects only to addresses that pass
+``_urls.check_address`` (a guarding DNS resolver checks every answer, on every redirect
+hop). Bytes stream to ``<name>.part`` opened with ``O_EXCL | O_NOFOLLOW``; a short or
+oversized body deletes the partial file; a complete one is linked into place without ever
+replacing an existing file with different content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+import socket
+import stat
+import unicodedata
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import anyio.to_thread
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from ._backoff import full_jitter
+from ._clock import Clock
+from ._config import Timeout
+from ._errors import DownloadError, UnsafeURLError
+from ._http import USER_AGENT, translate_exception
+from ._urls import check_result_url, is_blocked_address
+
+__all__ = [
+    "ALLOWED_EXTENSIONS",
+    "Downloader",
+    "ExpiredURLError",
+    "GuardedResolver",
+    "extension_for",
+    "file_name_for",
+]
+
+logger = logging.getLogger("vidgo_async")
+
+ALLOWED_EXTENSIONS = frozenset(
+    {"mp4", "mov", "webm", "png", "jpg", "jpeg", "webp", "gif", "mp3", "wav", "glb", "bin"}
+)
+_CONTENT_TYPES = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "model/gltf-binary": "glb",
+}
+MAX_REDIRECTS = 3
+DOWNLOAD_ATTEMPTS = 3
+_CHUNK_SIZE = 64 * 1024
+_WRITE_BUFFER = 1024 * 1024
+_MAX_STEM = 100
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+_EXPIRED_STATUSES = frozenset({403, 404, 410})
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class ExpiredURLError(DownloadError):
+    """The storage answered 403/404/410: the signed URL probably expired."""
+
+
+class _TransientDownloadError(DownloadError):
+    """A failure worth another attempt (connection, 5xx, short body)."""
+
+
+class _BlockedAddressError(OSError):
+    """Raised inside the resolver so aiohttp aborts before connecting."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to {address}, which is not a public address")
+        self.host = host
+        self.address = address
+
+
+def file_name_for(task_id: str, index: int | None = None) -> str:
+    """Return a safe file stem for a task's file: never a path, never hidden, never reserved.
+
+    Characters outside ``[A-Za-z0-9._-]`` become ``_``; when the id had to be changed
+    (or cut to 100 characters) a short hash of the original keeps distinct ids distinct.
+    """
+    normalised = unicodedata.normalize("NFKC", task_id)
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", normalised)
+    clean = re.sub(r"\.{2,}", "_", clean).strip("._-")
+    changed = clean != task_id
+    if len(clean) > _MAX_STEM:
+        clean, changed = clean[:_MAX_STEM].rstrip("._-"), True
+    if not clean or clean.split(".", 1)[0].lower() in _WINDOWS_RESERVED:
+        clean, changed = f"task_{clean}".rstrip("._-"), True
+    if changed:
+        digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        clean = f"{clean}-{digest}"
+    return clean if index is None else f"{clean}-{index}"
+
+
+def extension_for(url: str, content_type: str | None = None) -> str:
+    """Pick a whitelisted extension from the URL path, else the content type, else ``bin``."""
+    try:
+        path = unquote(urlsplit(url).path)
+    except ValueError:
+        path = ""
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
+    if suffix in ALLOWED_EXTENSIONS:
+        return suffix
+    if content_type:
+        kind = content_type.split(";", 1)[0].strip().lower()
+        if kind in _CONTENT_TYPES:
+            return _CONTENT_TYPES[kind]
+        guessed = (mimetypes.guess_extension(kind) or "").lstrip(".")
+        if guessed in ALLOWED_EXTENSIONS:
+            return guessed
+    return "bin"
+
+
+class GuardedResolver(AbstractResolver):
+    """A DNS resolver that refuses hosts resolving to blocked (private, loopback...) addresses."""
+
+    def __init__(self, inner: AbstractResolver | None = None, *, allow_loopback: bool) -> None:
+        self._inner = inner
+        self._owns_inner = inner is None
+        self.allow_loopback = allow_loopback
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Resolve ``host`` and check every address before aiohttp may connect to one."""
+        if self._inner is None:
+            self._inner = aiohttp.DefaultResolver()
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            address = str(result["host"])
+            if is_blocked_address(address.split("%", 1)[0], allow_loopback=self.allow_loopback):
+                raise _BlockedAddressError(host.rstrip("."), address)
+        return results
+
+    async def close(self) -> None:
+        """Close the inner resolver if this one created it."""
+        if self._inner is not None and self._owns_inner:
+            await self._inner.close()
+
+
+def _open_part(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        # A stale partial file from an interrupted run (or a planted link): remove the
+        # entry itself (unlink never follows a symlink) and create ours exclusively.
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise
+        os.unlink(path)
+        return os.open(path, flags, 0o644)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _finish(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_WRITE_BUFFER), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # pragma: no cover - best effort cleanup
+        logger.warning("vidgo could not remove partial file %s: %s", path, exc)
+
+
+def _place(part: Path, destination: Path) -> str:
+    """Move ``part`` to ``destination`` without replacing anything; say what happened."""
+    try:
+        os.link(part, destination)
+    except FileExistsError:
+        info = os.lstat(destination)
+        if stat.S_ISLNK(info.st_mode):
+            return "symlink"
+        if not stat.S_ISREG(info.st_mode) or _sha256(part) != _sha256(destination):
+            return "different"
+        os.unlink(part)
+        return "same"
+    except (NotImplementedError, PermissionError, OSError):
+        # File systems without hard links: check, then rename (a tiny race remains).
+        if os.path.lexists(destination):
+            raise
+        os.rename(part, destination)
+        return "placed"
+    os.unlink(part)
+    return "placed"
+
+
+class Downloader:
+    """Fetch result files with their own credential-free session.
+
+    Args:
+        clock: sleeps between attempts.
+        timeout: ``connect`` and ``read`` bound each attempt (no total: files are large).
+        max_bytes: the largest file accepted.
+        allow_loopback: accept loopback URLs (the client talks to a local emulator).
+        resolver: the DNS resolver to guard (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        timeout: Timeout,
+        max_bytes: int,
+        allow_loopback: bool,
+        resolver: AbstractResolver | None = None,
+        attempts: int = DOWNLOAD_ATTEMPTS,
+    ) -> None:
+        self.clock = clock
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.allow_loopback = allow_loopback
+        self.attempts = attempts
+        self._inner_resolver = resolver
+        self._resolver: GuardedResolver | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._resolver = GuardedResolver(
+                self._inner_resolver, allow_loopback=self.allow_loopback
+            )
+            connector = aiohttp.TCPConnector(resolver=self._resolver, use_dns_cache=False)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                auto_decompress=False,
+                trust_env=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the download session (idempotent)."""
+        session, self._session = self._session, None
+        resolver, self._resolver = self._resolver, None
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if resolver is not None:
+                await resolver.close()
+
+    async def ensure_directory(self, directory: Path) -> None:
+        """Create ``directory`` (and parents) if missing."""
+        await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        directory: Path,
+        stem: str,
+        task_id: str | None,
+        hint_type: str | None = None,
+    ) -> Path:
+        """Download ``url`` into ``directory`` as ``<stem>.<ext>``; return the path."""
+        part = directory / f"{stem}.part"
+        content_type = await self._fetch_with_retries(url, part, task_id)
+        ext = extension_for(url, content_type or hint_type)
+        return await self._place(part, directory / f"{stem}.{ext}", url, task_id)
+
+    async def fetch_to(self, url: str, destination: Path, *, task_id: str | None) -> Path:
+        """Download ``url`` to exactly ``destination``; return it."""
+        part = destination.with_name(destination.name + ".part")
+        await self._fetch_with_retries(url, part, task_id)
+        return await self._place(part, destination, url, task_id)
+
+    async def _place(self, part: Path, destination: Path, url: str, task_id: str | None) -> Path:
+        try:
+            outcome = await anyio.to_thread.run_sync(_place, part, destination)
+        except OSError as exc:
+            _remove_quietly(part)
+            raise DownloadError(
+                f"Could not move the download into {destination}: {exc}", task_id=task_id, url=url
+            ) from exc
+        if outcome in ("symlink", "different"):
+            _remove_quietly(part)
+            what = "a symbolic link" if outcome == "symlink" else "a different file"
+            raise DownloadError(
+                f"{destination} already exists as {what}; it was not overwritten.",
+                task_id=task_id,
+                url=url,
+            )
+        return destination
+
+    async def _fetch_with_retries(self, url: str, part: Path, task_id: str | None) -> str | None:
+        try:
+            check_result_url(url, allow_loopback=self.allow_loopback)
+        except UnsafeURLError as exc:
+            exc.task_id = task_id
+            raise
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._fetch_once(url, part, task_id)
+            except _TransientDownloadError as exc:
+                if attempt >= self.attempts:
+                    raise DownloadError(str(exc), task_id=task_id, url=url) from exc
+                delay = full_jitter(attempt, base=0.5, cap=5.0, rng=self.clock.rng)
+                logger.info(
+                    "vidgo retrying download of %s in %.2f s (attempt %d of %d): %s",
+                    task_id or url,
+                    delay,
+                    attempt + 1,
+                    self.attempts,
+                    exc,
+                )
+                await self.clock.sleep(delay)
+
+    async def _fetch_once(self, url: str, part: Path, task_id: str | None) -> str | None:
+        session = self._open_session()
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self.timeout.connect,
+            sock_connect=self.timeout.connect,
+            sock_read=self.timeout.read,
+        )
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                async with session.get(current, allow_redirects=False, timeout=timeout) as response:
+                    if response.status in (301, 302, 303, 307, 308):
+                        location = response.headers.get("Location")
+                        if not location or hop == MAX_REDIRECTS:
+                            raise DownloadError(
+                                "Too many redirects or a redirect without a Location.",
+                                task_id=task_id,
+                                url=url,
+                            )
+                        target = str(response.url.join(URL(location)))
+                        current = check_result_url(target, allow_loopback=self.allow_loopback)
+                        continue
+                    return await self._save(response, part, task_id, url)
+            except _BlockedAddressError as exc:
+                raise UnsafeURLError(str(exc), task_id=task_id, url=url) from exc
+            except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, _BlockedAddressError):
+                    raise UnsafeURLError(str(exc.os_error), task_id=task_id, url=url) from exc
+                raise self._transient(exc, current, task_id) from exc
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise self._transient(exc, current, task_id) from exc
+            except UnsafeURLError as exc:
+                exc.task_id = exc.task_id or task_id
+                raise
+        raise DownloadError("Too many redirects.", task_id=task_id, url=url)  # pragma: no cover
+
+    @staticmethod
+    def _transient(exc: BaseException, url: str, task_id: str | None) -> DownloadError:
+        error = translate_exception(exc, method="GET", url=url)
+        return _TransientDownloadError(f"Download failed: {error}", task_id=task_id, url=url)
+
+    async def _save(
+        self, response: aiohttp.ClientResponse, part: Path, task_id: str | None, url: str
+    ) -> str | None:
+        status = response.status
+        if status in _EXPIRED_STATUSES:
+            raise ExpiredURLError(
+                f"The result URL answered HTTP {status}; it may have expired.",
+                task_id=task_id,
+                url=url,
+            )
+        if status in _RETRY_STATUSES:
+            raise _TransientDownloadError(
+                f"The storage answered HTTP {status}.", task_id=task_id, url=url
+            )
+        if status != 200:
+            raise DownloadError(f"The storage answered HTTP {status}.", task_id=task_id, url=url)
+        expected = response.content_length
+        if expected is not None and expected > self.max_bytes:
+            raise DownloadError(
+                f"The file is {expected} bytes, above max_download_bytes={self.max_bytes}.",
+                task_id=task_id,
+                url=url,
+            )
+        fd = await anyio.to_thread.run_sync(_open_part, part)
+        complete = False
+        try:
+            written = await self._stream(response, fd, task_id, url)
+            if expected is not None and written != expected:
+                raise _TransientDownloadError(
+                    f"The body ended after {written} of {expected} bytes.", task_id=task_id, url=url
+                )
+            complete = True
+        finally:
+            if complete:
+                await anyio.to_thread.run_sync(_finish, fd)
+            else:
+                # Runs on cancellation too: these calls are quick and must not be skipped.
+                os.close(fd)
+                _remove_quietly(part)
+        content_type: Any = response.headers.get("Content-Type")
+        return content_type if isinstance(content_type, str) else None
+
+    async def _stream(
+        self, response: aiohttp.ClientResponse, fd: int, task_id: str | None, url: str
+    ) -> int:
+        written = 0
+        buffer = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK_SIZE):
+            written += len(chunk)
+            if written > self.max_bytes:
+                response.close()
+                raise DownloadError(
+                    f"The file is larger than max_download_bytes={self.max_bytes}.",
+                    task_id=task_id,
+                    url=url,
+                )
+            buffer += chunk
+            if len(buffer) >= _WRITE_BUFFER:
+                data, buffer = bytes(buffer), bytearray()
+                await anyio.to_thread.run_sync(_write_all, fd, data)
+        if buffer:
+            await anyio.to_thread.run_sync(_write_all, fd, bytes(buffer))
+        return written

@@ -1,0 +1,608 @@
+"""The transport: one aiohttp session, the ``{code, data}`` envelope, the error map, retries.
+
+The transport knows nothing of models: it returns the envelope's ``data`` as plain JSON
+and raises the error tree of ``_errors``. aiohttp's exceptions are translated to that tree
+in exactly one place, :func:`translate_exception`.
+
+Retry rules (see ``RetryPolicy``): a GET is repeated on connection errors, timeouts and
+the retryable statuses. A submit (``idempotent=False``) costs money and the API has no
+idempotency key, so it is repeated only when it provably created nothing (the connection
+could not be opened, or a 429); any other failure after the request may have reached the
+server is raised as ``SubmitOutcomeUnknownError`` unless ``retry_ambiguous_submits``.
+Every retry spends tokens from the client's :class:`RetryBudget`, so a hard outage does
+not turn into a retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from ._backoff import full_jitter, parse_retry_after
+from ._clock import Clock
+from ._config import DEFAULT_MAX_JSON_BYTES, RetryPolicy, Timeout
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    ServerError,
+    SubmitOutcomeUnknownError,
+    status_error_class,
+)
+from ._rules import is_loopback_host
+from ._version import __version__
+
+__all__ = [
+    "USER_AGENT",
+    "Response",
+    "RetryBudget",
+    "Transport",
+    "client_timeout",
+    "normalise_base_url",
+    "translate_exception",
+]
+
+logger = logging.getLogger("vidgo_async")
+
+USER_AGENT = (
+    f"vidgo-async/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+)
+_CHUNK_SIZE = 64 * 1024
+_SNIPPET_LENGTH = 200
+# A Retry-After slept through gets up to this fraction on top, so that clients told the
+# same value do not all come back in the same millisecond.
+_RETRY_AFTER_SPREAD = 0.1
+
+
+def normalise_base_url(url: str, *, allow_insecure: bool = False) -> str:
+    """Check a base URL and return it without a trailing slash.
+
+    Raises:
+        ValueError: not an absolute http(s) URL, carries credentials, a query or a
+            fragment, or is plain ``http`` to a non-loopback host without ``allow_insecure``.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"base_url must be an absolute https URL (got {url!r})")
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"base_url is not a valid URL (got {text!r})") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"base_url must be an absolute https URL with a host (got {text!r})")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "base_url must not contain credentials; pass the key as api_key= or VIDGO_API_KEY"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url must not have a query or fragment (got {text!r})")
+    if parts.scheme == "http" and not allow_insecure and not is_loopback_host(host):
+        raise ValueError(
+            f"base_url {text!r} uses plain http, so the API key would travel in clear. "
+            "HINT: use https, or pass allow_insecure=True if you really mean it."
+        )
+    return text.rstrip("/")
+
+
+def client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
+    """Map a ``Timeout`` to aiohttp's: connect bounds pool wait + connect, read the gap between bytes."""
+    return aiohttp.ClientTimeout(
+        total=timeout.total,
+        connect=timeout.connect,
+        sock_connect=timeout.connect,
+        sock_read=timeout.read,
+    )
+
+
+def translate_exception(exc: BaseException, *, method: str, url: str) -> APIConnectionError:
+    """Turn an aiohttp or timeout exception into the error tree (the one place that does).
+
+    ``request_sent`` is ``False`` only when the request provably never left: the
+    connection could not be opened (refused, DNS, TLS handshake, connect timeout).
+    """
+    host = urlsplit(url).netloc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(
+            f"Timed out connecting to {host}.", method=method, url=url, request_sent=False
+        )
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return APITimeoutError(
+            f"Timed out waiting for data from {host} (read timeout).", method=method, url=url
+        )
+    if isinstance(exc, asyncio.TimeoutError):
+        return APITimeoutError(
+            f"The request to {host} exceeded its total time limit.", method=method, url=url
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
+            f"Could not connect to {host}: {exc.os_error.strerror or exc.os_error}.",
+            method=method,
+            url=url,
+            request_sent=False,
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return APIConnectionError(
+            f"{host} closed the connection before answering.", method=method, url=url
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return APIConnectionError(f"The answer from {host} was cut off.", method=method, url=url)
+    if isinstance(exc, aiohttp.ClientOSError):
+        return APIConnectionError(
+            f"The connection to {host} broke: {exc.strerror or exc}.", method=method, url=url
+        )
+    return APIConnectionError(
+        f"Error talking to {host}: {type(exc).__name__}: {exc}.", method=method, url=url
+    )
+
+
+@attrs.define
+class RetryBudget:
+    """A token bucket shared by every retry of one client (after botocore).
+
+    Each retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout) and each
+    request that succeeds on its first try gives ``success_refund`` back. An empty bucket
+    means "stop retrying": during an outage the client fails fast instead of multiplying
+    its load on the server.
+    """
+
+    capacity: int = 500
+    retry_cost: int = 5
+    timeout_cost: int = 10
+    success_refund: int = 1
+    tokens: int = attrs.field(default=-1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.capacity
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the bucket can no longer pay for an ordinary retry."""
+        return self.tokens < self.retry_cost
+
+    def try_acquire(self, *, timeout: bool = False) -> bool:
+        """Take the cost of one retry; ``False`` (and nothing taken) when the bucket is too low."""
+        cost = self.timeout_cost if timeout else self.retry_cost
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+    def record_success(self) -> None:
+        """Refund a token for a request that succeeded on its first try."""
+        self.tokens = min(self.capacity, self.tokens + self.success_refund)
+
+
+class _Secret:
+    """Hold the API key so that no repr, ``vars()`` dump or debugger shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+    __str__ = __repr__
+
+
+@attrs.frozen
+class Response:
+    """One decoded answer: the envelope's ``data``, the HTTP status and the headers."""
+
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+
+
+@attrs.frozen
+class _RawResponse:
+    status: int
+    reason: str
+    body: bytes
+    truncated: bool
+    headers: Mapping[str, str]
+    method: str
+    url: str
+
+
+def _html_title(text: str) -> str | None:
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split()) if match else None
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET_LENGTH else flat[: _SNIPPET_LENGTH - 3] + "..."
+
+
+def _detail_message(detail: object) -> str | None:
+    """Render a FastAPI ``detail`` (a string or a list of ``{loc, msg}``) as one line."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:10]:
+            if isinstance(item, Mapping):
+                loc = item.get("loc")
+                where = ".".join(str(p) for p in loc) if isinstance(loc, list) else None
+                msg = str(item.get("msg", item))
+                parts.append(f"{where}: {msg}" if where else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    return None
+
+
+def _describe_error_body(body: object, text: str, reason: str) -> tuple[str, str | None]:
+    """Return (message, error type) from any error body: unified, FastAPI, plain or HTML."""
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            message = error.get("message")
+            error_type = error.get("type")
+            return (
+                str(message) if message is not None else reason,
+                error_type if isinstance(error_type, str) else None,
+            )
+        if isinstance(error, str):
+            return error, None
+        detail = _detail_message(body.get("detail"))
+        if detail:
+            return detail, None
+        for key in ("message", "msg"):
+            if isinstance(body.get(key), str):
+                return str(body[key]), None
+        return reason, None
+    if text.strip():
+        title = _html_title(text)
+        shown = title if title else _snippet(text)
+        return f"{reason} (non-JSON answer: {shown})", None
+    return reason, None
+
+
+def _decode(raw: bytes) -> tuple[object, str]:
+    """Return (parsed JSON or None, text); ``None`` also when the body is not JSON."""
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        return None, text
+    try:
+        return json.loads(text), text
+    except ValueError:
+        return None, text
+
+
+def _as_status_code(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _error_for(
+    status: int,
+    body: object,
+    text: str,
+    raw: _RawResponse,
+    retry_after: float | None,
+) -> APIStatusError:
+    reason = raw.reason or f"HTTP {status}"
+    message, error_type = _describe_error_body(body, text, reason)
+    shown_body: object = body if body is not None else _snippet(text)
+    request_id = raw.headers.get("x-request-id") or raw.headers.get("request-id")
+    cls = status_error_class(status)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message,
+            status_code=status,
+            error_type=error_type,
+            body=shown_body,
+            method=raw.method,
+            url=raw.url,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
+    return cls(
+        message,
+        status_code=status,
+        error_type=error_type,
+        body=shown_body,
+        method=raw.method,
+        url=raw.url,
+        request_id=request_id,
+    )
+
+
+class Transport:
+    """Send API requests: headers, timeouts, envelope, error mapping and retries.
+
+    Args:
+        api_key: sent as ``Authorization: Bearer`` on API calls only, never logged.
+        base_url: a checked base URL (see :func:`normalise_base_url`).
+        timeout: the default per-request limits.
+        retry: the default retry policy.
+        clock: time, sleep and randomness.
+        session: a user's session, used and left open; otherwise one is created lazily.
+        max_json_bytes: the largest answer body read.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: Timeout,
+        retry: RetryPolicy,
+        clock: Clock,
+        session: aiohttp.ClientSession | None = None,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    ) -> None:
+        self._api_key = _Secret(api_key)
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry
+        self.clock = clock
+        self.max_json_bytes = max_json_bytes
+        self.retry_budget = RetryBudget()
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Transport base_url={self.base_url!r}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose`` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "This VidgoClient is closed. HINT: create a new client, or keep using it "
+                "inside its `async with` block."
+            )
+
+    async def open(self) -> aiohttp.ClientSession:
+        """Return the session, creating the pooled one on first use."""
+        self._check_open()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, enable_cleanup_closed=False),
+                timeout=client_timeout(self.timeout),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it (idempotent)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def _headers(self, *, with_body: bool) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._api_key.value}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        if with_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        cap = self.max_json_bytes
+        length = response.content_length
+        if length is not None and length > cap:
+            return b"", True
+        buffer = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK_SIZE):
+            buffer += chunk
+            if len(buffer) > cap:
+                return bytes(buffer[:cap]), True
+        return bytes(buffer), False
+
+    async def _attempt(
+        self, method: str, path: str, json_body: Mapping[str, Any] | None, timeout: Timeout
+    ) -> _RawResponse:
+        session = await self.open()
+        url = self.base_url + path
+        data = None if json_body is None else json.dumps(json_body).encode("utf-8")
+        logger.debug("vidgo request %s %s", method, url)
+        try:
+            async with session.request(
+                method,
+                url,
+                data=data,
+                headers=self._headers(with_body=data is not None),
+                timeout=client_timeout(timeout),
+                allow_redirects=False,
+            ) as response:
+                body, truncated = await self._read_capped(response)
+                if truncated:
+                    # Drop the connection rather than drain a body we refused to read.
+                    response.close()
+                raw = _RawResponse(
+                    status=response.status,
+                    reason=response.reason or "",
+                    body=body,
+                    truncated=truncated,
+                    headers=dict(response.headers),
+                    method=method,
+                    url=url,
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise translate_exception(exc, method=method, url=url) from exc
+        logger.debug("vidgo response %s %s -> %d", method, url, raw.status)
+        return raw
+
+    def _interpret(self, raw: _RawResponse) -> Response:
+        """Unwrap the envelope of an answer or raise the matching error."""
+        retry_after = parse_retry_after(raw.headers, now=self.clock.time())
+        if 300 <= raw.status < 400:
+            location = raw.headers.get("Location") or raw.headers.get("location") or "?"
+            raise APIStatusError(
+                f"The API answered with a redirect to {_snippet(location)!r}, which was not "
+                "followed: API calls never follow redirects, so the key never leaves "
+                f"{self.base_url}. HINT: check base_url.",
+                status_code=raw.status,
+                method=raw.method,
+                url=raw.url,
+            )
+        if raw.status >= 400 or raw.status < 200:
+            body, text = (None, "") if raw.truncated else _decode(raw.body)
+            raise _error_for(raw.status, body, text, raw, retry_after)
+        if raw.truncated:
+            raise APIResponseValidationError(
+                f"The API answer is larger than {self.max_json_bytes} bytes; it was not read.",
+                method=raw.method,
+                url=raw.url,
+            )
+        body, text = _decode(raw.body)
+        if not isinstance(body, Mapping):
+            raise APIResponseValidationError(
+                f"The API answered HTTP {raw.status} with a body that is not a JSON object: "
+                f"{_snippet(text)!r}",
+                body=body if body is not None else _snippet(text),
+                method=raw.method,
+                url=raw.url,
+            )
+        code = _as_status_code(body.get("code"))
+        if code is not None and code >= 400:
+            raise _error_for(code, body, text, raw, retry_after)
+        if "data" in body:
+            return Response(status=raw.status, data=body["data"], headers=raw.headers)
+        if "code" in body:
+            raise APIResponseValidationError(
+                "The API answer has a code but no data.", body=body, method=raw.method, url=raw.url
+            )
+        # Tolerate an unwrapped object (the platform's docs show both shapes).
+        return Response(status=raw.status, data=body, headers=raw.headers)
+
+    async def send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | None = None,
+    ) -> Response:
+        """Send one request without retries; return the decoded answer or raise its error."""
+        raw = await self._attempt(method, path, json_body, timeout or self.timeout)
+        return self._interpret(raw)
+
+    def _retryable(self, exc: APIError, *, idempotent: bool, policy: RetryPolicy) -> bool:
+        if isinstance(exc, APIConnectionError):
+            return idempotent or not exc.request_sent or policy.retry_ambiguous_submits
+        if isinstance(exc, APIStatusError) and exc.status_code in policy.retry_statuses:
+            if idempotent or isinstance(exc, RateLimitError):
+                return True
+            return policy.retry_ambiguous_submits
+        return False
+
+    @staticmethod
+    def _ambiguous(exc: APIError) -> bool:
+        """Whether a failed submit may have created a task."""
+        if isinstance(exc, APIConnectionError):
+            return exc.request_sent
+        return isinstance(exc, ServerError)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Response:
+        """Send a request with the retry rules; see the module docstring.
+
+        Raises:
+            SubmitOutcomeUnknownError: a non-idempotent request may have been executed.
+            APIStatusError, APIConnectionError, APIResponseValidationError: otherwise.
+        """
+        policy = retry or self.retry
+        ambiguous: APIError | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                raw = await self._attempt(method, path, json_body, timeout or self.timeout)
+                retry_after = parse_retry_after(raw.headers, now=self.clock.time())
+                response = self._interpret(raw)
+            except (APIConnectionError, APIStatusError) as exc:
+                if not idempotent and self._ambiguous(exc):
+                    ambiguous = exc
+                if isinstance(exc, RateLimitError):
+                    retry_after = exc.retry_after
+                delay = self._retry_delay(exc, attempt, retry_after, idempotent, policy)
+                if delay is None:
+                    raise self._final_error(exc, ambiguous, json_body) from exc
+                logger.info(
+                    "vidgo retrying %s %s in %.2f s (attempt %d of %d) after: %s",
+                    method,
+                    path,
+                    delay,
+                    attempt + 1,
+                    policy.max_attempts,
+                    exc,
+                )
+                await self.clock.sleep(delay)
+                continue
+            if attempt == 1:
+                self.retry_budget.record_success()
+            return response
+
+    def _retry_delay(
+        self,
+        exc: APIError,
+        attempt: int,
+        retry_after: float | None,
+        idempotent: bool,
+        policy: RetryPolicy,
+    ) -> float | None:
+        """Return the wait before the next attempt, or ``None`` when not retrying."""
+        if attempt >= policy.max_attempts:
+            return None
+        if not self._retryable(exc, idempotent=idempotent, policy=policy):
+            return None
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return None
+        if not self.retry_budget.try_acquire(timeout=isinstance(exc, APITimeoutError)):
+            logger.warning("vidgo retry budget exhausted: not retrying %s %s", exc.method, exc.url)
+            return None
+        if retry_after is not None:
+            return retry_after * (1.0 + _RETRY_AFTER_SPREAD * self.clock.rng.random())
+        return full_jitter(
+            attempt, base=policy.initial_delay, cap=policy.max_delay, rng=self.clock.rng
+        )
+
+    @staticmethod
+    def _final_error(
+        exc: APIError, ambiguous: APIError | None, json_body: Mapping[str, Any] | None
+    ) -> BaseException:
+        if ambiguous is not None:
+            payload = dict(json_body or {})
+            return SubmitOutcomeUnknownError(str(payload.get("model", "?")), payload, ambiguous)
+        return exc
