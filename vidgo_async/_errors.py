@@ -23,8 +23,14 @@ Everything the package raises on purpose derives from :class:`VidgoError`::
     │   ├── UnknownStatusError                   a status this client does not know
     │   └── WaitTimeoutError (also TimeoutError) the wait deadline passed first
     ├── TaskNotFoundError (also NotFoundError)   the task stayed invisible past the grace period
-    └── DownloadError                            a result file could not be fetched
-        └── UnsafeURLError                       a result URL failed the safety checks
+    ├── DownloadError                            a result file could not be fetched
+    │   └── UnsafeURLError                       a result URL failed the safety checks
+    ├── JournalError                             the journal file is unusable (never overwritten)
+    │   └── JournalConflictError                 same job key, different request
+    └── WebhookError                             a callback request was refused (``status_code``)
+        ├── InvalidCallbackError (also ValueError)  400: not a task body
+        ├── CallbackTooLargeError                413: the body is over the size limit
+        └── UnknownCallbackTokenError            404: no job has this callback token
 
 Messages never contain the API key: the transport never puts headers in them.
 """
@@ -45,10 +51,14 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CallbackTooLargeError",
     "ConflictError",
     "DownloadError",
     "InputValidationError",
     "InsufficientCreditsError",
+    "InvalidCallbackError",
+    "JournalConflictError",
+    "JournalError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -57,11 +67,13 @@ __all__ = [
     "TaskError",
     "TaskFailedError",
     "TaskNotFoundError",
+    "UnknownCallbackTokenError",
     "UnknownStatusError",
     "UnsafeURLError",
     "ValidationIssue",
     "VidgoError",
     "WaitTimeoutError",
+    "WebhookError",
     "status_error_class",
 ]
 
@@ -381,3 +393,62 @@ class DownloadError(VidgoError):
 
 class UnsafeURLError(DownloadError):
     """A result URL was refused before connecting (scheme, host or address not allowed)."""
+
+
+class WebhookError(VidgoError):
+    """A callback request was refused; ``status_code`` is the HTTP status to answer it with."""
+
+    status_code: int = 400
+
+
+class InvalidCallbackError(WebhookError, ValueError):
+    """The callback body is not a task object nor a ``{code, data}`` envelope holding one."""
+
+    status_code = 400
+
+
+class CallbackTooLargeError(WebhookError):
+    """The callback body is larger than the receiver accepts (``size`` and ``limit`` in bytes)."""
+
+    status_code = 413
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the callback body has {size} bytes, more than the limit of {limit} bytes "
+            "(a Vidgo task callback is a few kilobytes)"
+        )
+
+
+class UnknownCallbackTokenError(WebhookError):
+    """No job owns the callback token in the request path (wrong, forgotten or expired)."""
+
+    status_code = 404
+
+
+class JournalError(VidgoError):
+    """The journal file cannot be used: foreign, corrupted, newer, or a wrong operation on it.
+
+    The file is never modified or overwritten when this is raised while opening it.
+    ``path`` names the file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class JournalConflictError(JournalError):
+    """A job key is already in the journal with a different request (model + input).
+
+    ``key`` is the job key; ``recorded`` and ``given`` are the two request fingerprints.
+    """
+
+    def __init__(
+        self, message: str, *, key: str, recorded: str, given: str, path: str | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.recorded = recorded
+        self.given = given

@@ -1,0 +1,666 @@
+"""The crash-safe job journal: one SQLite file that remembers every submit.
+
+Vidgo has no idempotency key and no way to list tasks, so the task ids of a batch live
+only where the client writes them down. The journal writes them down *before* they matter:
+
+1. ``record_intent`` — the job key and the request fingerprint, committed before the submit
+   is sent (a crash after this point leaves the job ``submitting``: in doubt, never resent
+   silently);
+2. ``record_submitted`` — the ``task_id``, committed before the job counts as in flight;
+3. ``record_terminal`` / ``record_failed`` / ``record_unknown`` — how it ended;
+4. ``record_download`` — where its files were written.
+
+Durability: the file is in WAL mode with ``synchronous=FULL``, so every ``record_*`` call has
+reached the disk when it returns. Several processes on one machine may share one journal:
+writes use ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for each other.
+
+Never blocking the event loop: every database call runs in a worker thread
+(``anyio.to_thread.run_sync``) on the journal's single connection, guarded by a lock. A
+cancelled caller still waits for its write to finish, so a write is never half done.
+
+Damage: SQLite's WAL checksums drop a torn tail (a commit cut short by a crash, or garbage
+appended to the ``-wal`` file), and the journal then opens with every commit before it
+intact. Damage that SQLite cannot recover from (a truncated or overwritten database page, a
+file that is not a journal) raises :class:`~vidgo_async.JournalError` on open, and the file
+is left exactly as it was, for you to inspect or move aside.
+
+The journal never holds the API key: only job keys, models, inputs, task ids and outcomes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import attrs
+
+from ._converter import converter, structure
+from ._errors import APIResponseValidationError, JournalConflictError, JournalError
+from ._jobs import request_fingerprint
+from ._journal_file import (
+    APPLICATION_ID,
+    DEFAULT_BUSY_TIMEOUT,
+    JOURNAL_SCHEMA_VERSION,
+    JournalFile,
+)
+from ._models import Task
+
+__all__ = [
+    "APPLICATION_ID",
+    "JOURNAL_SCHEMA_VERSION",
+    "Journal",
+    "JournalEntry",
+    "JournalState",
+    "canonical_json",
+    "fingerprint",
+]
+
+logger = logging.getLogger("vidgo_async")
+
+T = TypeVar("T")
+
+
+class JournalState(str, enum.Enum):
+    """Where a journaled job stands."""
+
+    SUBMITTING = "submitting"  # intent written; the submit may or may not have been sent
+    IN_FLIGHT = "in_flight"  # the API gave a task_id; not yet seen terminal
+    UNKNOWN = "unknown"  # sent, no answer: a task may exist (and be billed)
+    FINISHED = "finished"
+    FAILED = "failed"  # rejected before a task existed, or the task failed
+    TIMEOUT = "timeout"  # our deadline passed; the task goes on under its task_id
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job needs nothing more (``finished`` or ``failed``)."""
+        return self in (JournalState.FINISHED, JournalState.FAILED)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
+# followed by the canonical JSON of the input. A journal refuses to reuse a job key for a
+# different fingerprint. ``record_intent`` has a parameter of that name, hence the alias.
+fingerprint = request_fingerprint
+_fingerprint_of = request_fingerprint
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """One job as the journal last recorded it.
+
+    Attributes:
+        key: the job key (a batch line's ``id``).
+        fingerprint: see :func:`fingerprint`.
+        model, input: the request as it was (or would be) sent.
+        state: see :class:`JournalState`.
+        task_id: the task id the API gave, when it gave one.
+        task: the last task seen (terminal tasks are recorded), when any.
+        error_type, error_message: why the job failed or is unknown.
+        files: local paths of downloaded result files, in the task's file order.
+        attempts: how many submits were started for this key.
+        callback_token: the capability token of the job's callback URL, when one was used.
+        created_at, updated_at, submitted_at, finished_at: Unix times.
+    """
+
+    key: str
+    fingerprint: str
+    model: str
+    input: dict[str, Any]
+    state: JournalState
+    task_id: str | None = None
+    task: Task | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    files: tuple[str, ...] = ()
+    attempts: int = 0
+    callback_token: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def error(self) -> dict[str, str] | None:
+        """The error as ``{"type": ..., "message": ...}``, or ``None``."""
+        if self.error_type is None and self.error_message is None:
+            return None
+        return {"type": self.error_type or "Error", "message": self.error_message or ""}
+
+    @property
+    def submit_in_doubt(self) -> bool:
+        """Whether a submit may have created a task whose id was never recorded.
+
+        True for ``unknown`` and for ``submitting`` (the process died between the intent
+        and the answer). Such jobs must not be resubmitted without the user's consent.
+        """
+        return self.state in (JournalState.SUBMITTING, JournalState.UNKNOWN)
+
+    @property
+    def needs_poll(self) -> bool:
+        """Whether the job has a task id but no terminal task yet (re-attach by polling)."""
+        return self.task_id is not None and self.state in (
+            JournalState.IN_FLIGHT,
+            JournalState.TIMEOUT,
+        )
+
+
+# Literal statements (no string building), one per query shape; the column order is _entry's.
+_SELECT_BY_KEY = (
+    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
+    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
+    "submitted_at, finished_at, checksum FROM jobs WHERE key = ?"
+)
+_SELECT_BY_TASK = (
+    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
+    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
+    "submitted_at, finished_at, checksum FROM jobs WHERE task_id = ? ORDER BY seq LIMIT 1"
+)
+_SELECT_ALL = (
+    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
+    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
+    "submitted_at, finished_at, checksum FROM jobs ORDER BY seq"
+)
+
+
+class Journal:
+    """A crash-safe journal of generation jobs in one SQLite file.
+
+    Use it as an async context manager, or ``await Journal.open(path)`` and ``aclose()``::
+
+        async with Journal("out/journal.sqlite") as journal:
+            entry = await journal.get("clip-7")
+
+    Args:
+        path: the journal file; created (with its parent directories) when missing,
+            unless ``create`` is false.
+        create: create a missing journal; when false a missing file raises ``JournalError``.
+        readonly: open without ever writing (for inspection tools).
+        busy_timeout: seconds to wait for another process holding the write lock.
+
+    Raises (on open):
+        JournalError: the file is not a vidgo-async journal, is damaged, or was written by
+            a newer version. The file is not modified.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        _clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._path = Path(path)
+        self._create = create and not readonly
+        self._readonly = readonly
+        self._busy_timeout = busy_timeout
+        self._clock = _clock
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The journal file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._conn else "unopened")
+        return f"<Journal {str(self._path)!r} {state}>"
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> Journal:
+        """Open (or create) the journal at ``path``; close it with ``aclose()``."""
+        journal = cls(path, create=create, readonly=readonly, busy_timeout=busy_timeout)
+        await journal._open()
+        return journal
+
+    async def __aenter__(self) -> Journal:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the journal (idempotent). Every returned ``record_*`` call is already durable."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._conn is not None:
+            await anyio.to_thread.run_sync(self._close_sync)
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    async def _open(self) -> None:
+        if self._closed:
+            raise JournalError("the journal is closed", path=str(self._path))
+        if self._conn is None:
+            await anyio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = JournalFile(
+                    self._path,
+                    create=self._create,
+                    readonly=self._readonly,
+                    busy_timeout=self._busy_timeout,
+                    clock=self._clock,
+                ).connect()
+
+    def _error(self, message: str) -> JournalError:
+        return JournalError(f"{message}: {self._path}", path=str(self._path))
+
+    # -- running database work off the event loop ----------------------------------------
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise JournalError("the journal is closed", path=str(self._path))
+        if self._conn is None:
+            await self._open()
+
+        def call() -> T:
+            with self._lock:
+                if self._conn is None:
+                    raise JournalError("the journal is closed", path=str(self._path))
+                try:
+                    return func(self._conn)
+                except sqlite3.DatabaseError as exc:
+                    raise self._error(f"journal write or read failed ({exc})") from exc
+
+        # Not cancellable on purpose: a cancelled caller still waits for its commit.
+        return await anyio.to_thread.run_sync(call)
+
+    def _write(
+        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
+    ) -> Callable[[sqlite3.Connection], JournalEntry]:
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+
+        def transaction(conn: sqlite3.Connection) -> JournalEntry:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                change(conn, self._load(conn, key))
+                row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+                if row is None:  # pragma: no cover - every change writes the row
+                    raise self._error(f"no journal entry for key {key!r}")
+                checksum = _row_checksum(row[:-1])
+                conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
+                entry = self._entry((*row[:-1], checksum))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return entry
+
+        return transaction
+
+    def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
+        row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
+        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
+         files_json, attempts, token, created, updated, submitted, finished, checksum) = row  # fmt: skip
+        # SQLite has no page checksums: a damaged byte inside a row would read back as a
+        # plausible but wrong value. The row checksum turns that into a clear error.
+        if checksum != _row_checksum(row[:-1]):
+            raise self._error(f"the journal entry {key!r} is damaged (checksum mismatch)")
+        try:
+            task = None if task_json is None else structure(json.loads(task_json), Task)
+            return JournalEntry(
+                key=key,
+                fingerprint=fp,
+                model=model,
+                input=json.loads(input_json),
+                state=JournalState(state),
+                task_id=task_id,
+                task=task,
+                error_type=error_type,
+                error_message=error_message,
+                files=tuple(json.loads(files_json)),
+                attempts=attempts,
+                callback_token=token,
+                created_at=created,
+                updated_at=updated,
+                submitted_at=submitted,
+                finished_at=finished,
+            )
+        except (ValueError, TypeError, APIResponseValidationError) as exc:
+            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
+
+    def _missing(self, key: str, action: str) -> JournalError:
+        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, key: str) -> JournalEntry | None:
+        """Return the entry for ``key``, or ``None`` when the journal has never seen it."""
+        return await self._run(lambda conn: self._load(conn, key))
+
+    async def find_task(self, task_id: str) -> JournalEntry | None:
+        """Return the entry holding ``task_id``, or ``None``."""
+
+        def query(conn: sqlite3.Connection) -> JournalEntry | None:
+            row = conn.execute(_SELECT_BY_TASK, (task_id,)).fetchone()
+            return None if row is None else self._entry(row)
+
+        return await self._run(query)
+
+    async def entries(self) -> list[JournalEntry]:
+        """Return every entry, in the order their keys were first recorded."""
+
+        def query(conn: sqlite3.Connection) -> list[JournalEntry]:
+            rows = conn.execute(_SELECT_ALL).fetchall()
+            return [self._entry(row) for row in rows]
+
+        return await self._run(query)
+
+    async def summary(self) -> dict[str, int]:
+        """Return the number of jobs in each state (every state listed, zeros included)."""
+
+        def query(conn: sqlite3.Connection) -> dict[str, int]:
+            counts = {state.value: 0 for state in JournalState}
+            for state, count in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
+                counts[str(state)] = count
+            return counts
+
+        return await self._run(query)
+
+    async def check_fingerprint(self, key: str, fingerprint: str) -> JournalEntry | None:
+        """Return the entry for ``key`` if it was recorded for the same request.
+
+        Returns ``None`` when the key is new.
+
+        Raises:
+            JournalConflictError: the key is recorded with a different request fingerprint
+                (the input changed under the same id).
+        """
+        entry = await self.get(key)
+        if entry is not None:
+            self._check_same(entry, fingerprint)
+        return entry
+
+    def _check_same(self, entry: JournalEntry, given: str) -> None:
+        if entry.fingerprint != given:
+            raise JournalConflictError(
+                f"job {entry.key!r} is already in the journal {self._path} with a different "
+                f"request (model {entry.model!r}, state {entry.state.value}"
+                + (f", task {entry.task_id}" if entry.task_id else "")
+                + "). It was not submitted again. HINT: give the changed job a new id, or start "
+                "a new journal (`--fresh`) if you really mean to pay for it again",
+                key=entry.key,
+                recorded=entry.fingerprint,
+                given=given,
+                path=str(self._path),
+            )
+
+    # -- writing (each call is durable when it returns) -----------------------------------------
+
+    async def record_intent(
+        self,
+        key: str,
+        fingerprint: str,
+        model: str,
+        input: Mapping[str, Any] | str,
+        callback_token: str | None = None,
+    ) -> JournalEntry:
+        """Record that a submit for ``key`` is about to be sent; call it before sending.
+
+        ``input`` is the input mapping as it will be sent (or its JSON). A new key starts in
+        ``submitting`` with ``attempts == 1``; a key that is ``unknown``, ``submitting`` or
+        ``failed`` without a task may be submitted again (``attempts`` grows).
+
+        Raises:
+            JournalConflictError: the key is recorded with another fingerprint.
+            JournalError: the key already has a task (re-attach to it instead), or the
+                fingerprint does not match ``model`` and ``input``.
+        """
+        data = json.loads(input) if isinstance(input, str) else dict(input)
+        computed = _fingerprint_of(model, data)
+        if fingerprint != computed:
+            raise ValueError(
+                f"fingerprint {fingerprint!r} does not match the model and input of job "
+                f"{key!r}; compute it with request_fingerprint(model, input)"
+            )
+        input_json = canonical_json(data)
+        now = self._clock()
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                conn.execute(
+                    "INSERT INTO jobs (key, fingerprint, model, input_json, callback_token, "
+                    "state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                    (key, fingerprint, model, input_json, callback_token,
+                     JournalState.SUBMITTING.value, now, now),
+                )  # fmt: skip
+                return
+            self._check_same(entry, fingerprint)
+            if entry.task_id is not None and entry.state is not JournalState.FAILED:
+                raise self._error(
+                    f"job {key!r} was already submitted as task {entry.task_id} "
+                    f"(state {entry.state.value}); poll that task instead of submitting again"
+                )
+            conn.execute(
+                "UPDATE jobs SET state = ?, callback_token = ?, task_id = NULL, task_json = NULL, "
+                "error_type = NULL, error_message = NULL, files_json = '[]', "
+                "attempts = attempts + 1, updated_at = ?, submitted_at = NULL, "
+                "finished_at = NULL WHERE key = ?",
+                (JournalState.SUBMITTING.value, callback_token, now, key),
+            )
+
+        return await self._run(self._write(key, change))
+
+    async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
+        """Record the ``task_id`` the API gave for ``key``; call it before counting it in flight.
+
+        Recording the same task id again does nothing (duplicates collapse).
+
+        Raises:
+            JournalError: no intent was recorded, or the job already holds another task id.
+        """
+        now = self._clock()
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                raise self._missing(key, "record a task id")
+            if entry.task_id == task_id:
+                return
+            if entry.task_id is not None:
+                raise self._error(
+                    f"job {key!r} already holds task {entry.task_id}; refusing to record a "
+                    f"second task {task_id} for it"
+                )
+            conn.execute(
+                "UPDATE jobs SET state = ?, task_id = ?, error_type = NULL, error_message = NULL, "
+                "submitted_at = ?, updated_at = ? WHERE key = ?",
+                (JournalState.IN_FLIGHT.value, task_id, now, now, key),
+            )
+
+        return await self._run(self._write(key, change))
+
+    async def record_unknown(self, key: str, error: BaseException | str) -> JournalEntry:
+        """Record that the submit for ``key`` was sent but its outcome is unknown.
+
+        Does nothing when the job already has a task id (a late, stale report).
+        """
+        error_type, message = _describe(error)
+        now = self._clock()
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                raise self._missing(key, "record an unknown submit")
+            if entry.task_id is not None:
+                return
+            conn.execute(
+                "UPDATE jobs SET state = ?, error_type = ?, error_message = ?, updated_at = ? "
+                "WHERE key = ?",
+                (JournalState.UNKNOWN.value, error_type, message, now, key),
+            )
+
+        return await self._run(self._write(key, change))
+
+    async def record_failed(
+        self, key: str, error_type: str, message: str, task: Task | Mapping[str, Any] | None = None
+    ) -> JournalEntry:
+        """Record that ``key`` failed: rejected before a task existed, or its task failed.
+
+        A ``finished`` job is never turned into a failed one.
+        """
+        task_json = _task_json(task)
+        now = self._clock()
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                raise self._missing(key, "record a failure")
+            if entry.state is JournalState.FINISHED:
+                return
+            conn.execute(
+                "UPDATE jobs SET state = ?, error_type = ?, error_message = ?, "
+                "task_json = coalesce(?, task_json), finished_at = ?, updated_at = ? "
+                "WHERE key = ?",
+                (JournalState.FAILED.value, error_type, message, task_json, now, now, key),
+            )
+
+        return await self._run(self._write(key, change))
+
+    async def record_terminal(
+        self,
+        key: str,
+        state: JournalState | str,
+        task: Task | Mapping[str, Any] | None,
+        files: Iterable[str | Path] = (),
+        *,
+        error_type: str | None = None,
+        message: str | None = None,
+    ) -> JournalEntry:
+        """Record how the task of ``key`` ended: ``finished``, ``failed`` or ``timeout``.
+
+        ``task`` is the last task seen; ``files`` the local paths already downloaded, if
+        any. A ``finished`` job never goes back to another state; recording the same
+        outcome twice only refreshes it (duplicates collapse).
+        """
+        state = JournalState(state)
+        if state not in (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT):
+            raise ValueError(f"record_terminal takes finished, failed or timeout (got {state})")
+        task_json = _task_json(task)
+        task_id = _task_id(task)
+        files_json = json.dumps([str(path) for path in files])
+        now = self._clock()
+        if state is JournalState.FAILED and error_type is None:
+            error_type = "TaskFailedError"
+            if message is None and isinstance(task, Task):
+                message = task.error_message
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                raise self._missing(key, "record an outcome")
+            if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
+                raise self._error(
+                    f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
+                )
+            if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
+                return
+            keep_files = files_json == "[]"
+            conn.execute(
+                "UPDATE jobs SET state = ?, task_id = coalesce(task_id, ?), "
+                "task_json = coalesce(?, task_json), "
+                "files_json = CASE WHEN ? THEN files_json ELSE ? END, "
+                "error_type = ?, error_message = ?, "
+                "finished_at = CASE WHEN ? = 'timeout' THEN finished_at ELSE ? END, "
+                "updated_at = ? WHERE key = ?",
+                (state.value, task_id, task_json, keep_files, files_json, error_type, message,
+                 state.value, now, now, key),
+            )  # fmt: skip
+
+        return await self._run(self._write(key, change))
+
+    async def record_download(self, key: str, *paths: str | Path) -> JournalEntry:
+        """Record the local files downloaded for ``key`` (replacing any earlier list)."""
+        files_json = json.dumps([str(path) for path in paths])
+        now = self._clock()
+
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+            if entry is None:
+                raise self._missing(key, "record downloads")
+            conn.execute(
+                "UPDATE jobs SET files_json = ?, updated_at = ? WHERE key = ?",
+                (files_json, now, key),
+            )
+
+        return await self._run(self._write(key, change))
+
+    async def forget(self, key: str) -> bool:
+        """Delete the entry for ``key``; return whether there was one.
+
+        Only for tools and tests: a forgotten job with a task id can be paid for twice.
+        """
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM jobs WHERE key = ?", (key,)).rowcount > 0
+
+        return await self._run(delete)
+
+
+def _row_checksum(values: tuple[Any, ...]) -> str:
+    return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()
+
+
+def _describe(error: BaseException | str) -> tuple[str, str]:
+    if isinstance(error, BaseException):
+        return type(error).__name__, str(error)
+    return "SubmitOutcomeUnknownError", error
+
+
+def _task_json(task: Task | Mapping[str, Any] | None) -> str | None:
+    if task is None:
+        return None
+    if isinstance(task, Task):
+        return json.dumps(converter.unstructure(task), separators=(",", ":"))
+    return json.dumps(dict(task), separators=(",", ":"), default=str)
+
+
+def _task_id(task: Task | Mapping[str, Any] | None) -> str | None:
+    if isinstance(task, Task):
+        return task.task_id
+    if isinstance(task, Mapping):
+        value = task.get("task_id")
+        return value if isinstance(value, str) and value else None
+    return None

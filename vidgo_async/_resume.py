@@ -1,0 +1,155 @@
+"""Resuming from a journal: the orchestrator's recorder and the plan for a rerun.
+
+:class:`JournalRecorder` is the orchestrator's ``JobRecorder`` backed by a :class:`Journal`:
+the intent is durable before a submit is sent, the ``task_id`` before the job counts as in
+flight, the outcome once it ends.
+
+:func:`plan_resume` sorts the requests of a rerun against what the journal already knows:
+
+- ``finished`` jobs are skipped (reported from the journal; missing files are downloaded by
+  the caller);
+- jobs holding a ``task_id`` that never ended (``in_flight``, ``timeout``) are re-attached:
+  polled, never submitted again;
+- jobs whose submit outcome is unknown (``unknown``, or ``submitting`` when the process died
+  mid-submit) are *not* submitted again unless ``retry_unknown`` is set;
+- ``failed`` jobs are submitted again (failed generations are not billed on Vidgo);
+- a key recorded with a different request fingerprint is a conflict: nothing should be sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from ._errors import JournalConflictError
+from ._inputs import prepare_input
+from ._jobs import GenerationRequest, Job, JobResult, JobState, request_fingerprint
+from ._journal import Journal, JournalEntry, JournalState
+from ._models import Task, TaskStatus
+
+__all__ = ["JournalRecorder", "ResumePlan", "plan_resume"]
+
+
+class JournalRecorder:
+    """Make an orchestrator's job transitions durable in a :class:`Journal`.
+
+    Pass it as ``Orchestrator(client, journal=JournalRecorder(journal))``.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    async def before_submit(self, job: Job) -> None:
+        """Record the intent (key, fingerprint, request) before the submit is sent."""
+        await self.journal.record_intent(
+            job.key, job.fingerprint, job.model, job.input, callback_token=job.callback_token
+        )
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        """Record the task id before the job counts as in flight."""
+        await self.journal.record_submitted(job.key, task.task_id)
+
+    async def after_end(self, job: Job) -> None:
+        """Record how the job ended."""
+        await self._record_end(job.key, job.state, job.task, job.error)
+
+    async def record_result(self, result: JobResult) -> None:
+        """Record how a re-attached job ended.
+
+        The orchestrator reports only jobs it submitted itself to ``after_end``; call this
+        with the result of each job started with ``Orchestrator.attach``.
+        """
+        await self._record_end(result.key, result.state, result.task, result.error)
+
+    async def _record_end(
+        self, key: str, state: JobState, task: Task | None, error: BaseException | None
+    ) -> None:
+        journal = self.journal
+        error_type = None if error is None else type(error).__name__
+        message = None if error is None else str(error)
+        if state is JobState.FINISHED:
+            await journal.record_terminal(key, JournalState.FINISHED, task)
+        elif state is JobState.UNKNOWN:
+            await journal.record_unknown(key, error if error is not None else "no answer")
+        elif task is not None and state in (JobState.FAILED, JobState.TIMEOUT):
+            ended = JournalState.FAILED if state is JobState.FAILED else JournalState.TIMEOUT
+            await journal.record_terminal(key, ended, task, error_type=error_type, message=message)
+        elif state is JobState.FAILED:
+            await journal.record_failed(key, error_type or "Error", message or "")
+        elif state is not JobState.IN_FLIGHT:
+            # Cancelled or timed out before its submit was sent: nothing was created or
+            # paid for, so the intent is withdrawn and a rerun submits the job afresh.
+            entry = await journal.get(key)
+            if entry is not None and entry.state is JournalState.SUBMITTING:
+                await journal.forget(key)
+
+
+@attrs.frozen(kw_only=True)
+class ResumePlan:
+    """What a rerun does with each request (see :func:`plan_resume`).
+
+    Attributes:
+        submit: requests to submit (new, failed before, or unknown with ``retry_unknown``).
+        attach: requests whose task exists, with that task, to poll without submitting.
+        done: finished requests with their journal entries (report; download missing files).
+        in_doubt: requests whose submit outcome is unknown, left alone.
+        conflicts: requests whose key is journaled with another request (refuse the run).
+        orphans: journal entries no request of this run names.
+    """
+
+    submit: list[GenerationRequest] = attrs.field(factory=list)
+    attach: list[tuple[GenerationRequest, Task]] = attrs.field(factory=list)
+    done: list[tuple[GenerationRequest, JournalEntry]] = attrs.field(factory=list)
+    in_doubt: list[tuple[GenerationRequest, JournalEntry]] = attrs.field(factory=list)
+    conflicts: list[JournalConflictError] = attrs.field(factory=list)
+    orphans: list[JournalEntry] = attrs.field(factory=list)
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the journal knew any of the requests."""
+        return bool(self.attach or self.done or self.in_doubt or self.conflicts)
+
+
+async def plan_resume(
+    journal: Journal, requests: Sequence[GenerationRequest], *, retry_unknown: bool = False
+) -> ResumePlan:
+    """Sort ``requests`` (each with a ``key``) by what ``journal`` knows of them.
+
+    Raises:
+        ValueError: a request has no key.
+        InputValidationError: a request's input breaks a rule.
+    """
+    entries = {entry.key: entry for entry in await journal.entries()}
+    plan = ResumePlan()
+    named: set[str] = set()
+    for request in requests:
+        if request.key is None:
+            raise ValueError("resuming needs a key on every request")
+        named.add(request.key)
+        entry = entries.get(request.key)
+        if entry is None:
+            plan.submit.append(request)
+            continue
+        given = request_fingerprint(request.model, prepare_input(request.model, request.input))
+        if entry.fingerprint != given:
+            try:
+                journal._check_same(entry, given)
+            except JournalConflictError as exc:
+                plan.conflicts.append(exc)
+            continue
+        if entry.state is JournalState.FINISHED:
+            plan.done.append((request, entry))
+        elif entry.needs_poll and entry.task_id is not None:
+            seen = entry.task
+            task = seen if seen is not None else Task(task_id=entry.task_id, status=_NOT_STARTED)
+            plan.attach.append((request, task))
+        elif entry.submit_in_doubt and not retry_unknown:
+            plan.in_doubt.append((request, entry))
+        else:
+            plan.submit.append(request)
+    plan.orphans.extend(entry for key, entry in entries.items() if key not in named)
+    return plan
+
+
+_NOT_STARTED = TaskStatus.NOT_STARTED
