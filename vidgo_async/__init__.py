@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._client import VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
@@ -11,10 +12,14 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    CallbackTooLargeError,
     ConflictError,
     DownloadError,
     InputValidationError,
     InsufficientCreditsError,
+    InvalidCallbackError,
+    JournalConflictError,
+    JournalError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -23,14 +28,19 @@ from ._errors import (
     TaskError,
     TaskFailedError,
     TaskNotFoundError,
+    UnknownCallbackTokenError,
     UnknownStatusError,
     UnsafeURLError,
     ValidationIssue,
     VidgoError,
     WaitTimeoutError,
+    WebhookError,
 )
 from ._inputs import ModelInput, Seedance2Input, Seedance10ProInput, Seedance15ProInput
+from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
+from ._journal import Journal, JournalEntry, JournalState
 from ._models import Balance, Task, TaskFile, TaskStatus
+from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._version import __version__
 
 __all__ = [
@@ -42,14 +52,30 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Balance",
+    "CallbackTooLargeError",
     "ConflictError",
     "DownloadError",
+    "GenerationRequest",
     "InputValidationError",
     "InsufficientCreditsError",
+    "InvalidCallbackError",
+    "JobAbandonedError",
+    "JobEvent",
+    "JobHandle",
+    "JobRecorder",
+    "JobResult",
+    "JobState",
+    "Journal",
+    "JournalConflictError",
+    "JournalEntry",
+    "JournalError",
+    "JournalState",
     "ModelInput",
     "NotFoundError",
+    "Orchestrator",
     "PermissionDeniedError",
     "PollPolicy",
+    "Progress",
     "RateLimitError",
     "RetryPolicy",
     "Seedance2Input",
@@ -64,10 +90,13 @@ __all__ = [
     "TaskNotFoundError",
     "TaskStatus",
     "Timeout",
+    "UnknownCallbackTokenError",
     "UnknownStatusError",
     "UnsafeURLError",
     "ValidationIssue",
+    "VidgoClient",
     "VidgoError",
     "WaitTimeoutError",
+    "WebhookError",
     "__version__",
 ]

@@ -240,14 +240,32 @@ class VidgoClient:
             APIStatusError: the API refused the request (400, 401, 402, 403, ...).
         """
         self._transport._check_open()
-        body: dict[str, Any] = {"model": model, "input": prepare_input(model, input)}
+        prepared = prepare_input(model, input)
         if callback_url is not None:
             issues = check_callback_url(callback_url)
             if issues:
                 raise InputValidationError(issues)
+        return await self._send_submit(model, prepared, callback_url=callback_url)
+
+    async def _send_submit(
+        self,
+        model: str,
+        prepared_input: Mapping[str, Any],
+        *,
+        callback_url: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Task:
+        """Send a submit whose input and callback URL were already checked.
+
+        The orchestrator calls this with its own ``retry`` so that 429s reach its shared
+        submit gate instead of being slept through here.
+        """
+        self._transport._check_open()
+        body: dict[str, Any] = {"model": model, "input": prepared_input}
+        if callback_url is not None:
             body["callback_url"] = callback_url
         response = await self._transport.request(
-            "POST", SUBMIT_PATH, json_body=body, idempotent=False
+            "POST", SUBMIT_PATH, json_body=body, idempotent=False, retry=retry
         )
         data = response.data
         if isinstance(data, Mapping) and not isinstance(data.get("status"), str):

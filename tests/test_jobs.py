@@ -1,0 +1,151 @@
+"""Tests for the job state machine, its events and results."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidgo_async import Task, TaskFailedError, TaskStatus
+from vidgo_async._jobs import (
+    GenerationRequest,
+    InvalidTransitionError,
+    Job,
+    JobAbandonedError,
+    JobEvent,
+    JobState,
+    Progress,
+    request_fingerprint,
+)
+from vidgo_async.testing import fingerprint as emulator_fingerprint
+
+INPUT = {"prompt": "a red fox in snow", "duration": 5, "resolution": "720p"}
+
+
+def make_job(events: list[JobEvent]) -> Job:
+    clock = iter(float(n) for n in range(1_000, 2_000))
+    return Job(
+        GenerationRequest("seedance-2", INPUT, key="fox"),
+        key="fox",
+        input=INPUT,
+        wall_clock=lambda: next(clock),
+        listeners=[events.append],
+    )
+
+
+def task(status: str, progress: int | None = None) -> Task:
+    return Task(task_id="t-1", status=TaskStatus(status), progress=progress)
+
+
+def test_fingerprint_ignores_key_order_and_matches_the_emulator() -> None:
+    """The fingerprint is stable under key order and equals the emulator's job counter key."""
+    reordered = {"resolution": "720p", "duration": 5, "prompt": "a red fox in snow"}
+    assert request_fingerprint("seedance-2", INPUT) == request_fingerprint("seedance-2", reordered)
+    assert request_fingerprint("seedance-2", INPUT) == emulator_fingerprint("seedance-2", INPUT)
+    assert request_fingerprint("seedance-2", INPUT) != request_fingerprint("seedance-2-fast", INPUT)
+
+
+def test_happy_path_emits_one_event_per_transition() -> None:
+    """queued -> submitting -> in_flight -> finished emits exactly those events, in order."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
+    job.submitted(task("not_started"), monotonic=5.0)
+    job.observe(task("running", 40))
+    job.observe(task("running", 40))  # no change: no event
+    job.finish(task("finished", 100))
+    assert [e.kind for e in events] == ["submitting", "submitted", "progress", "finished"]
+    assert [e.state for e in events] == [
+        JobState.SUBMITTING,
+        JobState.IN_FLIGHT,
+        JobState.IN_FLIGHT,
+        JobState.FINISHED,
+    ]
+    assert events[1].previous is JobState.SUBMITTING
+    assert events[2].progress == 40
+    result = job.result()
+    assert result.ok
+    assert result.task_id == "t-1"
+    assert result.error is None
+    assert result.queued_at is not None
+    assert result.submitted_at is not None
+    assert result.duration is not None
+    assert result.duration > 0
+    assert result.unwrap().status is TaskStatus.FINISHED
+
+
+def test_failed_task_keeps_task_id_and_unwrap_raises() -> None:
+    """A failed task ends FAILED with its task id, and unwrap raises the job's error."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
+    job.submitted(task("not_started"), monotonic=1.0)
+    failed = Task(task_id="t-1", status=TaskStatus.FAILED, error_message="boom")
+    job.fail(TaskFailedError(failed), failed)
+    result = job.result()
+    assert result.state is JobState.FAILED
+    assert result.task_id == "t-1"
+    with pytest.raises(TaskFailedError, match="boom"):
+        result.unwrap()
+
+
+def test_requeue_returns_to_queued_and_can_submit_again() -> None:
+    """A 429 re-queues the job; it can then be submitted again."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
+    job.requeue(RuntimeError("429"))
+    assert job.state is JobState.QUEUED
+    job.begin_submit()
+    assert [e.kind for e in events] == ["submitting", "requeued", "submitting"]
+
+
+@pytest.mark.parametrize(
+    ("prepare", "action"),
+    [
+        (lambda job: None, lambda job: job.finish(task("finished"))),
+        (lambda job: None, lambda job: job.outcome_unknown(RuntimeError())),
+        (lambda job: job.begin_submit(), lambda job: job.cancel(RuntimeError())),
+        (lambda job: job.cancel(RuntimeError()), lambda job: job.begin_submit()),
+    ],
+)
+def test_illegal_transitions_are_refused(prepare: object, action: object) -> None:
+    """A transition the current state does not allow raises and changes nothing."""
+    job = make_job([])
+    prepare(job)  # type: ignore[operator]
+    before = job.state
+    with pytest.raises(InvalidTransitionError):
+        action(job)  # type: ignore[operator]
+    assert job.state is before
+
+
+def test_abandon_keeps_state_and_names_the_task() -> None:
+    """Abandoning an in-flight job keeps it IN_FLIGHT with an error naming the task id."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
+    job.submitted(task("running"), monotonic=1.0)
+    job.abandon()
+    assert job.state is JobState.IN_FLIGHT
+    assert isinstance(job.error, JobAbandonedError)
+    assert "t-1" in str(job.error)
+    assert events[-1].kind == "abandoned"
+    with pytest.raises(JobAbandonedError):
+        job.result().unwrap()
+
+
+def test_attach_follows_an_existing_task_from_unknown() -> None:
+    """An unknown submit can be adopted once its task id is learnt."""
+    job = make_job([])
+    job.begin_submit()
+    job.outcome_unknown(RuntimeError("timeout"))
+    assert job.state.is_terminal
+    job.attach(task("running"), monotonic=2.0)
+    assert job.state is JobState.IN_FLIGHT
+    assert job.error is None
+
+
+def test_progress_totals() -> None:
+    """Progress adds up pending and done jobs."""
+    progress = Progress(queued=2, submitting=1, in_flight=3, finished=4, failed=1, unknown=1)
+    assert progress.pending == 6
+    assert progress.done == 6
+    assert progress.total == 12

@@ -1,0 +1,327 @@
+"""Tests for the one shared poller (heap of next-due times, one timer)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from vidgo_async import (
+    NotFoundError,
+    PollPolicy,
+    RateLimitError,
+    ServerError,
+    Task,
+    TaskNotFoundError,
+    TaskStatus,
+)
+from vidgo_async._clock import VirtualClock
+from vidgo_async._gates import RateGate
+from vidgo_async._http import RetryBudget
+from vidgo_async._jobs import GenerationRequest, Job
+from vidgo_async._scheduler import Scheduler
+
+POLICY = PollPolicy(initial_delay=2, multiplier=1.5, max_interval=30, min_interval=1, jitter=0.2)
+
+Script = Callable[[float], Task]
+
+
+class FakeApi:
+    """Answers status queries from per-task scripts on a virtual clock, recording each query."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.scripts: dict[str, Script] = {}
+        self.queries: list[tuple[float, str]] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    def finishes_at(self, task_id: str, at: float) -> None:
+        def script(now: float) -> Task:
+            if now >= at:
+                return Task(task_id=task_id, status=TaskStatus.FINISHED, progress=100)
+            return Task(task_id=task_id, status=TaskStatus.RUNNING)
+
+        self.scripts[task_id] = script
+
+    async def fetch(self, task_id: str) -> tuple[Task, float | None]:
+        now = self.clock.monotonic()
+        self.queries.append((now, task_id))
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await anyio.lowlevel.checkpoint()
+            return self.scripts[task_id](now), None
+        finally:
+            self.in_flight -= 1
+
+
+class Recorder:
+    """A PollHandler that ends jobs on terminal tasks and records what it was told."""
+
+    def __init__(self, expected: int) -> None:
+        self.seen: dict[str, list[Task]] = {}
+        self.failed: dict[str, BaseException] = {}
+        self.timed_out: list[str] = []
+        self.expected = expected
+        self.ended = 0
+        self.all_done = anyio.Event()
+
+    def _ended(self) -> None:
+        self.ended += 1
+        if self.ended >= self.expected:
+            self.all_done.set()
+
+    async def task_seen(self, job: Job, task: Task) -> bool:
+        self.seen.setdefault(job.key, []).append(task)
+        if task.is_terminal:
+            self._ended()
+        return not task.is_terminal
+
+    async def poll_failed(self, job: Job, error: BaseException) -> None:
+        self.failed[job.key] = error
+        self._ended()
+
+    async def deadline_passed(self, job: Job) -> None:
+        self.timed_out.append(job.key)
+        self._ended()
+
+
+def in_flight_job(key: str, task_id: str, clock: VirtualClock) -> Job:
+    job = Job(
+        GenerationRequest("seedance-2", {"prompt": key}),
+        key=key,
+        input={"prompt": key},
+        wall_clock=clock.time,
+    )
+    job.begin_submit()
+    job.submitted(Task(task_id=task_id, status=TaskStatus.NOT_STARTED), monotonic=clock.monotonic())
+    return job
+
+
+def build(
+    clock: VirtualClock,
+    api: FakeApi,
+    handler: Recorder,
+    *,
+    rate: float | None = None,
+    budget: RetryBudget | None = None,
+    max_concurrent: int = 4,
+) -> Scheduler:
+    gate = RateGate(rate, clock=clock, name="status")
+    return Scheduler(
+        api.fetch,
+        handler,
+        gate=gate,
+        clock=clock,
+        poll=POLICY,
+        max_concurrent=max_concurrent,
+        budget=budget,
+    )
+
+
+async def run_until_done(scheduler: Scheduler, handler: Recorder) -> None:
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(scheduler.run)
+        with anyio.fail_after(10):
+            await handler.all_done.wait()
+        task_group.cancel_scope.cancel()
+
+
+async def test_a_job_is_polled_on_a_growing_schedule_until_it_finishes() -> None:
+    """A 300 s job is seen finished with few queries, never two closer than min_interval."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 300.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock))
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    assert handler.seen["a"][-1].is_finished
+    assert len(times) <= 20
+    assert all(b - a >= POLICY.min_interval - 1e-9 for a, b in itertools.pairwise(times))
+    assert times[-1] - 300.0 <= POLICY.max_interval * (1 + POLICY.jitter)
+    assert len(scheduler) == 0
+
+
+async def test_many_waiting_jobs_cost_one_timer() -> None:
+    """1 000 watched jobs add no task per job: the loop runs a handful of tasks."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1000)
+    scheduler = build(clock, api, handler, max_concurrent=8)
+    for n in range(1000):
+        api.finishes_at(f"t-{n}", 50.0 + n % 100)
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
+    peak_tasks = 0
+    fetch = api.fetch
+
+    async def counting_fetch(task_id: str) -> tuple[Task, float | None]:
+        nonlocal peak_tasks
+        peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
+        return await fetch(task_id)
+
+    scheduler._fetch = counting_fetch
+    await run_until_done(scheduler, handler)
+    assert peak_tasks <= 8 + 5
+    assert api.peak <= 8
+    assert all(tasks[-1].is_finished for tasks in handler.seen.values())
+
+
+async def test_status_rate_cap_is_never_exceeded() -> None:
+    """With a 5/s status gate, queries stay about 0.2 s apart and never exceed 5 per second (+1)."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(50)
+    scheduler = build(clock, api, handler, rate=5.0)
+    for n in range(50):
+        api.finishes_at(f"t-{n}", 10.0)
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
+    await run_until_done(scheduler, handler)
+    times = sorted(at for at, _ in api.queries)
+    # Virtual time runs on while a granted query waits to start: allow a little skew.
+    assert all(b - a >= 0.2 - 0.02 for a, b in itertools.pairwise(times))
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 6
+
+
+async def test_poke_moves_a_job_to_now() -> None:
+    """poke() makes a job due at once instead of at its scheduled time."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 0.0)
+    job = in_flight_job("a", "t-1", clock)
+    scheduler.watch(job, first_delay=1000.0)
+    assert scheduler.poke(job)
+    await run_until_done(scheduler, handler)
+    assert api.queries[0][0] < 1.0
+    assert not scheduler.poke(job)  # ended: no longer watched
+
+
+async def test_not_found_within_grace_is_retried_then_past_grace_fails() -> None:
+    """A 404 right after submit is retried; a task invisible past the grace fails the job."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(2)
+    scheduler = build(clock, api, handler)
+
+    def late(now: float) -> Task:
+        if now < 20.0:
+            raise NotFoundError("not found", status_code=404)
+        return Task(task_id="t-late", status=TaskStatus.FINISHED)
+
+    def never(now: float) -> Task:
+        raise NotFoundError("not found", status_code=404)
+
+    api.scripts["t-late"] = late
+    api.scripts["t-never"] = never
+    scheduler.watch(in_flight_job("late", "t-late", clock))
+    scheduler.watch(in_flight_job("never", "t-never", clock))
+    await run_until_done(scheduler, handler)
+    assert handler.seen["late"][-1].is_finished
+    assert isinstance(handler.failed["never"], TaskNotFoundError)
+    assert "late" not in handler.failed
+
+
+async def test_429_slows_the_shared_gate_and_is_retried() -> None:
+    """A 429 on status lowers the shared gate's rate and the job is polled again."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler, rate=10.0)
+    calls = 0
+
+    def limited(now: float) -> Task:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise RateLimitError("slow down", retry_after=5.0)
+        return Task(task_id="t-1", status=TaskStatus.FINISHED)
+
+    api.scripts["t-1"] = limited
+    scheduler.watch(in_flight_job("a", "t-1", clock))
+    await run_until_done(scheduler, handler)
+    assert scheduler._gate.rate is not None
+    assert scheduler._gate.rate < 10.0
+    times = [at for at, _ in api.queries]
+    assert times[1] - times[0] >= 5.0
+
+
+async def test_outage_with_spent_budget_polls_at_the_slowest_rate() -> None:
+    """When the retry budget is empty, failing polls wait max_interval, and the job keeps its id."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    budget = RetryBudget(capacity=10)
+    scheduler = build(clock, api, handler, budget=budget)
+
+    def down(now: float) -> Task:
+        if now < 600:
+            raise ServerError("down", status_code=503)
+        return Task(task_id="t-1", status=TaskStatus.FINISHED)
+
+    api.scripts["t-1"] = down
+    scheduler.watch(in_flight_job("a", "t-1", clock))
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert budget.exhausted or budget.tokens < 10
+    # Once the two retries the budget paid for are spent, every gap is the slowest interval.
+    assert all(gap == pytest.approx(POLICY.max_interval) for gap in gaps[3:])
+    assert handler.seen["a"][-1].is_finished
+
+
+async def test_deadline_makes_a_final_poll_then_times_out() -> None:
+    """At its deadline a running job gets one last query, then the handler hears of the timeout."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 10_000.0)
+    job = in_flight_job("a", "t-1", clock)
+    scheduler.watch(job)
+    scheduler.set_deadline(job, 100.0)
+    await run_until_done(scheduler, handler)
+    assert handler.timed_out == ["a"]
+    assert api.queries[-1][0] >= 100.0
+    assert len(scheduler) == 0
+
+
+async def test_deadline_of_a_job_that_is_not_watched_fires_directly() -> None:
+    """A deadline for a job that is not polled (still queued) calls the handler at that time."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    job = Job(
+        GenerationRequest("seedance-2", {"prompt": "q"}), key="q", input={}, wall_clock=clock.time
+    )
+    scheduler.set_deadline(job, 50.0)
+    await run_until_done(scheduler, handler)
+    assert handler.timed_out == ["q"]
+    assert clock.monotonic() >= 50.0
+    assert api.queries == []
+
+
+async def test_forget_drops_polls_and_deadlines() -> None:
+    """A forgotten job is never queried again and its deadline never fires."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 0.0)
+    api.finishes_at("t-2", 5.0)
+    gone = in_flight_job("gone", "t-1", clock)
+    scheduler.watch(gone)
+    scheduler.set_deadline(gone, 1.0)
+    scheduler.forget(gone)
+    scheduler.watch(in_flight_job("kept", "t-2", clock))
+    await run_until_done(scheduler, handler)
+    assert all(task_id == "t-2" for _, task_id in api.queries)
+    assert handler.timed_out == []

@@ -1,0 +1,157 @@
+"""Read and check a batch's JSONL input, all of it, before anything is submitted."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._errors import InputValidationError
+from .._inputs import prepare_input
+from .._jobs import GenerationRequest
+
+__all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "read_batch"]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_FULL_KEYS = frozenset({"id", "model", "input"})
+_SHORT_KEYS = frozenset({"id", "model", "prompt"})
+
+
+@attrs.frozen(kw_only=True)
+class BatchDefaults:
+    """The command's defaults for shorthand lines (``{"id": ..., "prompt": ...}``)."""
+
+    model: str = "seedance-2"
+    duration: int = 5
+    resolution: str = "720p"
+    aspect_ratio: str = "16:9"
+
+    def describe(self) -> str:
+        """Return the defaults as the options that set them."""
+        return (
+            f"--model {self.model} --duration {self.duration} "
+            f"--resolution {self.resolution} --aspect-ratio {self.aspect_ratio}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BatchLine:
+    """One valid job of the input: its line number, id, and the request to run."""
+
+    line: int
+    id: str
+    request: GenerationRequest
+    input: Mapping[str, Any]
+
+    @property
+    def seconds(self) -> int:
+        """The requested video length in seconds (0 when the input names none)."""
+        duration = self.input.get("duration")
+        return duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
+
+
+class BatchInputError(Exception):
+    """The input file has bad lines; ``problems`` names every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the input")
+
+
+def _check_id(raw: object, line: int) -> tuple[str | None, str | None]:
+    if raw is None:
+        return str(line), None
+    if not isinstance(raw, str) or not ID_PATTERN.fullmatch(raw) or raw.startswith("."):
+        return None, (
+            f"id must be 1-128 characters of A-Z a-z 0-9 . _ - not starting with a dot "
+            f"(got {raw!r})"
+        )
+    return raw, None
+
+
+def _parse_line(
+    text: str, line: int, defaults: BatchDefaults
+) -> tuple[BatchLine | None, list[str]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return None, [f"not valid JSON ({exc})"]
+    if not isinstance(data, dict):
+        return None, [f"must be a JSON object (got {type(data).__name__})"]
+    job_id, id_problem = _check_id(data.get("id"), line)
+    problems = [id_problem] if id_problem else []
+    model = data.get("model", defaults.model)
+    if not isinstance(model, str):
+        problems.append(f"model must be a string (got {model!r})")
+        return None, problems
+    if "input" in data:
+        unknown = sorted(set(data) - _FULL_KEYS)
+        if unknown:
+            problems.append(
+                f"unknown key(s) {', '.join(unknown)} (a full line has id, model, input)"
+            )
+        raw_input = data["input"]
+        if not isinstance(raw_input, dict):
+            problems.append(f"input must be a JSON object (got {type(raw_input).__name__})")
+            return None, problems
+    elif "prompt" in data:
+        unknown = sorted(set(data) - _SHORT_KEYS)
+        if unknown:
+            problems.append(
+                f"unknown key(s) {', '.join(unknown)} (a shorthand line has id, model, prompt; "
+                'put other fields in "input")'
+            )
+        raw_input = {
+            "prompt": data["prompt"],
+            "duration": defaults.duration,
+            "resolution": defaults.resolution,
+            "aspect_ratio": defaults.aspect_ratio,
+        }
+    else:
+        problems.append('needs "input" (an object) or "prompt" (the shorthand)')
+        return None, problems
+    try:
+        prepared = prepare_input(model, raw_input)
+    except InputValidationError as exc:
+        problems.extend(str(issue) for issue in exc.issues)
+        return None, problems
+    if problems or job_id is None:
+        return None, problems
+    request = GenerationRequest(model, prepared, key=job_id)
+    return BatchLine(line=line, id=job_id, request=request, input=prepared), []
+
+
+def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
+    """Parse and validate every line of ``path``; blank lines are skipped.
+
+    Raises:
+        BatchInputError: naming every bad line (``line N: problem``); nothing is returned.
+        OSError: the file cannot be read.
+    """
+    lines: list[BatchLine] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            parsed, issues = _parse_line(text, number, defaults)
+            problems.extend(f"line {number}: {issue}" for issue in issues)
+            if parsed is None:
+                continue
+            if parsed.id in seen:
+                problems.append(
+                    f"line {number}: id {parsed.id!r} is already used on line {seen[parsed.id]}"
+                )
+                continue
+            seen[parsed.id] = number
+            lines.append(parsed)
+    if problems:
+        raise BatchInputError(problems)
+    if not lines:
+        raise BatchInputError([f"{path}: no jobs (the file has no non-blank lines)"])
+    return lines

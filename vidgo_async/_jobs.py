@@ -1,0 +1,446 @@
+"""One generation job: its request, its state machine, its events and its result.
+
+A job moves through one enum of states::
+
+    queued ─► submitting ─► in_flight(task_id) ─► finished | failed | timeout
+      │           │  └─────► unknown   (sent, no answer: never resubmitted silently)
+      │           ├────────► failed    (rejected: nothing was created)
+      │           └────────► queued    (429: re-queued behind the shared submit gate)
+      └──► cancelled | timeout          (never submitted: nothing was paid for)
+
+Every transition is one method of :class:`Job` that emits exactly one :class:`JobEvent`
+to the job's listeners (the orchestrator's counters, the user's ``on_event`` hook, a
+journal). Transitions are synchronous and cheap; anything durable (a journal write) is
+awaited by the orchestrator *before* it calls the transition, so a transition only ever
+happens once what it depends on is safe.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from ._errors import VidgoError
+from ._inputs import ModelInput
+from ._models import Task
+
+__all__ = [
+    "GenerationRequest",
+    "InvalidTransitionError",
+    "Job",
+    "JobAbandonedError",
+    "JobEvent",
+    "JobResult",
+    "JobState",
+    "Progress",
+    "request_fingerprint",
+]
+
+
+def request_fingerprint(model: str, input: Mapping[str, Any]) -> str:
+    """Return sha256 (hex) of the model id followed by the canonical JSON of the input.
+
+    Canonical JSON has sorted keys, no spaces and unescaped non-ASCII text, so two requests
+    that differ only in key order share a fingerprint (the emulator counts jobs the same way).
+    """
+    canonical = json.dumps(input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((model + canonical).encode("utf-8")).hexdigest()
+
+
+@attrs.frozen
+class GenerationRequest:
+    """What to generate: a model, its input, and an optional key naming the job.
+
+    Args:
+        model: the model id, e.g. ``"seedance-2"``.
+        input: a typed input (``Seedance2Input(...)``) or a mapping of fields.
+        key: your name for the job (a clip id, a row id); reported back in every event and
+            result. Defaults to ``job-<n>``.
+        callback_url: where Vidgo should POST the result (public HTTPS).
+    """
+
+    model: str
+    input: ModelInput | Mapping[str, Any]
+    key: str | None = None
+    callback_url: str | None = None
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    IN_FLIGHT = "in_flight"
+    FINISHED = "finished"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has reached an end state (nothing more will happen to it)."""
+        return self in _TERMINAL
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+_TERMINAL = frozenset(
+    {JobState.FINISHED, JobState.FAILED, JobState.TIMEOUT, JobState.UNKNOWN, JobState.CANCELLED}
+)
+
+
+class JobAbandonedError(VidgoError):
+    """The orchestrator stopped before this job ended.
+
+    When ``task_id`` is set the task was created and goes on (and is billed) on the server:
+    keep the id and look it up later with ``client.wait(task_id)``.
+    """
+
+    def __init__(self, key: str, task_id: str | None, *, reason: str | None = None) -> None:
+        self.key = key
+        self.task_id = task_id
+        if task_id is None:
+            why = reason or "the orchestrator stopped before the job was submitted"
+            message = f"job {key!r} was dropped: {why}; nothing was created or billed"
+        else:
+            message = (
+                f"the orchestrator stopped while job {key!r} was in flight; task {task_id} "
+                "goes on on the server. HINT: await client.wait(task_id) to collect it."
+            )
+        super().__init__(message)
+
+
+class InvalidTransitionError(RuntimeError):
+    """A job was asked to make a transition its current state does not allow (a bug)."""
+
+
+@attrs.frozen(kw_only=True)
+class JobEvent:
+    """One thing that happened to one job.
+
+    Attributes:
+        kind: what happened: ``queued``, ``submitting``, ``requeued``, ``submitted``,
+            ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
+            ``cancelled`` or ``abandoned``.
+        key: the job's key.
+        state: the job's state after the event; ``previous`` the one before.
+        task_id: the task id once known.
+        task: the task as last seen from the API, if any.
+        error: the error behind a ``failed``/``timeout``/``unknown``/``requeued`` event.
+        at: the wall-clock time of the event (POSIX seconds).
+    """
+
+    kind: str
+    key: str
+    state: JobState
+    previous: JobState
+    task_id: str | None
+    task: Task | None
+    error: BaseException | None
+    at: float
+
+    @property
+    def progress(self) -> int | None:
+        """The task's reported progress (0-100), when known."""
+        return None if self.task is None else self.task.progress
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+@attrs.frozen(kw_only=True)
+class JobResult:
+    """How one job ended (or where it stood when the orchestrator stopped).
+
+    Attributes:
+        request: the request as given.
+        key: the job's key.
+        state: the final state (``IN_FLIGHT`` only when the orchestrator stopped first).
+        task: the last ``Task`` seen from the API (the finished task on success).
+        error: why the job did not finish: ``TaskFailedError``, ``WaitTimeoutError``,
+            ``SubmitOutcomeUnknownError``, an ``APIStatusError``, ``JobAbandonedError``...
+        queued_at / submitted_at / finished_at: UTC times, ``None`` when not reached.
+    """
+
+    request: GenerationRequest
+    key: str
+    state: JobState
+    task: Task | None
+    error: BaseException | None
+    queued_at: datetime | None
+    submitted_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def task_id(self) -> str | None:
+        """The task id, once the submit answered (kept for failed and timed-out jobs too)."""
+        return None if self.task is None else self.task.task_id
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job finished with a video."""
+        return self.state is JobState.FINISHED
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from submit to the end, when both are known."""
+        if self.submitted_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.submitted_at).total_seconds()
+
+    def unwrap(self) -> Task:
+        """Return the finished task, or raise the job's error."""
+        if self.state is JobState.FINISHED and self.task is not None:
+            return self.task
+        if self.error is not None:
+            raise self.error
+        raise JobAbandonedError(self.key, self.task_id)
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """A snapshot of how many jobs are in each state."""
+
+    queued: int = 0
+    submitting: int = 0
+    in_flight: int = 0
+    finished: int = 0
+    failed: int = 0
+    timeout: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every job the orchestrator knows of."""
+        return self.pending + self.done
+
+    @property
+    def pending(self) -> int:
+        """Jobs not yet ended."""
+        return self.queued + self.submitting + self.in_flight
+
+    @property
+    def done(self) -> int:
+        """Jobs that have ended, whatever the outcome."""
+        return self.finished + self.failed + self.timeout + self.unknown + self.cancelled
+
+
+Listener = Callable[[JobEvent], None]
+
+
+class Job:
+    """The state machine of one job. Owned by one orchestrator, mutated on its event loop.
+
+    Args:
+        request: what to generate.
+        key: the job's key (unique within an orchestrator).
+        input: the prepared JSON ``input`` object that is sent.
+        wall_clock: returns POSIX seconds (for timings in events and results).
+        listeners: called with every event, in order.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_listeners",
+        "_wall_clock",
+        "callback_token",
+        "callback_url",
+        "deadline",
+        "error",
+        "expired",
+        "fingerprint",
+        "finished_at",
+        "input",
+        "key",
+        "queued_at",
+        "request",
+        "state",
+        "submitted_at",
+        "submitted_mono",
+        "task",
+    )
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        *,
+        key: str,
+        input: Mapping[str, Any],
+        wall_clock: Callable[[], float],
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.request = request
+        self.key = key
+        self.input = dict(input)
+        self.fingerprint = request_fingerprint(request.model, self.input)
+        self.callback_url = request.callback_url
+        self.callback_token: str | None = None
+        self.state = JobState.QUEUED
+        self.task: Task | None = None
+        self.error: BaseException | None = None
+        # Monotonic deadline (run deadline or per-job timeout), set by the orchestrator.
+        self.deadline: float | None = None
+        # Set when a deadline passes while the submit is on the wire.
+        self.expired = False
+        self.submitted_mono: float | None = None
+        self._wall_clock = wall_clock
+        self._listeners: list[Listener] = list(listeners or [])
+        self.queued_at: float = wall_clock()
+        self.submitted_at: float | None = None
+        self.finished_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<Job {self.key!r} {self.state.value} task_id={self.task_id!r}>"
+
+    @property
+    def model(self) -> str:
+        """The model id of the request."""
+        return self.request.model
+
+    @property
+    def task_id(self) -> str | None:
+        """The task id, once known."""
+        return None if self.task is None else self.task.task_id
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with every later event of this job."""
+        self._listeners.append(listener)
+
+    def result(self) -> JobResult:
+        """Return the job's result as it stands now."""
+        return JobResult(
+            request=self.request,
+            key=self.key,
+            state=self.state,
+            task=self.task,
+            error=self.error,
+            queued_at=_utc(self.queued_at),
+            submitted_at=_utc(self.submitted_at),
+            finished_at=_utc(self.finished_at),
+        )
+
+    # -- transitions: one method each, one event each ---------------------------------
+
+    def begin_submit(self) -> None:
+        """QUEUED -> SUBMITTING: the submit request is about to be sent."""
+        self._move("submitting", JobState.SUBMITTING, (JobState.QUEUED,))
+
+    def requeue(self, error: BaseException) -> None:
+        """SUBMITTING -> QUEUED: the submit was refused with a 429; nothing was created."""
+        self._move("requeued", JobState.QUEUED, (JobState.SUBMITTING,), error=error)
+
+    def submitted(self, task: Task, *, monotonic: float) -> None:
+        """SUBMITTING -> IN_FLIGHT: the API answered with a task id."""
+        self.task = task
+        self.submitted_mono = monotonic
+        self.submitted_at = self._wall_clock()
+        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING,))
+
+    def attach(self, task: Task, *, monotonic: float) -> None:
+        """QUEUED|UNKNOWN -> IN_FLIGHT: follow a task created earlier (resume, adopted callback)."""
+        self.task = task
+        self.error = None
+        self.submitted_mono = monotonic
+        if self.submitted_at is None:
+            self.submitted_at = self._wall_clock()
+        self._move("attached", JobState.IN_FLIGHT, (JobState.QUEUED, JobState.UNKNOWN))
+
+    def observe(self, task: Task) -> None:
+        """IN_FLIGHT -> IN_FLIGHT: a fresh, non-terminal task; emits ``progress`` on change."""
+        self._require((JobState.IN_FLIGHT,), "observe")
+        previous = self.task
+        self.task = task
+        if previous is None or (previous.status, previous.progress) != (
+            task.status,
+            task.progress,
+        ):
+            self._emit("progress", JobState.IN_FLIGHT)
+
+    def finish(self, task: Task) -> None:
+        """IN_FLIGHT -> FINISHED: the API reports the task finished."""
+        self.task = task
+        self._end("finished", JobState.FINISHED, (JobState.IN_FLIGHT,))
+
+    def fail(self, error: BaseException, task: Task | None = None) -> None:
+        """SUBMITTING|IN_FLIGHT|QUEUED -> FAILED: rejected, failed on the server, or untrackable."""
+        if task is not None:
+            self.task = task
+        self.error = error
+        self._end(
+            "failed",
+            JobState.FAILED,
+            (JobState.QUEUED, JobState.SUBMITTING, JobState.IN_FLIGHT),
+        )
+
+    def outcome_unknown(self, error: BaseException) -> None:
+        """SUBMITTING -> UNKNOWN: sent, but no answer says whether a task was created."""
+        self.error = error
+        self._end("unknown", JobState.UNKNOWN, (JobState.SUBMITTING,))
+
+    def time_out(self, error: BaseException) -> None:
+        """QUEUED|IN_FLIGHT -> TIMEOUT: the job's deadline passed first (the task goes on)."""
+        self.error = error
+        self._end("timeout", JobState.TIMEOUT, (JobState.QUEUED, JobState.IN_FLIGHT))
+
+    def cancel(self, error: BaseException) -> None:
+        """QUEUED -> CANCELLED: dropped before its submit; nothing was created."""
+        self.error = error
+        self._end("cancelled", JobState.CANCELLED, (JobState.QUEUED,))
+
+    def abandon(self) -> None:
+        """IN_FLIGHT stays: the orchestrator stopped first; waiters get the task id."""
+        self._require((JobState.IN_FLIGHT,), "abandon")
+        self.error = JobAbandonedError(self.key, self.task_id)
+        self._emit("abandoned", JobState.IN_FLIGHT)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _require(self, allowed: tuple[JobState, ...], action: str) -> None:
+        if self.state not in allowed:
+            raise InvalidTransitionError(
+                f"job {self.key!r} cannot {action} from state {self.state.value!r}"
+            )
+
+    def _move(
+        self,
+        kind: str,
+        new: JobState,
+        allowed: tuple[JobState, ...],
+        *,
+        error: BaseException | None = None,
+    ) -> None:
+        self._require(allowed, kind)
+        self._emit(kind, new, error=error)
+
+    def _end(self, kind: str, new: JobState, allowed: tuple[JobState, ...]) -> None:
+        self._require(allowed, kind)
+        self.finished_at = self._wall_clock()
+        self._emit(kind, new, error=self.error)
+
+    def _emit(self, kind: str, new: JobState, *, error: BaseException | None = None) -> None:
+        previous = self.state
+        self.state = new
+        if not self._listeners:
+            return
+        event = JobEvent(
+            kind=kind,
+            key=self.key,
+            state=new,
+            previous=previous,
+            task_id=self.task_id,
+            task=self.task,
+            error=error,
+            at=self._wall_clock(),
+        )
+        for listener in list(self._listeners):
+            listener(event)

@@ -1,0 +1,416 @@
+"""The one poller: a heap of next-due times for every waiting job, and one timer.
+
+No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in a heap;
+one task sleeps until the earliest, takes a turn from the shared status gate, and issues the
+query in a small pool of at most ``max_concurrent`` requests. Each answer reschedules its
+job from the pure poll schedule (``PollState``); a callback (or anything else) can move a
+job's entry to "now" with :meth:`Scheduler.poke`. Deadlines live in the same heap. So
+10 000 waiting jobs cost one timer and a heap, and never burst the status endpoint.
+
+Errors of one status query never fail a job: 5xx, timeouts, dropped connections and 429s
+are retried later (a 429 also slows the shared gate for everyone). When the client's retry
+budget is empty (an outage), the retries fall back to the slowest poll interval. A 404
+within ``not_found_grace`` of the submit means "not visible yet". Only a definite answer
+ends a job: the task as the API returns it, a 404 past the grace, or a 401/403.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from ._backoff import full_jitter
+from ._config import PollPolicy
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TaskNotFoundError,
+    VidgoError,
+)
+from ._gates import RateGate
+from ._jobs import Job
+from ._models import Task
+from ._polling import PollState
+
+__all__ = ["DEFAULT_MAX_CONCURRENT_POLLS", "PollHandler", "Scheduler"]
+
+logger = logging.getLogger("vidgo_async")
+
+DEFAULT_MAX_CONCURRENT_POLLS = 16
+
+Fetch = Callable[[str], Awaitable[tuple[Task, "float | None"]]]
+
+
+class SchedulerClock(Protocol):
+    """What the scheduler needs of a clock (``vidgo_async._clock.Clock`` fits)."""
+
+    rng: random.Random
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Budget(Protocol):
+    """The client's retry budget (``_http.RetryBudget``)."""
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    def try_acquire(self, *, timeout: bool = False) -> bool: ...
+
+    def record_success(self) -> None: ...
+
+
+class PollHandler(Protocol):
+    """Who decides what an answer means for a job (the orchestrator)."""
+
+    async def task_seen(self, job: Job, task: Task) -> bool:
+        """Take a fresh task for ``job``; return ``True`` to keep polling it."""
+
+    async def poll_failed(self, job: Job, error: BaseException) -> None:
+        """The job cannot be tracked any more (404 past the grace, 401, 403)."""
+
+    async def deadline_passed(self, job: Job) -> None:
+        """The job's deadline passed before it ended (a final poll, if any, came first)."""
+
+
+class _Watch:
+    """The poll record of one in-flight job."""
+
+    __slots__ = ("active", "errors", "final", "generation", "job", "poked", "policy", "state")
+
+    def __init__(self, job: Job, policy: PollPolicy, started_at: float) -> None:
+        self.job = job
+        self.policy = policy
+        self.state = PollState(policy, started_at=started_at)
+        self.generation = 0
+        self.errors = 0
+        self.active = True
+        self.poked = False
+        self.final = False
+
+
+class _Deadline:
+    """A deadline timer of one job."""
+
+    __slots__ = ("active", "job")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.active = True
+
+
+_Entry = tuple[float, int, "_Watch | _Deadline", int]
+
+
+class Scheduler:
+    """Poll every in-flight job through one timer and one shared status gate.
+
+    Args:
+        fetch: one status query without retries (``client._get_task_once``).
+        handler: told about every answer, failure and deadline.
+        gate: the shared status-rate gate.
+        clock: the clock to read and sleep on.
+        poll: the default poll policy.
+        max_concurrent: status queries on the wire at once.
+        budget: the client's retry budget; when empty, errors back off to the slowest rate.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        handler: PollHandler,
+        *,
+        gate: RateGate,
+        clock: SchedulerClock,
+        poll: PollPolicy,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT_POLLS,
+        budget: Budget | None = None,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent!r})")
+        self._fetch = fetch
+        self._handler = handler
+        self._gate = gate
+        self._clock = clock
+        self._poll = poll
+        self._budget = budget
+        self._slots = anyio.Semaphore(max_concurrent)
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._watches: dict[Job, _Watch] = {}
+        self._deadlines: dict[Job, _Deadline] = {}
+        self._wake: anyio.CancelScope | None = None
+        self._sleep_until = math.inf
+        self.polls = 0
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def is_watching(self, job: Job) -> bool:
+        """Whether ``job`` is being polled."""
+        return job in self._watches
+
+    # -- registration (synchronous, cheap) ------------------------------------------
+
+    def watch(
+        self, job: Job, *, policy: PollPolicy | None = None, first_delay: float | None = None
+    ) -> None:
+        """Start polling an in-flight job (its ``task_id`` and ``submitted_mono`` are set).
+
+        Args:
+            policy: a poll policy for this job (e.g. a slow fallback when a callback is due).
+            first_delay: seconds before the first query; by default the policy's schedule.
+        """
+        if job.task_id is None:
+            raise ValueError(f"job {job.key!r} has no task id to poll")
+        now = self._clock.monotonic()
+        started = job.submitted_mono if job.submitted_mono is not None else now
+        watch = _Watch(job, policy or self._poll, started)
+        previous = self._watches.get(job)
+        if previous is not None:
+            previous.active = False
+        self._watches[job] = watch
+        if job.task is not None:
+            watch.state.observe(now, job.task.progress)
+            watch.state.polls = 0  # the submit answer is not a poll: start the schedule fresh
+        delay = (
+            first_delay
+            if first_delay is not None
+            else watch.state.next_delay(now, rng=self._clock.rng)
+        )
+        self._push(now + max(0.0, delay), watch, watch.generation)
+
+    def set_deadline(self, job: Job, when: float) -> None:
+        """Call ``handler.deadline_passed(job)`` at monotonic ``when`` unless it ended first.
+
+        An in-flight job gets one final status query at its deadline before it is declared
+        timed out, so a job that ended just before is not misreported.
+        """
+        old = self._deadlines.get(job)
+        if old is not None:
+            old.active = False
+        timer = _Deadline(job)
+        self._deadlines[job] = timer
+        self._push(when, timer, 0)
+
+    def poke(self, job: Job) -> bool:
+        """Move ``job``'s next status query to now; return whether it is being polled."""
+        watch = self._watches.get(job)
+        if watch is None:
+            return False
+        watch.poked = True
+        watch.generation += 1
+        self._push(self._clock.monotonic(), watch, watch.generation)
+        return True
+
+    def forget(self, job: Job) -> None:
+        """Stop polling ``job`` and drop its deadline (it ended some other way)."""
+        watch = self._watches.pop(job, None)
+        if watch is not None:
+            watch.active = False
+        timer = self._deadlines.pop(job, None)
+        if timer is not None:
+            timer.active = False
+
+    def _push(self, due: float, item: _Watch | _Deadline, generation: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, item, generation))
+        if due < self._sleep_until and self._wake is not None:
+            self._wake.cancel()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll due jobs until cancelled."""
+        async with anyio.create_task_group() as task_group:
+            while True:
+                item = await self._next_due()
+                if isinstance(item, _Deadline):
+                    self._deadline_due(item, task_group)
+                    continue
+                issued = await self._gate.acquire()
+                await self._slots.acquire()
+                if not item.active:
+                    self._slots.release()
+                    continue
+                item.poked = False
+                task_group.start_soon(self._query, item, issued)
+
+    async def _next_due(self) -> _Watch | _Deadline:
+        heap = self._heap
+        while True:
+            while heap and self._stale(heap[0]):
+                heapq.heappop(heap)
+            now = self._clock.monotonic()
+            if heap and heap[0][0] <= now:
+                return heapq.heappop(heap)[2]
+            self._sleep_until = heap[0][0] if heap else math.inf
+            with anyio.CancelScope() as scope:
+                self._wake = scope
+                if heap:
+                    await self._clock.sleep(self._sleep_until - now)
+                else:
+                    await anyio.sleep_forever()
+            self._wake = None
+            self._sleep_until = math.inf
+
+    @staticmethod
+    def _stale(entry: _Entry) -> bool:
+        item = entry[2]
+        if isinstance(item, _Deadline):
+            return not item.active
+        return not item.active or entry[3] != item.generation
+
+    def _deadline_due(self, timer: _Deadline, task_group: anyio.abc.TaskGroup) -> None:
+        job = timer.job
+        self._deadlines.pop(job, None)
+        watch = self._watches.get(job)
+        if watch is not None:
+            # One last look before calling it a timeout.
+            watch.final = True
+            self.poke(job)
+            return
+        task_group.start_soon(self._handler.deadline_passed, job)
+
+    async def _query(self, watch: _Watch, issued: float) -> None:
+        job = watch.job
+        try:
+            task_id = job.task_id
+            assert task_id is not None  # noqa: S101 - watch() requires it
+            self.polls += 1
+            try:
+                task, hint = await self._fetch(task_id)
+            except RateLimitError as exc:
+                self._gate.on_throttle(exc.retry_after, issued_at=issued)
+                await self._retry_later(watch, exc, at_least=exc.retry_after)
+                return
+            except NotFoundError as exc:
+                await self._not_found(watch, exc)
+                return
+            except APITimeoutError as exc:
+                self._gate.on_throttle(None, issued_at=issued)
+                await self._retry_later(watch, exc)
+                return
+            except (ServerError, APIConnectionError, APIResponseValidationError) as exc:
+                await self._retry_later(watch, exc)
+                return
+            except (APIStatusError, VidgoError) as exc:
+                logger.warning("vidgo cannot track task %s of job %r: %s", task_id, job.key, exc)
+                await self._drop(watch, exc)
+                return
+            self._gate.on_success()
+            if self._budget is not None:
+                self._budget.record_success()
+            await self._answered(watch, task, hint)
+        finally:
+            self._slots.release()
+
+    async def _answered(self, watch: _Watch, task: Task, hint: float | None) -> None:
+        if not watch.active:
+            return  # ended some other way while the query was on the wire
+        job = watch.job
+        watch.errors = 0
+        now = self._clock.monotonic()
+        watch.state.observe(now, task.progress)
+        keep = await self._handler.task_seen(job, task)
+        if not self._still_active(watch):
+            return
+        if not keep:
+            self.forget(job)
+            return
+        if watch.final:
+            self.forget(job)
+            await self._handler.deadline_passed(job)
+            return
+        rng = self._clock.rng
+        delay = 0.0 if watch.poked else watch.state.next_delay(now, rng=rng, hint=hint)
+        logger.debug(
+            "vidgo task %s is %s (progress %s); next poll in %.2f s",
+            task.task_id,
+            task.status.value,
+            task.progress,
+            delay,
+        )
+        watch.generation += 1
+        self._push(now + delay, watch, watch.generation)
+
+    @staticmethod
+    def _still_active(watch: _Watch) -> bool:
+        # A separate call so that the type checker does not assume ``active`` is unchanged
+        # across the handler's await.
+        return watch.active
+
+    async def _not_found(self, watch: _Watch, exc: NotFoundError) -> None:
+        job = watch.job
+        now = self._clock.monotonic()
+        if (
+            not isinstance(exc, TaskNotFoundError)
+            and now - watch.state.started_at < watch.policy.not_found_grace
+        ):
+            await self._retry_later(watch, exc)
+            return
+        error = TaskNotFoundError(
+            f"Task {job.task_id!r} was not found: {exc.message}",
+            status_code=exc.status_code,
+            error_type=exc.error_type,
+            body=exc.body,
+            method=exc.method,
+            url=exc.url,
+            request_id=exc.request_id,
+        )
+        await self._drop(watch, error)
+
+    async def _drop(self, watch: _Watch, error: BaseException) -> None:
+        if not watch.active:
+            return
+        self.forget(watch.job)
+        await self._handler.poll_failed(watch.job, error)
+
+    async def _retry_later(
+        self, watch: _Watch, exc: BaseException, *, at_least: float | None = None
+    ) -> None:
+        if not watch.active:
+            return
+        if watch.final:
+            self.forget(watch.job)
+            await self._handler.deadline_passed(watch.job)
+            return
+        watch.errors += 1
+        policy = watch.policy
+        budget = self._budget
+        if budget is not None and not budget.try_acquire(timeout=isinstance(exc, TimeoutError)):
+            # An outage: poll at the slowest rate instead of adding load.
+            delay = policy.max_interval
+        else:
+            backoff = full_jitter(
+                watch.errors,
+                base=max(policy.initial_delay, policy.min_interval, 0.001),
+                cap=policy.max_interval,
+                rng=self._clock.rng,
+            )
+            delay = max(policy.min_interval, backoff, watch.state.geometric_delay())
+            delay = min(delay, policy.max_interval)
+        if at_least is not None:
+            delay = max(delay, at_least)
+        logger.info(
+            "vidgo status query for %s failed (%s); asking again in %.2f s",
+            watch.job.task_id,
+            exc,
+            delay,
+        )
+        watch.generation += 1
+        self._push(self._clock.monotonic() + delay, watch, watch.generation)
