@@ -65,7 +65,6 @@ __all__ = ["JobHandle", "JobRecorder", "Orchestrator"]
 logger = logging.getLogger("vidgo_async")
 
 
-
 class JobRecorder(Protocol):
     """Where job transitions are made durable (the journal). Each call completes first.
 
@@ -385,6 +384,11 @@ class Orchestrator:
         """
         self._check_running()
         job = self._new_job(request)
+        if job.callback_token is not None and self._receiver is not None:
+            # The task was submitted earlier without this token's URL: no callback will
+            # come for it, so it is polled normally, not as a slow fallback.
+            self._receiver.registry.forget(job.callback_token)
+            job.callback_token = job.callback_url = None
         job.task = task  # the dispatcher sees the task and attaches instead of submitting
         if self._journal is not None:
             self._recorded.add(job)  # its end is journaled like a submitted job's
