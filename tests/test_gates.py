@@ -92,6 +92,32 @@ async def test_unpaced_gate_starts_pacing_from_the_measured_rate() -> None:
     assert gate.rate == pytest.approx(0.7 * 20, rel=0.25)
 
 
+async def test_throttle_resumes_just_under_what_the_server_accepted() -> None:
+    """After a 429 the rate is no higher than 0.95 × the successes of the last second."""
+    clock = VirtualClock()
+    gate = RateGate(None, clock=clock)
+    for _ in range(40):
+        await gate.acquire()  # sending 40/s ...
+        clock.advance(0.025)
+    for _ in range(10):
+        gate.on_success()  # ... of which the server accepted 10 in the last second
+    gate.on_throttle(None)
+    assert gate.rate == pytest.approx(0.95 * 10)
+
+
+async def test_accepted_rate_only_counts_the_last_second() -> None:
+    """Successes older than the measuring window do not hold the rate up."""
+    clock = VirtualClock()
+    gate = RateGate(100.0, clock=clock)
+    for _ in range(50):
+        gate.on_success()
+    clock.advance(2.0)
+    for _ in range(4):
+        gate.on_success()
+    gate.on_throttle(None)
+    assert gate.rate == pytest.approx(0.95 * 4)
+
+
 async def test_rate_never_falls_below_the_floor() -> None:
     """Repeated decreases stop at the minimum rate."""
     clock = VirtualClock()

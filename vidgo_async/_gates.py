@@ -31,6 +31,11 @@ _MEASURE_WINDOW = 1.0
 _MIN_MEASURE_SPAN = 0.5
 # At most one decrease per this many seconds (servers count requests per second).
 _DECREASE_COOLDOWN = 0.5
+# After a 429 the rate is set at most this fraction of what the server accepted over the
+# last window: just under its limit, so the gate does not keep knocking at it.
+_BELOW_ACCEPTED = 0.95
+# Without a ceiling the additive step is this fraction of the rate the server accepted.
+_STEP_FRACTION = 0.05
 
 
 class GateClock(Protocol):
@@ -90,6 +95,7 @@ class RateGate:
         self._step = increase_step or (max(rate * 0.1, self._min_rate) if rate is not None else 1.0)
         self._last_decrease = -math.inf
         self._recent: deque[float] = deque()
+        self._accepted: deque[float] = deque()
         self._first_grant: float | None = None
         self.grants = 0
         self.throttles = 0
@@ -144,8 +150,20 @@ class RateGate:
         window = min(_MEASURE_WINDOW, span) if span > 0 else _MEASURE_WINDOW
         return len(recent) / max(window, _MIN_MEASURE_SPAN)
 
+    def _accepted_rate(self, now: float) -> float:
+        """Successes per second over the last window: what the server let through."""
+        accepted = self._accepted
+        while accepted and accepted[0] <= now - _MEASURE_WINDOW:
+            accepted.popleft()
+        return len(accepted) / _MEASURE_WINDOW
+
     def on_success(self) -> None:
         """Count one success; every ``increase_every`` of them raise the rate one step."""
+        now = self._clock.monotonic()
+        accepted = self._accepted
+        accepted.append(now)
+        while accepted[0] <= now - _MEASURE_WINDOW:
+            accepted.popleft()
         if self._rate is None:
             return
         self._successes += 1
@@ -178,13 +196,19 @@ class RateGate:
             # Rate limits count per second: the 429s of one window are one signal.
             return
         current = self._rate
+        first = current is None
         if current is None:
             current = max(self._measured_rate(now), self._min_rate / self._decrease_factor)
-            if self._increase_step is None:
-                # Additive, not proportional: a step that shrank with the rate would let a
-                # steady trickle of 429s drive the rate down to the floor.
-                self._step = max(current * 0.1, 1.0)
-        lowered = max(current * self._decrease_factor, self._min_rate)
+        lowered = current * self._decrease_factor
+        accepted = self._accepted_rate(now)
+        if accepted > 0:
+            # Never resume above what the server just let through: that is its limit.
+            lowered = min(lowered, accepted * _BELOW_ACCEPTED)
+        lowered = max(lowered, self._min_rate)
+        if first and self._increase_step is None:
+            # Additive, not proportional: a step that shrank with the rate would let a
+            # steady trickle of 429s drive the rate down to the floor.
+            self._step = max(lowered * _STEP_FRACTION, self._min_rate)
         self._rate = lowered
         self._last_decrease = now
         # Space the next grant at the new rate from now, so the decrease takes effect at once.
