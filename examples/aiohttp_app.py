@@ -3,26 +3,52 @@
 The orchestrator (and its client) is created once at startup and closed at cleanup, so every
 request shares one connection pool, one ``max_in_flight`` budget and one status poller.
 
+The app also mounts the callback receiver: each generation gets its own callback URL under
+``VIDGO_CALLBACK_BASE_URL`` (the public https URL of this app's ``/hooks/vidgo``, e.g. through
+a tunnel), a verified callback ends the generation at once, and polling is only a slow
+fallback. Against the emulator the callbacks come to ``http://127.0.0.1:8080/hooks/vidgo``.
+
 Run: ``python examples/aiohttp_app.py`` then ``curl -XPOST localhost:8080/generate -d '{"prompt": "a fox"}'``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 from _common import vidgo_client
 from aiohttp import web
 
 from vidgo_async import InputValidationError, Orchestrator, TaskError, VidgoError
+from vidgo_async.webhooks import CallbackReceiver
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+RECEIVER = web.AppKey("receiver", CallbackReceiver)
 
 
-async def vidgo_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the client and the shared orchestrator at startup; close both at cleanup."""
-    async with vidgo_client() as client, Orchestrator(client, max_in_flight=8) as orchestrator:
-        app[ORCHESTRATOR] = orchestrator
-        yield
+def vidgo_context(
+    callback_base_url: str | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Open the client, the callback receiver and the shared orchestrator at startup; close them at cleanup."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async with vidgo_client() as client, contextlib.AsyncExitStack() as stack:
+            receiver = None
+            if callback_base_url is not None:
+                receiver = CallbackReceiver(client, callback_base_url)
+                app[RECEIVER] = await stack.enter_async_context(receiver)  # its verifiers run
+            orchestrator = Orchestrator(client, max_in_flight=8, receiver=receiver)
+            app[ORCHESTRATOR] = await stack.enter_async_context(orchestrator)
+            yield
+
+    return context
+
+
+async def vidgo_callback(request: web.Request) -> web.StreamResponse:
+    """POST /hooks/vidgo/{token}: Vidgo's callback; answered at once, verified by re-fetching."""
+    return await request.app[RECEIVER].aiohttp_handler(request)
 
 
 async def generate(request: web.Request) -> web.Response:
@@ -51,14 +77,21 @@ async def progress(request: web.Request) -> web.Response:
     )
 
 
-def make_app() -> web.Application:
-    """Build the application."""
+def make_app(callback_base_url: str | None = None) -> web.Application:
+    """Build the application; with a callback base URL, mount the receiver at its path."""
     app = web.Application()
-    app.cleanup_ctx.append(vidgo_context)
+    app.cleanup_ctx.append(vidgo_context(callback_base_url))
     app.router.add_post("/generate", generate)
     app.router.add_get("/progress", progress)
+    if callback_base_url is not None:
+        path = urlsplit(callback_base_url).path.rstrip("/")
+        app.router.add_post(path + "/{token}", vidgo_callback)
     return app
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(), host="127.0.0.1", port=8080)
+    base_url = os.environ.get("VIDGO_CALLBACK_BASE_URL")
+    if base_url is None and not os.environ.get("VIDGO_API_KEY"):
+        base_url = "http://127.0.0.1:8080/hooks/vidgo"  # the emulator calls back on loopback
+    # No access log: callback paths hold the tokens, which are capabilities.
+    web.run_app(make_app(base_url), host="127.0.0.1", port=8080, access_log=None)

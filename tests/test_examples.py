@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +62,19 @@ async def test_worker_consumes_the_queue(load: object) -> None:
     done = await module.main(prompts, consumers=2)
     assert sorted(done) == sorted(prompts)
     assert all(not isinstance(outcome, str) for outcome in done.values())
+
+
+async def test_aiohttp_app_mounts_the_callback_receiver(load: object) -> None:
+    """With a callback base URL, the app's own route receives the callback that ends the job."""
+    module = load("aiohttp_app")  # type: ignore[operator]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = module.make_app(f"http://127.0.0.1:{port}/hooks/vidgo")
+    async with TestClient(TestServer(app, host="127.0.0.1", port=port)) as http:
+        ok = await http.post("/generate", json={"prompt": "a red fox in snow"})
+        assert ok.status == 200
+        receiver = app[module.RECEIVER]
+        assert receiver.stats.delivered == 1  # the verified callback, not a poll, ended it
+        junk = await http.post(f"/hooks/vidgo/{'Z' * 43}", data=b"{}")
+        assert junk.status == 404

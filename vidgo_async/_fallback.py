@@ -2,8 +2,9 @@
 
 With callbacks, the verification fetch is the status request a job normally costs; polling
 only covers callbacks that never come. So the first fallback poll waits for about twice the
-job's expected duration (never less than twice the policy's longest interval) and the later
-ones stay that far apart.
+job's expected duration (never less than twice the policy's longest interval), and each
+later one waits twice as long as the one before (up to eight times the first wait): a job
+that runs longer than expected costs one more status request, not one per interval.
 
 The expected duration is learned from this batch: the median time from submit to end of the
 jobs that ended so far. The request's ``duration`` field is the *video's* length, not the
@@ -13,6 +14,7 @@ policy's longest interval is the only guide.
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections import deque
 
@@ -23,6 +25,8 @@ from ._config import PollPolicy
 __all__ = ["DurationEstimator", "fallback_schedule"]
 
 _WINDOW = 64  # recent jobs only: generation times drift with the platform's load
+_GROWTH = 2.0  # each fallback poll that finds the job running doubles the next wait
+_MAX_GROWTH = 8.0  # ... up to this many times the first wait
 
 
 class DurationEstimator:
@@ -41,19 +45,27 @@ class DurationEstimator:
         return statistics.median(self._samples) if self._samples else None
 
 
-def fallback_schedule(policy: PollPolicy, expected: float | None) -> tuple[float, PollPolicy]:
+def fallback_schedule(
+    policy: PollPolicy, expected: float | None, *, rng: random.Random | None = None
+) -> tuple[float, PollPolicy]:
     """Return (first delay, policy) of the fallback poll for a job awaiting its callback.
 
-    The first poll comes after ``max(2 × max_interval, 2 × expected)``; later polls keep
-    that spacing (no geometric ramp, no progress-based early polls), so a job whose callback
-    arrives in time costs no poll at all.
+    The first poll comes after ``first = max(2 × max_interval, 2 × expected)`` (stretched by
+    up to a quarter of ``jitter`` with ``rng``, never shortened, so that jobs submitted
+    together do not all poll at once). Later polls wait ``2 × first``, ``4 × first``... up
+    to ``8 × first``, without jitter below those waits and without progress-based early
+    polls, so a job whose callback arrives in time costs no poll at all, and a job that
+    runs up to three times longer than the first wait costs one.
     """
     interval = max(2 * policy.max_interval, 2 * (expected or 0.0))
     slow = attrs.evolve(
         policy,
         initial_delay=interval,
-        max_interval=interval,
-        multiplier=1.0,
+        max_interval=interval * _MAX_GROWTH,
+        min_interval=min(policy.min_interval, interval),
+        multiplier=_GROWTH,
+        jitter=0.0,
         use_progress=False,
     )
-    return interval, slow
+    first = interval if rng is None else interval * (1.0 + policy.jitter * rng.random() / 4)
+    return first, slow

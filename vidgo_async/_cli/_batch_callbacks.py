@@ -1,0 +1,197 @@
+"""Callbacks for ``vidgo-async batch``: ``--callback-base-url URL --listen HOST:PORT``.
+
+The command runs a :class:`~vidgo_async.webhooks.CallbackReceiver` on ``HOST:PORT`` for its
+own jobs. Each job's callback URL is ``URL/<token>`` and the receiver answers exactly
+``POST <URL's path>/<token>``, so a tunnel or reverse proxy forwarding ``URL`` to
+``HOST:PORT`` (keeping the path) is all a public setup needs. Against a local API (the
+built-in emulator, or a loopback ``--base-url``) the URL may be left out: it is then
+``http://HOST:PORT`` on a loopback ``HOST``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import attrs
+
+from .._errors import InputValidationError
+from .._rules import is_loopback_host
+
+if TYPE_CHECKING:
+    from .._client import VidgoClient
+    from ..webhooks import CallbackReceiver
+
+__all__ = [
+    "CallbackSettings",
+    "CallbackSetupError",
+    "add_arguments",
+    "callback_receiver",
+    "settings_from_args",
+]
+
+_HINT_PUBLIC = (
+    "HINT: Vidgo only calls public https URLs; point a tunnel or reverse proxy at the "
+    "--listen address and pass its https URL. Plain http is accepted for loopback only "
+    "(testing with --emulator)."
+)
+
+
+_WILDCARDS = ("0.0.0.0", "::")  # noqa: S104 - listening everywhere is the user's choice
+
+
+class CallbackSetupError(Exception):
+    """The callback options cannot work; ``lines`` say why and how to fix it."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "bad callback options")
+        self.lines = lines
+
+
+@attrs.frozen
+class CallbackSettings:
+    """Where the batch's callback receiver listens and the base URL its jobs are given."""
+
+    host: str
+    port: int
+    base_url: str | None  # None: http://host:port, known once the port is bound
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--callback-base-url`` and ``--listen`` to the batch parser."""
+    parser.add_argument(
+        "--callback-base-url",
+        metavar="URL",
+        help="receive Vidgo callbacks: each job's callback URL is URL/<token> (public https; "
+        "http only on loopback). Needs --listen",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="run the callback receiver here (plain http; URL must reach it, path kept). "
+        "Without --callback-base-url, only against a local API (--emulator or a loopback "
+        "--base-url): the URL is then http://HOST:PORT",
+    )
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6) into host and port.
+
+    Raises:
+        CallbackSetupError: not ``HOST:PORT``, or the port is not 0-65535.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address must be bracketed: [::1]:8080
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise CallbackSetupError(
+            f"vidgo-async batch: --listen must be HOST:PORT with a port from 0 to 65535 "
+            f"(got {text!r}); e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080"
+        )
+    return host, int(port_text)
+
+
+def settings_from_args(args: argparse.Namespace) -> CallbackSettings | None:
+    """Check the callback options before anything is submitted; ``None`` without them.
+
+    Raises:
+        CallbackSetupError: an option is missing, malformed, or names a URL Vidgo
+            cannot call.
+    """
+    base_url: str | None = getattr(args, "callback_base_url", None)
+    listen: str | None = getattr(args, "listen", None)
+    if base_url is None and listen is None:
+        return None
+    if listen is None:
+        raise CallbackSetupError(
+            "vidgo-async batch: --callback-base-url needs --listen HOST:PORT, the address "
+            "the URL forwards to: the command receives its own callbacks."
+        )
+    host, port = parse_listen(listen)
+    local_api = bool(args.emulator) or (
+        args.base_url is not None and is_loopback_host(urlsplit(args.base_url).hostname)
+    )
+    if base_url is None:
+        if not local_api:
+            raise CallbackSetupError(
+                "vidgo-async batch: --listen needs --callback-base-url URL, the public https "
+                f"URL that reaches {listen} (e.g. your tunnel's).",
+                _HINT_PUBLIC,
+            )
+        if is_loopback_host(host):
+            return CallbackSettings(host, port, None)
+        if host in _WILDCARDS and port != 0:
+            # Every address includes loopback: the local API calls back through it.
+            loopback = "[::1]" if ":" in host else "127.0.0.1"
+            return CallbackSettings(host, port, f"http://{loopback}:{port}")
+        raise CallbackSetupError(
+            f"vidgo-async batch: listening on {listen!r} needs --callback-base-url URL "
+            "(the URL that reaches it); without one, listen on a loopback address such as "
+            "127.0.0.1:0, or on a fixed port such as 0.0.0.0:8080."
+        )
+    _check_base_url(base_url, local_api=local_api)
+    return CallbackSettings(host, port, base_url)
+
+
+def _check_base_url(base_url: str, *, local_api: bool) -> None:
+    from ..webhooks import CallbackRegistry
+
+    try:
+        CallbackRegistry(base_url)
+    except InputValidationError as exc:
+        raise CallbackSetupError(
+            *(f"vidgo-async batch: --callback-base-url {issue.rule}" for issue in exc.issues),
+            f"  (got {base_url!r})",
+            _HINT_PUBLIC,
+        ) from None
+    if not local_api and is_loopback_host(urlsplit(base_url).hostname):
+        raise CallbackSetupError(
+            f"vidgo-async batch: --callback-base-url {base_url!r} is a loopback URL, which "
+            "Vidgo's servers cannot call; loopback URLs are only for --emulator or a "
+            "loopback --base-url.",
+            _HINT_PUBLIC,
+        )
+
+
+@contextlib.asynccontextmanager
+async def callback_receiver(
+    client: VidgoClient, settings: CallbackSettings | None, say: Callable[[str], None]
+) -> AsyncIterator[CallbackReceiver | None]:
+    """Run the batch's receiver on its address while the block runs (``None``: no callbacks).
+
+    Raises:
+        CallbackSetupError: the address cannot be listened on (nothing was submitted yet).
+    """
+    if settings is None:
+        yield None
+        return
+    from ..webhooks import CallbackReceiver
+
+    receiver = CallbackReceiver(client, settings.base_url)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            server = await stack.enter_async_context(receiver.serve(settings.host, settings.port))
+        except OSError as exc:
+            raise CallbackSetupError(
+                f"vidgo-async batch: cannot listen on {settings.host}:{settings.port} for "
+                f"callbacks ({exc.strerror or exc}); nothing was submitted."
+            ) from None
+        say(
+            f"  callbacks: {server.base_url}/<token>, received on "
+            f"{server.host}:{server.port}; polling only as a slow fallback"
+        )
+        try:
+            yield receiver
+        finally:
+            stats = receiver.stats
+            refused = stats.not_found + stats.invalid + stats.too_large
+            say(
+                f"  callbacks: {stats.delivered} verified"
+                + (f" ({stats.adopted} revealed an unknown submit)" if stats.adopted else "")
+                + f", {stats.received} received, {refused} refused"
+            )
