@@ -111,7 +111,7 @@ async def test_plan_resume_sorts_requests_by_journal_state(tmp_path: Path) -> No
 
 
 async def test_resumed_run_attaches_instead_of_submitting(tmp_path: Path) -> None:
-    """A journaled task id is polled to the end by a new orchestrator; nothing is resubmitted."""
+    """A journaled task id is polled to the end by a new orchestrator, which journals its end."""
     request = _request(1)
     async with (
         Emulator(job_seconds=0.0, seed=5) as emu,
@@ -130,12 +130,16 @@ async def test_resumed_run_attaches_instead_of_submitting(tmp_path: Path) -> Non
             attached = [orch.attach(r, t) for r, t in plan.attach]
             fresh = await orch.run(plan.submit)
             resumed = [await handle.result() for handle in attached]
-        recorder = JournalRecorder(journal)
-        for result in resumed:
-            await recorder.record_result(result)
+        # The orchestrator journals the end of an attached job itself.
         entry = await journal.get("k1")
         assert entry is not None
         assert (entry.state, entry.attempts) == (JournalState.FINISHED, 1)
+        recorder = JournalRecorder(journal)
+        for result in resumed:
+            await recorder.record_result(result)  # recording it again changes nothing
+        again = await journal.get("k1")
+        assert again is not None
+        assert again.state is JournalState.FINISHED
         assert resumed[0].state is JobState.FINISHED
         assert resumed[0].task_id == task.task_id
         assert fresh[0].state is JobState.FINISHED

@@ -55,10 +55,10 @@ class JournalRecorder:
         await self._record_end(job.key, job.state, job.task, job.error)
 
     async def record_result(self, result: JobResult) -> None:
-        """Record how a re-attached job ended.
+        """Record how a job ended from its result (for jobs run outside an orchestrator).
 
-        The orchestrator reports only jobs it submitted itself to ``after_end``; call this
-        with the result of each job started with ``Orchestrator.attach``.
+        The orchestrator calls ``after_end`` itself for every job it submitted or
+        re-attached with ``Orchestrator.attach``; recording the same outcome again is harmless.
         """
         await self._record_end(result.key, result.state, result.task, result.error)
 

@@ -16,7 +16,21 @@ import attrs
 from ._inputs import prepare_input
 from ._jobs import GenerationRequest, request_fingerprint
 
-__all__ = ["BatchPlan", "budget_problem", "find_duplicates", "parse_price", "plan_batch"]
+__all__ = [
+    "BatchPlan",
+    "budget_problem",
+    "find_duplicates",
+    "format_amount",
+    "parse_price",
+    "plan_batch",
+]
+
+
+def format_amount(value: float) -> str:
+    """Return credits or seconds for people: ``1000000``, ``12.5`` (never ``1e+06``)."""
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def parse_price(text: str) -> tuple[str, float]:
@@ -70,19 +84,18 @@ class BatchPlan:
     def describe(self) -> str:
         """Return the plan as a few human-readable lines."""
         lines = [f"Plan: {self.jobs} job{'s' if self.jobs != 1 else ''}, "
-                 f"{self.video_seconds:g} s of video"]  # fmt: skip
+                 f"{format_amount(self.video_seconds)} s of video"]  # fmt: skip
         for model in sorted(self.jobs_by_model):
-            line = (
-                f"  {model}: {self.jobs_by_model[model]} jobs, {self.seconds_by_model[model]:g} s"
-            )
+            seconds = format_amount(self.seconds_by_model[model])
+            line = f"  {model}: {self.jobs_by_model[model]} jobs, {seconds} s"
             if model in self.credits_by_model:
-                line += f", ~{self.credits_by_model[model]:g} credits"
+                line += f", ~{format_amount(self.credits_by_model[model])} credits"
             else:
                 line += f", price unknown (pass --price {model}=CREDITS_PER_SECOND)"
             lines.append(line)
         total = self.estimated_credits
         if total is not None:
-            lines.append(f"  estimated total: {total:g} credits")
+            lines.append(f"  estimated total: {format_amount(total)} credits")
         return "\n".join(lines) + "\n"
 
 
@@ -127,18 +140,20 @@ def budget_problem(
         if estimate is None:
             missing = ", ".join(plan.unpriced_models)
             return (
-                f"--max-credits {max_credits:g} needs a price for every model; missing: "
-                f"{missing}. HINT: add --price MODEL=CREDITS_PER_SECOND"
+                f"--max-credits {format_amount(max_credits)} needs a price for every model; "
+                f"missing: {missing}. HINT: add --price MODEL=CREDITS_PER_SECOND"
             )
         if estimate > max_credits:
             return (
-                f"the batch is estimated at {estimate:g} credits, above --max-credits "
-                f"{max_credits:g}; nothing was submitted. HINT: split the input or raise the limit"
+                f"the batch is estimated at {format_amount(estimate)} credits, above "
+                f"--max-credits {format_amount(max_credits)}; nothing was submitted. "
+                "HINT: split the input or raise the limit"
             )
     if balance is not None and estimate is not None and estimate > balance:
         return (
-            f"the batch is estimated at {estimate:g} credits but the balance is {balance:g}; "
-            "nothing was submitted. HINT: top up your Vidgo credits or run fewer jobs"
+            f"the batch is estimated at {format_amount(estimate)} credits but the balance is "
+            f"{format_amount(balance)}; nothing was submitted. "
+            "HINT: top up your Vidgo credits or run fewer jobs"
         )
     if balance is not None and balance <= 0 and plan.jobs:
         return "the balance is 0 credits; nothing was submitted. HINT: top up your Vidgo credits"

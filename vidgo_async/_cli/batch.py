@@ -14,13 +14,20 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from .._config import API_KEY_ENV, PollPolicy
 from .._errors import VidgoError
 from .._jobs import JobResult, JobState, Progress
-from .._orchestrator import Orchestrator
+from .._orchestrator import JobHandle, Orchestrator
+from ._batch_callbacks import CallbackSetupError, callback_receiver
+from ._batch_callbacks import add_arguments as add_callback_arguments
+from ._batch_callbacks import settings_from_args as callback_settings
+from ._batch_guard import add_arguments as add_resume_arguments
+from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
+from ._batch_resume import BatchResume, journal_path, move_aside
 
 __all__ = ["register"]
 
@@ -29,8 +36,10 @@ Run every job of a JSONL file (one job a line) with at most --concurrency jobs i
 A line is {"id": ..., "model": ..., "input": {...}} or the shorthand {"id": ..., "prompt": ...},
 filled from the defaults below. Every line is checked before the first submit.
 Writes OUT/results.jsonl and downloads each video to OUT/<id>.mp4.
-Exit status: 0 all finished, 1 some job failed/timed out/unknown, 2 usage or input error,
-130 interrupted (after writing what is known).
+Every submit is journaled in OUT/journal.sqlite first: rerunning the same command resumes
+(finished jobs are skipped, created tasks are polled, never submitted again).
+Exit status: 0 all finished, 1 some job failed/timed out/unknown, 2 usage or input error
+or a refused spend (nothing submitted), 130 interrupted (after writing what is known).
 """
 
 # The --emulator timing: Seedance-like 30-120 s jobs played 50x faster.
@@ -97,6 +106,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timeout", type=_positive_float, help="seconds per job from submit to end (default 1800)"
     )
     parser.add_argument("--deadline", type=_positive_float, help="seconds for the whole batch")
+    add_callback_arguments(parser)
+    add_resume_arguments(parser)
     # Scales the poll schedule (tests and benchmarks against a fast local server).
     parser.add_argument("--poll-scale", type=_positive_float, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
@@ -120,13 +131,36 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             _say(f"  {problem}")
         return 2
+    if args.dry_run:  # before the key check: a dry run sends nothing
+        return dry_run(lines, args, f"shorthand defaults: {defaults.describe()}")
+    refused = refuse_duplicates(lines, args)
+    if refused is not None:
+        return refused
     if not args.emulator and not os.environ.get(API_KEY_ENV, "").strip():
         _say(f"vidgo-async batch: no API key. HINT: set {API_KEY_ENV}, or try --emulator.")
         return 2
+    try:
+        args.callbacks = callback_settings(args)
+    except CallbackSetupError as exc:
+        for text in exc.lines:
+            _say(text)
+        return 2
     _print_plan(lines, defaults, args)
+    if args.fresh:
+        try:
+            moved = move_aside(journal_path(args))
+        except OSError as exc:
+            _say(f"vidgo-async batch: --fresh could not move the journal aside: {exc}")
+            return 2
+        if moved is not None:
+            _say(f"  --fresh: the old journal was moved to {moved} (not deleted)")
     runner = _BatchRun(lines, args)
     try:
-        return anyio.run(runner.main)
+        return anyio.run(runner.resume.run, runner.main)
+    except CallbackSetupError as exc:  # the receiver could not listen: nothing was submitted
+        for text in exc.lines:
+            _say(text)
+        return 2
     except KeyboardInterrupt:
         _say(
             "\nvidgo-async batch: interrupted; results written so far are in "
@@ -157,38 +191,60 @@ class _BatchRun:
         self.files: dict[str, list[dict[str, str | None]]] = {}
         self.download_errors: dict[str, BaseException] = {}
         self.started = time.monotonic()
+        self.resume = BatchResume(lines, args)  # the journal: what earlier runs did
 
     async def main(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
+        self.results.update(self.resume.reported)  # finished earlier, or left unknown
+        self.files.update(self.resume.files)
         orchestrator: Orchestrator | None = None
+        refused: int | None = None
         try:
-            async with self._client() as client:
+            callbacks = getattr(self.args, "callbacks", None)
+            async with (
+                self._client() as client,
+                callback_receiver(client, callbacks, _say) as receiver,
+            ):
+                refused = await self.resume.check_balance(client)
+                if refused is not None:
+                    return refused
                 orchestrator = Orchestrator(
                     client,
                     max_in_flight=self.args.concurrency,
                     job_timeout=self.args.timeout,
                     poll=self._poll(client.poll),
+                    journal=self.resume.recorder,
+                    receiver=receiver,
                 )
                 async with orchestrator, anyio.create_task_group() as group:
                     progress = anyio.CancelScope()
                     group.start_soon(self._show_progress, orchestrator, progress)
-                    requests = [line.request for line in self.lines]
                     deadline = self.args.deadline
+                    for earlier in self.resume.to_download:  # finished, files missing on disk
+                        group.start_soon(self._download, client, earlier)
+                    # Journaled tasks queue first: polled, never submitted again.
+                    attached = self.resume.attach(orchestrator, deadline)
+                    for handle in attached:
+                        group.start_soon(self._follow, handle, client, group)
+                    requests = self.resume.to_submit
                     async for result in orchestrator.as_completed(requests, deadline=deadline):
                         self.results[result.key] = result
                         if result.ok and not self.args.no_download:
                             group.start_soon(self._download, client, result)
                         else:
                             self.files[result.key] = _file_entries(result, None)
+                    for handle in attached:
+                        await handle.result()
                     progress.cancel()  # the group now waits for the downloads only
         finally:
             with anyio.CancelScope(shield=True):
                 if orchestrator is not None:
                     for result in orchestrator.unfinished():
                         self.results.setdefault(result.key, result)
-                rows = self._rows()
-                await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
-                self._summary()
+                if refused is None:  # a refused run sent nothing: the last results stand
+                    rows = self._rows()
+                    await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
+                    self._summary()
         return 0 if self._all_finished() else 1
 
     @contextlib.asynccontextmanager
@@ -229,9 +285,19 @@ class _BatchRun:
                 paths.append(
                     await client.download_file(file.file_url, destination, task_id=result.task_id)
                 )
+            await self.resume.record_download(result.key, paths)
         except VidgoError as exc:
             self.download_errors[result.key] = exc
         self.files[result.key] = _file_entries(result, paths)
+
+    async def _follow(self, handle: JobHandle, client: Any, group: anyio.abc.TaskGroup) -> None:
+        """Report a re-attached job (a task from the journal) when it ends."""
+        result = await handle.result()
+        self.results[result.key] = result
+        if result.ok and not self.args.no_download:
+            group.start_soon(self._download, client, result)
+        else:
+            self.files[result.key] = _file_entries(result, None)
 
     async def _show_progress(self, orchestrator: Orchestrator, scope: anyio.CancelScope) -> None:
         """Redraw a bar on a terminal; print a line when counts change (at most every 2 s) otherwise."""
@@ -241,7 +307,7 @@ class _BatchRun:
         last_print = 0.0
         with scope:
             while True:
-                snapshot = orchestrator.snapshot()
+                snapshot = self.resume.with_reported(orchestrator.snapshot())
                 line = _progress_line(snapshot, len(self.lines), time.monotonic() - self.started)
                 now = time.monotonic()
                 if tty:
@@ -310,7 +376,7 @@ class _BatchRun:
         if counts[JobState.UNKNOWN]:
             _say(
                 "  HINT: 'unknown' jobs were sent but got no answer; they may exist (and be billed). "
-                "Check the dashboard before resubmitting them."
+                "Check the dashboard, then rerun with --retry-unknown to submit them again."
             )
 
 

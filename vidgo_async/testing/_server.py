@@ -67,6 +67,7 @@ class EmulatorServer:
         app.router.add_get("/api/generate/status/{task_id}", self.status)
         app.router.add_get("/api/user/balance", self.balance)
         app.router.add_get("/files/{name}", self.download)
+        app.router.add_get("/_emulator/stats", self.stats)
         return app
 
     @web.middleware
@@ -224,6 +225,36 @@ class EmulatorServer:
         if fault is not None:
             return await self._faults_out.inject(request, fault, status, payload)
         return web.json_response(payload, status=status)
+
+    async def stats(self, request: web.Request) -> web.StreamResponse:
+        """Handle ``GET /_emulator/stats``: the counters, read-only (not a Vidgo endpoint).
+
+        Lets a test read what an emulator in another process (``vidgo-async emulator``)
+        has seen. It needs the API key, is never faulted and is not in ``requests``.
+        """
+        if not self._authorized(request):
+            return web.json_response(
+                error_body(401, "Invalid or missing API key (send Authorization: Bearer <key>)"),
+                status=401,
+            )
+        stats = self._stats
+        data = {
+            "requests": dict(stats.requests),
+            "submit_attempts": stats.submit_attempts,
+            "submits_accepted": stats.submits_accepted,
+            "submits_by_prompt": dict(stats.submits_by_prompt),
+            "jobs_by_fingerprint": dict(stats.jobs_by_fingerprint),
+            "balance_requests": stats.balance_requests,
+            "status_requests": sum(stats.status_requests.values()),
+            "download_requests": dict(stats.download_requests),
+            "in_flight": stats.in_flight,
+            "peak_in_flight": stats.peak_in_flight,
+            "tasks_finished": stats.tasks_finished,
+            "tasks_failed": stats.tasks_failed,
+            "faults_injected": dict(stats.faults_injected),
+            "credits_available": self._ledger.available,
+        }
+        return web.json_response({"code": 200, "data": data})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """Handle ``GET /files/<task_id>.mp4`` (public, like a storage URL: no key needed)."""

@@ -1,0 +1,371 @@
+"""``vidgo-async batch`` and its journal: what earlier runs did, and what this one must do.
+
+Before the first submit the journal (``OUT/journal.sqlite`` unless ``--journal``) is opened,
+or created, and the input is sorted against it (:func:`~vidgo_async._resume.plan_resume`):
+
+- finished jobs are reported from it (their missing or partial videos downloaded again);
+- jobs with a ``task_id`` are re-attached: polled, never submitted again;
+- unanswered submits are reported ``unknown`` and left alone unless ``--retry-unknown``;
+- a job id journaled with another request stops the run (exit 2) before any request;
+- ``--max-credits`` is checked against the jobs still to submit, and the balance read just
+  before the first submit (the rest of the spend guard is in ``_batch_guard``).
+
+With ``--emulator`` the tasks of an earlier run died with the emulator in its process (and
+cost nothing), so those jobs are marked failed and submitted again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from .._errors import (
+    AuthenticationError,
+    JournalError,
+    PermissionDeniedError,
+    SubmitOutcomeUnknownError,
+    VidgoError,
+)
+from .._jobs import GenerationRequest, JobResult, JobState, Progress
+from .._journal import Journal, JournalEntry
+from .._resume import JournalRecorder, ResumePlan, plan_resume
+from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
+
+if TYPE_CHECKING:
+    from .._client import VidgoClient
+    from .._orchestrator import JobHandle, Orchestrator
+    from ._batch_input import BatchLine
+
+__all__ = ["JOURNAL_FIX", "JOURNAL_NAME", "BatchResume", "journal_path", "move_aside"]
+
+JOURNAL_NAME = "journal.sqlite"
+
+JOURNAL_FIX = (
+    "the file was not changed. Inspect it with `vidgo-async journal PATH`, pass another "
+    "--journal, or start over with --fresh (the old journal is moved aside, not deleted)"
+)
+
+_UNKNOWN_HINT = (
+    "  HINT: these submits were sent in an earlier run but no answer came back, so a task may "
+    "exist and be billed; they were not submitted again. Check your Vidgo dashboard, then rerun "
+    "with --retry-unknown to submit them again (or give them new ids)."
+)
+
+_EMULATOR_LOST = "the built-in emulator's task ended with the process that ran it"
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def journal_path(args: argparse.Namespace) -> Path:
+    """Return the journal of this batch: ``--journal``, else ``OUT/journal.sqlite``."""
+    path: Path | None = args.journal
+    return path if path is not None else Path(args.out) / JOURNAL_NAME
+
+
+def move_aside(path: Path, *, now: Callable[[], float] = time.time) -> Path | None:
+    """Rename the journal at ``path`` (with its ``-wal``/``-shm`` files); return the new name.
+
+    Returns ``None`` when there is no journal. The old journal is kept, never deleted: its
+    task ids may be the only record of videos being paid for.
+    """
+    if not path.exists():
+        return None
+    stamp = datetime.fromtimestamp(now(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+    counter = 1
+    while any(Path(f"{target}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        counter += 1
+        target = path.with_name(f"{path.stem}-{stamp}-{counter}{path.suffix}")
+    # The WAL may hold commits not yet in the main file: it moves with it, to the name
+    # SQLite looks for next to the new file.
+    for suffix in ("-wal", "-shm", ""):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{target}{suffix}"))
+    return target
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+class _EarlierRun(Exception):
+    """Why an earlier run left a submit unanswered, as its journal recorded it."""
+
+
+@attrs.define
+class BatchResume:
+    """The journal side of one ``vidgo-async batch`` run (see the module docstring).
+
+    Attributes:
+        reported: results reported from the journal without running anything (finished
+            jobs, and unanswered submits left alone), by job id.
+        files: the ``results.jsonl`` file entries of finished jobs whose files are on disk.
+        to_download: finished jobs whose files are missing or partial on disk.
+        recorder: the orchestrator's journal recorder once the journal is open.
+    """
+
+    lines: Sequence[BatchLine]
+    args: argparse.Namespace
+    path: Path = attrs.field(init=False)
+    journal: Journal | None = None
+    plan: ResumePlan | None = None
+    recorder: JournalRecorder | None = None
+    reported: dict[str, JobResult] = attrs.field(factory=dict)
+    files: dict[str, list[dict[str, str | None]]] = attrs.field(factory=dict)
+    to_download: list[JobResult] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.path = journal_path(self.args)
+
+    async def run(self, main: Callable[[], Awaitable[int]]) -> int:
+        """Open the journal, plan the run, then run ``main`` (unless refused); close it last."""
+        try:
+            self.journal = await Journal.open(self.path)
+        except JournalError as exc:
+            _say(f"vidgo-async batch: cannot use the journal: {exc}")
+            _say(f"  nothing was submitted; {JOURNAL_FIX}")
+            return 2
+        try:
+            refused = await self._plan(self.journal)
+            if refused is not None:
+                return refused
+            return await main()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.journal.aclose()
+
+    async def _plan(self, journal: Journal) -> int | None:
+        requests = [line.request for line in self.lines]
+        plan = await plan_resume(journal, requests, retry_unknown=bool(self.args.retry_unknown))
+        if self.args.emulator and (plan.attach or plan.in_doubt) and not plan.conflicts:
+            # The built-in emulator's tasks ended with the process that ran it, and nothing
+            # was billed: those jobs are marked failed, which a rerun submits again.
+            for request, _ in [*plan.attach, *plan.in_doubt]:
+                assert request.key is not None  # noqa: S101 - every batch line has an id
+                await journal.record_failed(request.key, "EmulatorTaskLost", _EMULATOR_LOST)
+            plan = await plan_resume(journal, requests, retry_unknown=False)
+        self.plan = plan
+        if plan.conflicts:
+            for conflict in plan.conflicts:
+                _say(f"vidgo-async batch: {conflict}")
+            _say(f"  nothing was submitted ({len(plan.conflicts)} conflicting job id(s))")
+            return 2
+        spend = plan_batch(plan.submit, dict(self.args.price or []))
+        problem = budget_problem(spend, max_credits=self.args.max_credits)
+        if problem is not None:
+            _say(f"vidgo-async batch: {problem}")
+            return 2
+        self.recorder = JournalRecorder(journal)
+        ids = {line.id for line in self.lines}
+        download = not self.args.no_download
+        out = Path(self.args.out)
+        checked = await anyio.to_thread.run_sync(_check_done, plan.done, ids, out)
+        for request, entry in plan.done:
+            result = _finished_result(request, entry)
+            self.reported[entry.key] = result
+            paths = checked.get(entry.key)
+            if paths is None and download and result.task is not None and result.task.files:
+                self.to_download.append(result)
+            else:
+                self.files[entry.key] = _entries(result, paths)
+        for request, entry in plan.in_doubt:
+            self.reported[entry.key] = _unknown_result(request, entry)
+        self._describe(plan, spend)
+        return None
+
+    def _describe(self, plan: ResumePlan, spend: BatchPlan) -> None:
+        if plan.resuming:
+            _say(
+                f"vidgo-async batch: resuming from {self.path}: {len(plan.done)} finished earlier"
+                + (f" ({len(self.to_download)} to download again)" if self.to_download else "")
+                + f", {len(plan.attach)} to poll (not submitted again), "
+                f"{len(plan.in_doubt)} unknown, {len(plan.submit)} to submit"
+            )
+        if plan.in_doubt:
+            for _, entry in plan.in_doubt[:20]:
+                _say(f"  unknown: {entry.key} (no answer to its submit in an earlier run)")
+            if len(plan.in_doubt) > 20:
+                _say(f"  ... and {len(plan.in_doubt) - 20} more")
+            _say(_UNKNOWN_HINT)
+        if plan.orphans:
+            _say(
+                f"  note: the journal also holds {len(plan.orphans)} job(s) this input does not "
+                "name; they are left alone (see `vidgo-async journal`)"
+            )
+        if spend.estimated_credits is not None and spend.jobs:
+            _say(
+                f"  estimated cost of the {spend.jobs} job(s) to submit: "
+                f"{format_amount(spend.estimated_credits)} credits"
+            )
+
+    async def check_balance(self, client: VidgoClient) -> int | None:
+        """Read the balance and refuse (2) a run it cannot pay for; ``None`` lets it go on.
+
+        The estimate covers only the jobs this run submits. A balance that cannot be read for
+        another reason than a refused key is reported and the run goes on: Vidgo itself
+        refuses a submit it cannot be paid for (402).
+        """
+        plan = self.plan
+        if plan is None or not plan.submit:
+            return None
+        spend = plan_batch(plan.submit, dict(self.args.price or []))
+        try:
+            balance = await client.balance()
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            _say(f"vidgo-async batch: the API refused the key: {exc}; nothing was submitted")
+            return 2
+        except VidgoError as exc:
+            _say(f"vidgo-async batch: warning: could not read the balance ({exc}); going on")
+            return None
+        credits = balance.credits_amount
+        problem = budget_problem(spend, balance=credits)
+        if problem is not None:
+            _say(f"vidgo-async batch: {problem}")
+            return 2
+        estimate = spend.estimated_credits
+        if estimate is None:
+            _say(
+                f"  balance: {format_amount(credits)} credits (not compared with the cost: no "
+                f"--price for {', '.join(spend.unpriced_models)})"
+            )
+        else:
+            _say(
+                f"  balance: {format_amount(credits)} credits, enough for the estimate of "
+                f"{format_amount(estimate)}"
+            )
+        return None
+
+    def attach(self, orchestrator: Orchestrator, deadline: float | None) -> list[JobHandle]:
+        """Re-attach every journaled task of the plan; return their handles (in plan order)."""
+        assert self.plan is not None  # noqa: S101 - planned before the run
+        return [
+            orchestrator.attach(request, task, deadline=deadline)
+            for request, task in self.plan.attach
+        ]
+
+    @property
+    def to_submit(self) -> list[GenerationRequest]:
+        """The requests this run submits."""
+        assert self.plan is not None  # noqa: S101 - planned before the run
+        return list(self.plan.submit)
+
+    def with_reported(self, snapshot: Progress) -> Progress:
+        """Add the jobs reported from the journal to an orchestrator's progress snapshot."""
+        finished = sum(1 for r in self.reported.values() if r.state is JobState.FINISHED)
+        unknown = len(self.reported) - finished
+        return attrs.evolve(
+            snapshot, finished=snapshot.finished + finished, unknown=snapshot.unknown + unknown
+        )
+
+    async def record_download(self, key: str, paths: Sequence[Path | None]) -> None:
+        """Record where a job's files were downloaded (only when every one of them was)."""
+        journal = self.journal
+        if journal is None or not paths or any(path is None for path in paths):
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await journal.record_download(key, *[path for path in paths if path is not None])
+            except JournalError as exc:
+                _say(f"vidgo-async batch: warning: could not journal the files of {key}: {exc}")
+
+
+def _finished_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
+    return JobResult(
+        request=request,
+        key=entry.key,
+        state=JobState.FINISHED,
+        task=entry.task,
+        error=None,
+        queued_at=_utc(entry.created_at),
+        submitted_at=_utc(entry.submitted_at),
+        finished_at=_utc(entry.finished_at),
+    )
+
+
+def _unknown_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
+    recorded = entry.error
+    why = "the process stopped before the answer" if recorded is None else recorded["message"]
+    error = SubmitOutcomeUnknownError(
+        entry.model,
+        {"model": entry.model, "input": entry.input},
+        _EarlierRun(f"no answer in an earlier run: {why}"),
+    )
+    return JobResult(
+        request=request,
+        key=entry.key,
+        state=JobState.UNKNOWN,
+        task=None,
+        error=error,
+        queued_at=_utc(entry.created_at),
+        submitted_at=None,
+        finished_at=None,
+    )
+
+
+def _entries(result: JobResult, paths: Sequence[Path] | None) -> list[dict[str, str | None]]:
+    if result.task is None:
+        return []
+    return [
+        {
+            "url": file.file_url,
+            "path": str(paths[index]) if paths is not None and index < len(paths) else None,
+        }
+        for index, file in enumerate(result.task.files)
+    ]
+
+
+def _check_done(
+    done: Sequence[tuple[GenerationRequest, JournalEntry]], ids: set[str], out: Path
+) -> dict[str, list[Path]]:
+    """Return the recorded files of finished jobs that are all on disk; drop stale ``.part`` files.
+
+    Runs in a worker thread (file system calls). A download is placed under its final name
+    only once complete, so a recorded, non-empty file is whole; one that is missing, empty,
+    or not recorded at all is downloaded again.
+    """
+    present: dict[str, list[Path]] = {}
+    directories: set[Path] = {out}
+    for _, entry in done:
+        paths = [Path(name) for name in entry.files]
+        directories.update(path.parent for path in paths)
+        expected = len(entry.task.files) if entry.task is not None else 0
+        if paths and len(paths) == expected and all(_whole(path) for path in paths):
+            present[entry.key] = paths
+    for directory in directories:
+        _remove_stale_parts(directory, ids)
+    return present
+
+
+def _whole(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _remove_stale_parts(directory: Path, ids: set[str]) -> None:
+    """Remove ``<id>.<ext>.part`` / ``<id>-<n>.<ext>.part`` files a killed run left behind."""
+    with contextlib.suppress(OSError):
+        for path in directory.iterdir():
+            name = path.name
+            if not name.endswith(".part"):
+                continue
+            stem = name[: -len(".part")].rsplit(".", 1)[0]
+            base, _, number = stem.rpartition("-")
+            if stem in ids or (base in ids and number.isdigit()) or name.startswith(".results-"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
