@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from vidgo_async._backoff import full_jitter, parse_retry_after
 
@@ -107,3 +108,23 @@ def test_parse_retry_after_never_crashes(value: str, millis: str) -> None:
     """Any header text gives None or a finite positive delay (T05, Hypothesis)."""
     result = parse_retry_after({"Retry-After": value, "retry-after-ms": millis}, now=NOW)
     assert result is None or (0 < result < float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([("Retry-After", "3")], 3.0),
+        ([("RETRY-AFTER-MS", "1500"), ("retry-after", "9")], 1.5),
+        ([("Retry-After", "2"), ("retry-after", "5")], 2.0),
+        ([("Content-Type", "application/json")], None),
+        ([], None),
+    ],
+)
+def test_parse_retry_after_reads_aiohttp_headers_in_place(
+    pairs: list[tuple[str, str]], expected: float | None
+) -> None:
+    """aiohttp's case-insensitive headers give the same answer as a plain dict of them."""
+    proxy = CIMultiDictProxy(CIMultiDict(pairs))
+    value = parse_retry_after(proxy, now=NOW)
+    assert value == parse_retry_after(dict(proxy), now=NOW)
+    assert value == (None if expected is None else pytest.approx(expected))

@@ -148,3 +148,62 @@ def test_arbitrary_json_never_crashes(data: Any) -> None:
         return
     assert isinstance(task.task_id, str)
     assert task.progress is None or 0 <= task.progress <= 100
+
+
+def _reference_parse_datetime(value: str) -> datetime | None:
+    """The slow, general rule: strip, read a trailing Z as UTC, then ISO-8601."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-11-12T10:30:00",
+        "2025-11-12T10:30:00+05:30",
+        "2025-11-12",
+        " 2025-11-12T10:30:00 ",
+        "2025-11-12T10:30:00Z",
+        "2025-11-12T10:30:00z",
+        "2025-13-12T10:30:00",
+        "1",
+        "2025-11-12T10:30:00 x",
+    ],
+)
+def test_parse_datetime_fast_path_matches_the_general_rule(text: str) -> None:
+    """The digit-to-digit fast path and the general path agree on every form."""
+    assert parse_datetime(text) == _reference_parse_datetime(text)
+
+
+@given(st.text(max_size=40))
+def test_parse_datetime_agrees_with_the_general_rule_on_any_text(text: str) -> None:
+    """For any non-empty string the result equals the general rule's (Hypothesis)."""
+    if text:
+        assert parse_datetime(text) == _reference_parse_datetime(text)
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected"), [(-5, 0), (0, 0), (42, 42), (100, 100), (250, 100), (37.9, 37)]
+)
+def test_progress_is_clamped_to_0_100(progress: Any, expected: int) -> None:
+    """Out-of-range progress is clamped; a float is truncated like before."""
+    task = structure({"task_id": "t", "status": "running", "progress": progress}, Task)
+    assert task.progress == expected
+
+
+def test_known_status_is_the_member_and_unknown_is_a_pseudo_member() -> None:
+    """Known values give the enum members themselves; others keep their text."""
+    assert structure({"task_id": "t", "status": "running"}, Task).status is TaskStatus.RUNNING
+    odd = structure({"task_id": "t", "status": "paused"}, Task).status
+    assert odd.value == "paused"
+    assert not odd.is_known
+
+
+def test_structure_of_other_classes_goes_through_cattrs() -> None:
+    """Classes without a direct hook are still structured by the converter."""
+    assert structure(["1", 2], list[int]) == [1, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from datetime import datetime, timezone
@@ -29,6 +30,8 @@ from _client_support import (
 )
 from aiohttp import web
 from aioresponses import aioresponses
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vidgo_async import (
     APIConnectionError,
@@ -52,6 +55,8 @@ from vidgo_async._clock import VirtualClock
 from vidgo_async._http import (
     USER_AGENT,
     RetryBudget,
+    Transport,
+    _decode,
     client_timeout,
     normalise_base_url,
     translate_exception,
@@ -741,3 +746,138 @@ async def test_declared_oversized_body_is_refused_without_reading() -> None:
     async with serve(app) as server, _loopback_client(base_of(server)) as client:
         with pytest.raises(APIResponseValidationError, match="larger than"):
             await client.balance()
+
+
+async def test_compressed_body_is_capped_after_decompression() -> None:
+    """A small gzip body that inflates past the cap is refused, not read whole (T23)."""
+    packed = gzip.compress(b'{"code":200,"data":{"pad":"' + b"x" * (3 * 1024 * 1024) + b'"}}')
+
+    async def bomb(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/user/balance", bomb)
+    async with serve(app) as server, _loopback_client(base_of(server)) as client:
+        assert len(packed) < client._transport.max_json_bytes
+        with pytest.raises(APIResponseValidationError, match="larger than"):
+            await client.balance()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+async def test_small_bodies_are_read_whole_with_or_without_compression(compressed: bool) -> None:
+    """A body under the cap is read in one go, or streamed and inflated when compressed."""
+    raw = json.dumps(envelope({"credits_amount": 12.5, "email": "a@b"})).encode()
+
+    async def answer(_request: web.Request) -> web.Response:
+        if compressed:
+            return web.Response(
+                body=gzip.compress(raw),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        return web.Response(body=raw, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/user/balance", answer)
+    async with serve(app) as server, _loopback_client(base_of(server)) as client:
+        balance = await client.balance()
+    assert (balance.credits_amount, balance.email) == (12.5, "a@b")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b'{"a": 1}',
+        b' {"a": 1}\n',
+        b'{"a": 1} trailing',
+        b'{"a": 1}{"b": 2}',
+        b"\xef\xbb\xbf{}",
+        b"NaN",
+        b"[1, 2]",
+        b'"text"',
+        b"\xff\xfe{}",
+        b'{"a": "\xe2\x82\xac"}',
+    ],
+)
+def test_decode_matches_json_loads(body: bytes) -> None:
+    """The scanner fast path gives exactly what json.loads of the text gives."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        expected: object = json.loads(text)
+    except ValueError:
+        expected = None
+    value, decoded_text = _decode(body)
+    assert decoded_text == text
+    assert value == expected or (value != value and expected != expected)
+
+
+JSONISH = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60
+) | st.from_regex(
+    r"\s*(\{\}|\[\]|-?[0-9]{1,5}(\.[0-9]+)?|\"[a-z]*\"|true|null|NaN)\s*.{0,3}", fullmatch=True
+)
+
+
+@given(JSONISH)
+def test_decode_matches_json_loads_on_any_text(text: str) -> None:
+    """For any text the parsed value equals json.loads' (None when it raises) (Hypothesis)."""
+    try:
+        expected: object = json.loads(text)
+    except ValueError:
+        expected = None
+    value, _ = _decode(text.encode("utf-8"))
+    assert value == expected or (value != value and expected != expected)
+
+
+async def test_retry_after_of_a_success_is_parsed_once_into_the_response() -> None:
+    """A status answer's Retry-After is carried on the Response, read case-insensitively."""
+    async with make_client() as client:
+        with aioresponses() as mocked:
+            mocked.get(
+                BALANCE_URL,
+                payload=envelope({"credits_amount": 1}),
+                headers={"RETRY-AFTER": "4", "X-Request-Id": "req-1"},
+            )
+            mocked.get(BALANCE_URL, payload=envelope({"credits_amount": 1}))
+            first = await client._transport.send_once("GET", "/api/user/balance")
+            second = await client._transport.send_once("GET", "/api/user/balance")
+    assert first.retry_after == 4.0
+    assert first.headers["retry-after"] == "4"
+    assert second.retry_after is None
+
+
+async def test_request_id_header_is_found_in_any_case() -> None:
+    """``X-Request-Id`` as servers spell it fills the error's request_id."""
+    async with make_client(retry=RetryPolicy.none()) as client:
+        with aioresponses() as mocked:
+            mocked.get(
+                BALANCE_URL, status=400, payload=error_body(400), headers={"X-Request-Id": "r-9"}
+            )
+            with pytest.raises(BadRequestError) as info:
+                await client.balance()
+    assert info.value.request_id == "r-9"
+
+
+def test_headers_and_default_timeout_are_built_once_and_hide_the_key() -> None:
+    """Requests reuse one headers dict and one aiohttp timeout; no dump of the transport shows the key."""
+    client = make_client()
+    transport = client._transport
+    assert transport._headers(with_body=False) is transport._headers(with_body=False)
+    assert transport._headers(with_body=True)["Content-Type"] == "application/json"
+    assert "Content-Type" not in transport._headers(with_body=False)
+    assert KEY not in repr(vars(transport))
+    assert transport._client_timeout(None) is transport._client_timeout(transport.timeout)
+
+
+def test_per_call_and_reassigned_timeouts_are_mapped() -> None:
+    """A per-call timeout gets its own aiohttp timeout; a new default replaces the cached one."""
+    transport = make_client()._transport
+    assert isinstance(transport, Transport)
+    mapped = transport._client_timeout(Timeout(connect=1, read=2, total=3))
+    assert (mapped.sock_connect, mapped.sock_read, mapped.total) == (1, 2, 3)
+    transport.timeout = Timeout(total=9)
+    assert transport._client_timeout(None).total == 9
+    assert transport._client_timeout(None) is transport._client_timeout(None)

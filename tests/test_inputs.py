@@ -194,3 +194,71 @@ def test_arbitrary_mappings_never_crash(data: dict[str, Any]) -> None:
     else:
         assert 4 <= body["duration"] <= 15
         assert body["resolution"] in ("480p", "720p")
+
+
+def _reference_body(cls: type[Any], model: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The input as the typed class builds it from ``data`` (``None`` when it is refused)."""
+    try:
+        body: dict[str, Any] = cls(**{k: v for k, v in data.items() if v is not None}).to_dict()
+        return body
+    except (InputValidationError, TypeError):
+        return None
+
+
+URLS = st.lists(st.sampled_from([IMG, VID, AUD, "not-a-url"]), max_size=3)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"prompt": st.sampled_from(["a fox runs", "hi", None]), "duration": st.integers(3, 16)},
+        optional={
+            "resolution": st.sampled_from(["480p", "720p", "1080p", None]),
+            "aspect_ratio": st.sampled_from(["16:9", "2:1", None]),
+            "generate_audio": st.booleans() | st.none(),
+            "seed": st.integers(-5, 5) | st.none(),
+            "image_urls": URLS | st.tuples(st.just(IMG)) | st.none(),
+            "reference_image_urls": URLS | st.none(),
+            "reference_video_urls": URLS | st.none(),
+            "reference_audio_urls": URLS | st.none(),
+        },
+    )
+)
+def test_mapping_is_checked_once_with_the_typed_class_outcome(data: dict[str, Any]) -> None:
+    """A mapping gives exactly the typed class's body, or an error when the class refuses it."""
+    expected = _reference_body(Seedance2Input, "seedance-2", data)
+    try:
+        body: dict[str, Any] | None = prepare_input("seedance-2", data)
+    except InputValidationError:
+        body = None
+    assert body == expected
+    if expected is not None:
+        assert list(body or {}) == list(expected)  # same key order on the wire
+        built = Seedance2Input.from_mapping(data)
+        assert built == Seedance2Input(**{k: v for k, v in data.items() if v is not None})
+        assert built.to_dict() == expected
+
+
+def test_from_mapping_still_reports_every_rule() -> None:
+    """from_mapping refuses a broken mapping with the same issues as before."""
+    with pytest.raises(InputValidationError) as info:
+        Seedance15ProInput.from_mapping(
+            {"prompt": "x" * 2501, "duration": 5}, model="seedance-1.5-pro"
+        )
+    assert {issue.field for issue in info.value.issues} == {
+        "$.input.prompt",
+        "$.input.duration",
+        "$.input.aspect_ratio",
+    }
+
+
+def test_from_mapping_keeps_url_lists_immutable_and_drops_empty_ones() -> None:
+    """URL lists become tuples on the instance; an empty list is left out of the body."""
+    built = Seedance10ProInput.from_mapping({"prompt": "p", "image_urls": [IMG]})
+    assert built.image_urls == (IMG,)
+    assert prepare_input("seedance-1.0-pro", {"prompt": "p", "image_urls": []}) == {"prompt": "p"}
+
+
+def test_typed_construction_still_validates() -> None:
+    """Building a typed input directly keeps checking its rules."""
+    with pytest.raises(InputValidationError, match="duration"):
+        Seedance2Input(prompt="a fox runs", duration=99, resolution="720p")

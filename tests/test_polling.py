@@ -72,3 +72,43 @@ def test_scaled_policy_scales_the_schedule() -> None:
     """A policy scaled by 0.001 gives millisecond schedules."""
     state = PollState(PollPolicy().scaled(0.001), started_at=0.0)
     assert state.next_delay(0.0, rng=random.Random(0)) <= 0.0025
+
+
+def _simulate_queued(
+    policy: PollPolicy, queued: float, running: float, seed: int
+) -> tuple[int, float]:
+    """Return (polls, lag) for a job that waits ``queued`` s at progress 0, then runs linearly."""
+    rng = random.Random(seed)
+    state = PollState(policy, started_at=0.0)
+    end = queued + running
+    now = state.next_delay(0.0, rng=rng)
+    polls = 0
+    while True:
+        polls += 1
+        if now >= end:
+            return polls, now - end
+        progress = 0 if now < queued else int(100 * (now - queued) / running)
+        state.observe(now, progress)
+        now += state.next_delay(now, rng=rng)
+        assert polls < 1000, "busy loop"
+
+
+def test_one_reading_is_checked_again_within_the_time_already_spent() -> None:
+    """A rate from a single reading (queue time included) is not trusted beyond the time since submit."""
+    state = PollState(PollPolicy(), started_at=0.0)
+    state.observe(10.0, 10)
+    # The single-reading estimate is 90 s; the second reading comes after at most 10 s.
+    assert state.estimated_remaining(10.0) == 90.0
+    assert 1.0 <= state.next_delay(10.0, rng=random.Random(0)) <= 10.0
+    # Once the progress has risen between two readings, the true rate decides again.
+    state.observe(20.0, 11)
+    assert state.next_delay(20.0, rng=random.Random(0)) == 30.0
+
+
+@pytest.mark.parametrize("queued", [3.0, 5.0, 10.0])
+def test_queued_30_second_job_is_seen_finished_promptly(queued: float) -> None:
+    """A 30 s job that first sat in the queue is seen finished within 15 % of its run, in few polls."""
+    for seed in range(20):
+        polls, lag = _simulate_queued(PollPolicy(), queued, 30.0, seed)
+        assert lag <= 0.15 * 30.0
+        assert polls <= 8

@@ -11,6 +11,8 @@ import random
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 __all__ = ["full_jitter", "parse_retry_after"]
 
 # A header longer than this is not a delay anyone meant to send.
@@ -40,6 +42,15 @@ def _finite_positive(value: float) -> float | None:
     return None
 
 
+def _retry_after_headers(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Return the (``retry-after-ms``, ``Retry-After``) values (a repeated header's first)."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        # aiohttp's headers already match names case-insensitively: look up, don't copy.
+        return headers.get("retry-after-ms"), headers.get("retry-after")
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return lowered.get("retry-after-ms"), lowered.get("retry-after")
+
+
 def parse_retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
     """Return the server's requested wait in seconds, or ``None`` when there is no usable one.
 
@@ -48,8 +59,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float) -> float | None
     overlong or unparseable value counts as absent, so the caller falls back to its own
     backoff. Header names are matched case-insensitively.
     """
-    lowered = {key.lower(): value for key, value in headers.items()}
-    milliseconds = lowered.get("retry-after-ms")
+    milliseconds, raw = _retry_after_headers(headers)
     if milliseconds is not None and len(milliseconds) <= _MAX_HEADER_LENGTH:
         try:
             parsed = _finite_positive(float(milliseconds.strip()) / 1000.0)
@@ -57,7 +67,6 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float) -> float | None
             parsed = None
         if parsed is not None:
             return parsed
-    raw = lowered.get("retry-after")
     if raw is None or len(raw) > _MAX_HEADER_LENGTH:
         return None
     text = raw.strip()

@@ -20,12 +20,13 @@ import json
 import logging
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._backoff import full_jitter, parse_retry_after
 from ._clock import Clock
@@ -60,6 +61,8 @@ USER_AGENT = (
     f"vidgo-async/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
 _CHUNK_SIZE = 64 * 1024
+# json.loads(text) is this scanner at index 0 plus whitespace and trailing-data checks.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _SNIPPET_LENGTH = 200
 # A Retry-After slept through gets up to this fraction on top, so that clients told the
 # same value do not all come back in the same millisecond.
@@ -188,12 +191,22 @@ class RetryBudget:
 
 
 class _Secret:
-    """Hold the API key so that no repr, ``vars()`` dump or debugger shows it."""
+    """Hold the API key so that no repr, ``vars()`` dump or debugger shows it.
 
-    __slots__ = ("value",)
+    The request headers carry the key too, so they live here, built once: every API
+    call sends the same ones.
+    """
+
+    __slots__ = ("body_headers", "headers", "value")
 
     def __init__(self, value: str) -> None:
         self.value = value
+        self.headers = {
+            "Authorization": f"Bearer {value}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        self.body_headers = {**self.headers, "Content-Type": "application/json"}
 
     def __repr__(self) -> str:
         return "<redacted>"
@@ -203,22 +216,42 @@ class _Secret:
 
 @attrs.frozen
 class Response:
-    """One decoded answer: the envelope's ``data``, the HTTP status and the headers."""
+    """One decoded answer: the envelope's ``data``, the HTTP status and the headers.
+
+    ``headers`` are matched case-insensitively; ``retry_after`` is the server's
+    ``Retry-After`` (or ``retry-after-ms``) in seconds, when it sent a usable one.
+    """
 
     status: int
     data: Any
     headers: Mapping[str, str]
+    retry_after: float | None = None
 
 
-@attrs.frozen
 class _RawResponse:
-    status: int
-    reason: str
-    body: bytes
-    truncated: bool
-    headers: Mapping[str, str]
-    method: str
-    url: str
+    """One answer as read off the wire (a plain slotted class: built on every request)."""
+
+    __slots__ = ("body", "headers", "method", "reason", "retry_after", "status", "truncated", "url")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        body: bytes,
+        truncated: bool,
+        headers: Mapping[str, str],
+        method: str,
+        url: str,
+        retry_after: float | None,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.body = body
+        self.truncated = truncated
+        self.headers = headers
+        self.method = method
+        self.url = url
+        self.retry_after = retry_after
 
 
 def _html_title(text: str) -> str | None:
@@ -279,9 +312,17 @@ def _describe_error_body(body: object, text: str, reason: str) -> tuple[str, str
 def _decode(raw: bytes) -> tuple[object, str]:
     """Return (parsed JSON or None, text); ``None`` also when the body is not JSON."""
     text = raw.decode("utf-8", errors="replace")
-    if not text.strip():
-        return None, text
     try:
+        # The usual body is one JSON value from its first to its last character: the C
+        # scanner alone reads it, without json.loads' layers. Anything else (whitespace
+        # around it, trailing data, no JSON at all) goes through json.loads, which decides.
+        value, end = _scan_json(text, 0)
+        if end == len(text):
+            return value, text
+    except (StopIteration, ValueError):
+        pass
+    try:
+        # An empty or blank body is not JSON either: json.loads raises for it.
         return json.loads(text), text
     except ValueError:
         return None, text
@@ -362,6 +403,8 @@ class Transport:
         self.clock = clock
         self.max_json_bytes = max_json_bytes
         self.retry_budget = RetryBudget()
+        # aiohttp's form of the default ``timeout``, built once (see _client_timeout).
+        self._default_timeout = (timeout, client_timeout(timeout))
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -373,6 +416,19 @@ class Transport:
     def closed(self) -> bool:
         """Whether ``aclose`` was called."""
         return self._closed
+
+    def _client_timeout(self, timeout: Timeout | None) -> aiohttp.ClientTimeout:
+        """Return aiohttp's form of ``timeout`` (default: ``self.timeout``), reusing the default's."""
+        if timeout is None:
+            timeout = self.timeout
+        default, mapped = self._default_timeout
+        if timeout is default:
+            return mapped
+        if timeout is self.timeout:
+            # ``timeout`` was reassigned after construction: map (and keep) the new default.
+            self._default_timeout = (timeout, client_timeout(timeout))
+            return self._default_timeout[1]
+        return client_timeout(timeout)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -399,16 +455,12 @@ class Transport:
             await session.close()
 
     def _headers(self, *, with_body: bool) -> dict[str, str]:
-        headers = {
-            "Authorization": f"Bearer {self._api_key.value}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        if with_body:
-            headers["Content-Type"] = "application/json"
-        return headers
+        """Return the request headers (shared, built once: aiohttp copies them, never mutates)."""
+        secret = self._api_key
+        return secret.body_headers if with_body else secret.headers
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        """Stream the body up to the cap; ``(first cap bytes, True)`` when it is larger."""
         cap = self.max_json_bytes
         length = response.content_length
         if length is not None and length > cap:
@@ -421,42 +473,81 @@ class Transport:
         return bytes(buffer), False
 
     async def _attempt(
-        self, method: str, path: str, json_body: Mapping[str, Any] | None, timeout: Timeout
+        self,
+        method: str,
+        path: str,
+        json_body: Mapping[str, Any] | None,
+        timeout: Timeout | None,
     ) -> _RawResponse:
-        session = await self.open()
+        """Send one request and read its answer (``timeout=None``: the default limits)."""
+        session = self._session
+        if session is None or self._closed:
+            session = await self.open()
         url = self.base_url + path
-        data = None if json_body is None else json.dumps(json_body).encode("utf-8")
-        logger.debug("vidgo request %s %s", method, url)
+        secret = self._api_key
+        if json_body is None:
+            data = None
+            headers = secret.headers
+        else:
+            data = json.dumps(json_body).encode("utf-8")
+            headers = secret.body_headers
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            logger.debug("vidgo request %s %s", method, url)
         try:
             async with session.request(
                 method,
                 url,
                 data=data,
-                headers=self._headers(with_body=data is not None),
-                timeout=client_timeout(timeout),
+                headers=headers,
+                timeout=self._client_timeout(timeout),
                 allow_redirects=False,
             ) as response:
-                body, truncated = await self._read_capped(response)
+                # aiohttp's own read-only, case-insensitive view: no copy needed.
+                response_headers = response.headers
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= self.max_json_bytes
+                    and "Content-Encoding" not in response_headers
+                ):
+                    # The parser stops at Content-Length, so one read cannot pass the cap.
+                    # A compressed body is streamed: inflated, it could be far larger.
+                    body, truncated = await response.read(), False
+                else:
+                    body, truncated = await self._read_capped(response)
                 if truncated:
                     # Drop the connection rather than drain a body we refused to read.
                     response.close()
                 raw = _RawResponse(
-                    status=response.status,
-                    reason=response.reason or "",
-                    body=body,
-                    truncated=truncated,
-                    headers=dict(response.headers),
-                    method=method,
-                    url=url,
+                    response.status,
+                    response.reason or "",
+                    body,
+                    truncated,
+                    response_headers,
+                    method,
+                    url,
+                    self._retry_after(response_headers),
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise translate_exception(exc, method=method, url=url) from exc
-        logger.debug("vidgo response %s %s -> %d", method, url, raw.status)
+        if debug:
+            logger.debug("vidgo response %s %s -> %d", method, url, raw.status)
         return raw
+
+    def _retry_after(self, headers: Mapping[str, str]) -> float | None:
+        """Parse the server's wait from an answer's headers (once per answer)."""
+        if (
+            isinstance(headers, CIMultiDictProxy | CIMultiDict)
+            and "retry-after" not in headers
+            and "retry-after-ms" not in headers
+        ):
+            return None  # the usual answer: nothing to parse, no clock to read
+        return parse_retry_after(headers, now=self.clock.time())
 
     def _interpret(self, raw: _RawResponse) -> Response:
         """Unwrap the envelope of an answer or raise the matching error."""
-        retry_after = parse_retry_after(raw.headers, now=self.clock.time())
+        retry_after = raw.retry_after
         if 300 <= raw.status < 400:
             location = raw.headers.get("Location") or raw.headers.get("location") or "?"
             raise APIStatusError(
@@ -477,7 +568,7 @@ class Transport:
                 url=raw.url,
             )
         body, text = _decode(raw.body)
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             raise APIResponseValidationError(
                 f"The API answered HTTP {raw.status} with a body that is not a JSON object: "
                 f"{_snippet(text)!r}",
@@ -485,17 +576,19 @@ class Transport:
                 method=raw.method,
                 url=raw.url,
             )
-        code = _as_status_code(body.get("code"))
+        code = body.get("code")
+        if type(code) is not int:
+            code = _as_status_code(code)
         if code is not None and code >= 400:
             raise _error_for(code, body, text, raw, retry_after)
         if "data" in body:
-            return Response(status=raw.status, data=body["data"], headers=raw.headers)
+            return Response(raw.status, body["data"], raw.headers, retry_after)
         if "code" in body:
             raise APIResponseValidationError(
                 "The API answer has a code but no data.", body=body, method=raw.method, url=raw.url
             )
         # Tolerate an unwrapped object (the platform's docs show both shapes).
-        return Response(status=raw.status, data=body, headers=raw.headers)
+        return Response(raw.status, body, raw.headers, retry_after)
 
     async def send_once(
         self,
@@ -506,8 +599,7 @@ class Transport:
         timeout: Timeout | None = None,
     ) -> Response:
         """Send one request without retries; return the decoded answer or raise its error."""
-        raw = await self._attempt(method, path, json_body, timeout or self.timeout)
-        return self._interpret(raw)
+        return self._interpret(await self._attempt(method, path, json_body, timeout))
 
     def _retryable(self, exc: APIError, *, idempotent: bool, policy: RetryPolicy) -> bool:
         if isinstance(exc, APIConnectionError):
@@ -548,8 +640,8 @@ class Transport:
             attempt += 1
             retry_after: float | None = None
             try:
-                raw = await self._attempt(method, path, json_body, timeout or self.timeout)
-                retry_after = parse_retry_after(raw.headers, now=self.clock.time())
+                raw = await self._attempt(method, path, json_body, timeout)
+                retry_after = raw.retry_after
                 response = self._interpret(raw)
             except (APIConnectionError, APIStatusError) as exc:
                 if not idempotent and self._ambiguous(exc):

@@ -70,8 +70,24 @@ class ModelInput:
         issues = check_input(model_id, data)
         if issues:
             raise InputValidationError(issues)
-        values = {key: value for key, value in data.items() if value is not None}
-        return cls(**values)
+        # The mapping was just checked against the same rules: build without checking again.
+        self = cls.__new__(cls)
+        for name, value in _field_values(cls, data):
+            object.__setattr__(self, name, value)
+        return self
+
+    @classmethod
+    def _checked_body(cls, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        """Return ``cls.from_mapping(data, model=model).to_dict()`` without the instance."""
+        issues = check_input(model, data)
+        if issues:
+            raise InputValidationError(issues)
+        out: dict[str, Any] = {}
+        for name, value in _field_values(cls, data):
+            if value is None or value == ():
+                continue
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 @attrs.frozen(kw_only=True)
@@ -135,6 +151,36 @@ class Seedance10ProInput(ModelInput):
     image_urls: Sequence[str] | None = attrs.field(default=None, converter=_url_tuple)
 
 
+# Per input class: (name, default, converter) of each field, in attrs order.
+_FIELDS: dict[type[ModelInput], tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def _field_values(cls: type[ModelInput], data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Return each field's value as ``cls(**data minus None values)`` would store it."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(
+            (
+                field.name,
+                None if field.default is attrs.NOTHING else field.default,
+                field.converter,
+            )
+            for field in attrs.fields(cls)  # type: ignore[arg-type]  # subclasses are attrs classes
+        )
+        if any(isinstance(default, attrs.Factory) for _, default, _ in fields):  # type: ignore[arg-type]
+            raise TypeError(
+                f"{cls.__name__}: factory defaults are not supported"
+            )  # pragma: no cover
+        _FIELDS[cls] = fields
+    out = []
+    for name, default, converter in fields:
+        value = data.get(name)
+        if value is None:
+            value = default
+        out.append((name, value if converter is None else converter(value)))
+    return out
+
+
 _INPUT_CLASSES: tuple[type[ModelInput], ...] = (
     Seedance2Input,
     Seedance15ProInput,
@@ -185,7 +231,7 @@ def prepare_input(model: str, value: ModelInput | Mapping[str, Any]) -> dict[str
         )
     cls = input_class_for(model)
     if cls is not None:
-        return cls.from_mapping(value, model=model).to_dict()
+        return cls._checked_body(value, model)
     issues = check_input(model, value)
     if issues:
         raise InputValidationError(issues)

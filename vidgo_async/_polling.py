@@ -4,7 +4,10 @@ Without usable progress the interval grows geometrically (``initial_delay`` ×
 ``multiplier`` up to ``max_interval``, ±``jitter``). When the API reports a rising
 ``progress``, the finish time is estimated from the rate of progress and the next poll is
 aimed just past it, so a job is usually seen finished within ``min_interval`` of its end
-with a handful of queries. A server hint (a ``Retry-After`` on a status answer) wins,
+with a handful of queries. While the progress has not yet risen between two readings, the
+rate is measured from the submit, queue time included, so the estimate can run long; the
+next poll then comes no later than the time since the submit, to take a second reading
+and a true rate (at most one extra query, on short jobs). A server hint (a ``Retry-After`` on a status answer) wins,
 clamped to ``[min_interval, MAX_SERVER_HINT]``.
 """
 
@@ -54,22 +57,27 @@ class PollState:
 
     def estimated_remaining(self, now: float) -> float | None:
         """Seconds until the task should finish, from the progress seen; ``None`` if unknown."""
+        return self._estimate(now)[0]
+
+    def _estimate(self, now: float) -> tuple[float | None, bool]:
+        """Return (seconds left or ``None``, whether the rate rests on one reading only)."""
         if not self.policy.use_progress or self.last_progress_at is None:
-            return None
+            return None, False
         assert self.first_progress_at is not None  # noqa: S101 - both are set together
         progress_span = self.last_progress - self.first_progress
         time_span = self.last_progress_at - self.first_progress_at
-        if progress_span > 0 and time_span > 0:
+        single = not (progress_span > 0 and time_span > 0)
+        if not single:
             rate = progress_span / time_span
         else:
             elapsed = self.last_progress_at - self.started_at
             if elapsed <= 0:
-                return None
+                return None, single
             rate = self.last_progress / elapsed
         if rate <= 0:
-            return None
+            return None, single
         remaining = (100 - self.last_progress) / rate - (now - self.last_progress_at)
-        return max(0.0, remaining)
+        return max(0.0, remaining), single
 
     def geometric_delay(self) -> float:
         """The un-jittered interval after ``polls`` queries, ignoring progress."""
@@ -85,10 +93,14 @@ class PollState:
         draw = (rng or random).random()
         if hint is not None and hint > 0:
             return min(max(hint, policy.min_interval, 0.0), MAX_SERVER_HINT)
-        remaining = self.estimated_remaining(now)
+        remaining, single = self._estimate(now)
         if remaining is not None:
             # Aim just past the estimated finish; a little jitter, only upwards.
             delay = remaining * (1.0 + _AIM_MARGIN + draw * policy.jitter / 4)
+            if single:
+                # One reading measured from the submit (queue time included) overshoots:
+                # come back by the time already spent, for a second reading and a true rate.
+                delay = min(delay, now - self.started_at)
         else:
             delay = self.geometric_delay() * (1.0 + policy.jitter * (2.0 * draw - 1.0))
         return min(max(delay, policy.min_interval), policy.max_interval)
