@@ -1,0 +1,254 @@
+"""Run the benchmarks, print a table, end with one line of JSON.
+
+    python -m benchmarks            # full run (a few minutes)
+    python -m benchmarks --quick    # under a minute on 2 cores
+    python -m benchmarks --smoke    # seconds; checks the plumbing, measures nothing
+
+Every figure is a ratio against a baseline measured in the same run, the two interleaved
+(A B, B A, ...) and repeated at least five times (``--smoke`` excepted); the median is
+reported. The emulator always runs in its own process; the scale runs each get a fresh
+client process too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import logging
+import math
+import pstats
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+
+from . import overhead, polling, scale, submit
+from ._support import EmulatorProcess
+
+BENCHMARKS = ("overhead", "submit", "polling", "scale")
+MIN_REPS = 5
+REQUIRED_KEYS = (
+    "overhead_ratio",
+    "overhead_wall_ratio",
+    "submit_ratio",
+    "poll_requests_ratio",
+    "lag_fraction",
+    "rss_mb_10k",
+    "cpu_per_job_ratio_10k",
+)
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The sizes of one mode."""
+
+    reps: int
+    overhead_requests: int
+    overhead_concurrency: int = 16
+    submit_jobs: int
+    poll_factor: float
+    poll_jobs: int
+    poll_fixed_jobs: int
+    scale_jobs: int
+    scale_small_jobs: int = 100
+    scale_factor: float
+    scale_seconds: float
+    scale_status_rate: float
+
+
+MODES = {
+    "full": Settings(
+        reps=7,
+        overhead_requests=5000,
+        submit_jobs=3000,
+        poll_factor=0.02,
+        poll_jobs=300,
+        poll_fixed_jobs=24,
+        scale_jobs=10_000,
+        scale_factor=0.1,
+        scale_seconds=60,
+        scale_status_rate=1000,
+    ),
+    "quick": Settings(
+        reps=5,
+        overhead_requests=1500,
+        submit_jobs=800,
+        poll_factor=0.004,
+        poll_jobs=100,
+        poll_fixed_jobs=6,
+        scale_jobs=1000,
+        scale_factor=0.04,
+        scale_seconds=40,
+        scale_status_rate=1000,
+    ),
+    "smoke": Settings(
+        reps=2,
+        overhead_requests=100,
+        submit_jobs=50,
+        poll_factor=0.002,
+        poll_jobs=10,
+        poll_fixed_jobs=2,
+        scale_jobs=100,
+        scale_small_jobs=20,
+        scale_factor=0.02,
+        scale_seconds=20,
+        scale_status_rate=500,
+    ),
+}
+
+# name -> (target text, check); a figure without a target is informative only.
+TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "overhead_ratio": ("<= 1.10", lambda v: v <= 1.10),
+    "overhead_wall_ratio": ("<= 1.10", lambda v: v <= 1.10),
+    "submit_ratio": (">= 0.90", lambda v: v >= 0.90),
+    "poll_requests_ratio": ("<= 0.20", lambda v: v <= 0.20),
+    "lag_fraction": ("<= 0.05", lambda v: v <= 0.05),
+    "poll_requests_ratio_no_progress": ("(<= 0.20)", lambda v: v <= 0.20),
+    "lag_fraction_no_progress": ("(<= 0.05)", lambda v: v <= 0.05),
+    "rss_mb_10k": ("< 150", lambda v: v < 150),
+    "cpu_per_job_ratio_10k": ("<= 2.0", lambda v: v <= 2.0),
+}
+
+
+def _async(
+    make: Callable[[EmulatorProcess], Coroutine[Any, Any, dict[str, float]]], **emulator: Any
+) -> dict[str, float]:
+    with EmulatorProcess(**emulator) as emu:
+        return asyncio.run(make(emu))
+
+
+def run_benchmark(name: str, s: Settings, reps: int) -> dict[str, float]:
+    """Run one benchmark with its own emulator process; return its figures."""
+    if name == "overhead":
+        return _async(
+            lambda emu: overhead.run(
+                emu, requests=s.overhead_requests, concurrency=s.overhead_concurrency, reps=reps
+            )
+        )
+    if name == "submit":
+        return _async(lambda emu: submit.run(emu, jobs=s.submit_jobs, reps=reps))
+    if name == "polling":
+        return _async(
+            lambda emu: polling.run(
+                emu,
+                factor=s.poll_factor,
+                ours_jobs=s.poll_jobs,
+                fixed_jobs=s.poll_fixed_jobs,
+                reps=reps,
+            ),
+            time_scale=s.poll_factor,
+        )
+    if name == "scale":
+        with EmulatorProcess(time_scale=s.scale_factor) as emu:
+            figures = scale.run(
+                emu,
+                jobs=s.scale_jobs,
+                small=s.scale_small_jobs,
+                factor=s.scale_factor,
+                status_rate=s.scale_status_rate,
+                seconds=s.scale_seconds,
+                reps=reps,
+            )
+        return figures
+    raise ValueError(f"unknown benchmark {name!r}")
+
+
+def _format(value: float) -> str:
+    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and value > 100):
+        return f"{int(value)}"
+    return f"{value:.4g}"
+
+
+def print_table(figures: dict[str, float], mode: str, seconds: float, out: Any) -> None:
+    """Print every figure with its target and whether it holds."""
+    rows = [("figure", "value", "target", "")]
+    for key, value in figures.items():
+        target, check = TARGETS.get(key, ("", lambda _v: True))
+        verdict = ("ok" if check(value) else "MISSED") if target else ""
+        rows.append((key, _format(value), target, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    out.write(f"vidgo-async benchmarks ({mode} mode, {seconds:.0f} s)\n")
+    for i, row in enumerate(rows):
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            + "\n"
+        )
+        if i == 0:
+            out.write("  ".join("-" * width for width in widths) + "\n")
+    out.write(
+        "ratios: ours / baseline, median of interleaved pairs; targets in parentheses are "
+        "for the no-progress case, reported honestly.\n"
+    )
+    if "scale_jobs" in figures:
+        out.write(
+            f"scale: N = {int(figures['scale_jobs'])} jobs in flight at once "
+            f"(rss_mb_10k and cpu_per_job_ratio_10k are measured at this N) vs "
+            f"{int(figures['scale_small_jobs'])} jobs.\n"
+        )
+
+
+def _profile(s: Settings) -> None:
+    """Profile our side of the overhead and submit benchmarks; print the top functions."""
+
+    async def body(emu: EmulatorProcess) -> dict[str, float]:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await overhead.run(emu, requests=s.overhead_requests, concurrency=16, reps=1)
+        await submit.run(emu, jobs=s.submit_jobs, reps=1)
+        profiler.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("tottime").print_stats(25)
+        sys.stderr.write(text.getvalue())
+        return {}
+
+    _async(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the benchmarks, print the table and the JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="under a minute on 2 cores")
+    size.add_argument("--smoke", action="store_true", help="seconds: checks the plumbing (for CI)")
+    parser.add_argument(
+        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument("--reps", type=int, default=None, help="pairs per figure (at least 5)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print a cProfile of the client side"
+    )
+    args = parser.parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    settings = MODES[mode]
+    reps = args.reps if args.reps is not None else settings.reps
+    if reps < MIN_REPS and mode != "smoke":
+        parser.error(f"--reps must be at least {MIN_REPS}")
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("vidgo_async").setLevel(logging.ERROR)
+
+    started = time.perf_counter()
+    figures: dict[str, float] = {}
+    for name in args.only or BENCHMARKS:
+        sys.stderr.write(f"running {name}...\n")
+        sys.stderr.flush()
+        figures.update(run_benchmark(name, settings, reps))
+    if args.profile:
+        _profile(settings)
+    elapsed = time.perf_counter() - started
+    figures["reps"] = reps
+    print_table(figures, mode, elapsed, sys.stdout)
+    figures["mode"] = mode  # type: ignore[assignment]
+    figures["seconds"] = round(elapsed, 1)
+    sys.stdout.write(json.dumps(figures) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

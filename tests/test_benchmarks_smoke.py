@@ -1,0 +1,52 @@
+"""Smoke test of the benchmarks: ``python -m benchmarks --smoke`` runs and ends with its JSON line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED_KEYS = (
+    "overhead_ratio",
+    "overhead_wall_ratio",
+    "submit_ratio",
+    "poll_requests_ratio",
+    "lag_fraction",
+    "rss_mb_10k",
+    "cpu_per_job_ratio_10k",
+    "poll_requests_ratio_no_progress",
+    "lag_fraction_no_progress",
+)
+
+
+@pytest.mark.slow
+def test_smoke_run_ends_with_json_holding_every_required_figure() -> None:
+    """The smoke mode prints a table and then one JSON line with every figure finite."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) > 1, "the table is missing"
+    figures = json.loads(lines[-1])
+    missing = [key for key in REQUIRED_KEYS if key not in figures]
+    assert not missing, f"missing keys: {missing}"
+    for key in REQUIRED_KEYS:
+        value = figures[key]
+        assert isinstance(value, int | float), key
+        assert not isinstance(value, bool), key
+        assert math.isfinite(value), f"{key} is {value}"
+    assert any(line.startswith("overhead_ratio") for line in lines[:-1])
