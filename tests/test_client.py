@@ -566,3 +566,26 @@ async def test_end_to_end_against_a_loopback_server() -> None:
     assert state["accepted"] == 1
     assert state["submits"] == 2
     assert clock.sleeps[0] >= 1.0
+
+
+@pytest.mark.parametrize("task_id", [".", "..", "..."])
+async def test_dot_only_task_ids_are_refused_before_sending(task_id: str) -> None:
+    """A task id of dots would resolve as a path segment, so it is refused unsent."""
+    async with VidgoClient("key", base_url="https://api.example.com") as client:
+        with pytest.raises(InputValidationError, match="only dots"):
+            await client.get_task(task_id)
+
+
+@pytest.mark.parametrize(
+    ("task_id", "path"),
+    [
+        ("task-unified-1757165031-uyujaw3d", "task-unified-1757165031-uyujaw3d"),
+        ("KC9IIO8MLOAN18JX", "KC9IIO8MLOAN18JX"),
+        ("a/b?c", "a%2Fb%3Fc"),
+    ],
+)
+def test_status_path_quotes_only_what_needs_it(task_id: str, path: str) -> None:
+    """Documented id forms go in as they are; anything else is percent-quoted."""
+    from vidgo_async._client import _status_path
+
+    assert _status_path(task_id) == "/api/generate/status/" + path

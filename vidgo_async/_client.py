@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import timedelta
@@ -21,7 +22,7 @@ import aiohttp
 import attrs
 from aiohttp.abc import AbstractResolver
 
-from ._backoff import full_jitter, parse_retry_after
+from ._backoff import full_jitter
 from ._clock import Clock
 from ._config import (
     API_KEY_ENV,
@@ -65,6 +66,8 @@ BALANCE_PATH = "/api/user/balance"
 
 # How many recent submits are remembered for the not-found grace (a bound on memory).
 _MAX_REMEMBERED_SUBMITS = 10_000
+# Task ids made only of these characters go into the status path as they are.
+_PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
 
@@ -84,6 +87,11 @@ def _status_path(task_id: str) -> str:
         raise InputValidationError(
             [ValidationIssue("task_id", "must be a non-empty string", task_id)]
         )
+    if task_id.strip(".") == "":
+        # "." and ".." would be resolved as path segments and query another endpoint.
+        raise InputValidationError([ValidationIssue("task_id", "must not be only dots", task_id)])
+    if _PLAIN_TASK_ID.fullmatch(task_id):
+        return STATUS_PATH + task_id  # the documented id forms need no quoting
     return STATUS_PATH + quote(task_id, safe="")
 
 
@@ -295,9 +303,7 @@ class VidgoClient:
         """Send one status query (no retries, no grace); return the task and the server's poll hint."""
         self._transport._check_open()
         response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
-        task = structure(response.data, Task)
-        hint = parse_retry_after(response.headers, now=self._clock.time())
-        return task, hint
+        return structure(response.data, Task), response.retry_after
 
     async def get_task(self, task_id: str) -> Task:
         """Return the task's current state, retrying transient errors per ``RetryPolicy``.
