@@ -323,25 +323,13 @@ class VidgoClient:
             except NotFoundError as exc:
                 left = self._grace_left(task_id, self._poll)
                 if left <= 0:
-                    raise self._not_found(task_id, exc) from exc
+                    raise TaskNotFoundError.from_not_found(task_id, exc) from exc
                 attempt += 1
                 delay = min(left, max(self._poll.min_interval, 0.5 * 2 ** min(attempt, 6)))
                 logger.info("vidgo task %s not visible yet; asking again in %.2f s", task_id, delay)
                 await self._clock.sleep(delay)
                 continue
             return structure(response.data, Task)
-
-    @staticmethod
-    def _not_found(task_id: str, exc: NotFoundError) -> TaskNotFoundError:
-        return TaskNotFoundError(
-            f"Task {task_id!r} was not found: {exc.message}",
-            status_code=exc.status_code,
-            error_type=exc.error_type,
-            body=exc.body,
-            method=exc.method,
-            url=exc.url,
-            request_id=exc.request_id,
-        )
 
     async def wait(
         self,
@@ -418,7 +406,7 @@ class VidgoClient:
                 raise
             except NotFoundError as exc:
                 if self._grace_left(task_id, policy) <= 0:
-                    raise self._not_found(task_id, exc) from exc
+                    raise TaskNotFoundError.from_not_found(task_id, exc) from exc
                 errors += 1
                 delay = self._error_delay(state, policy, errors, exc)
                 continue

@@ -381,6 +381,19 @@ class WaitTimeoutError(TaskError, TimeoutError):
 class TaskNotFoundError(NotFoundError):
     """The task id stayed unknown to the API past the not-found grace period."""
 
+    @classmethod
+    def from_not_found(cls, task_id: str, exc: NotFoundError) -> TaskNotFoundError:
+        """Name the task in a 404 that outlived the grace period, keeping the API's details."""
+        return cls(
+            f"Task {task_id!r} was not found: {exc.message}",
+            status_code=exc.status_code,
+            error_type=exc.error_type,
+            body=exc.body,
+            method=exc.method,
+            url=exc.url,
+            request_id=exc.request_id,
+        )
+
 
 class DownloadError(VidgoError):
     """A result file could not be downloaded. ``task_id`` and ``url`` say which."""

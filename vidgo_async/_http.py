@@ -350,26 +350,17 @@ def _error_for(
     shown_body: object = body if body is not None else _snippet(text)
     request_id = raw.headers.get("x-request-id") or raw.headers.get("request-id")
     cls = status_error_class(status)
+    fields: dict[str, Any] = {
+        "status_code": status,
+        "error_type": error_type,
+        "body": shown_body,
+        "method": raw.method,
+        "url": raw.url,
+        "request_id": request_id,
+    }
     if cls is RateLimitError:
-        return RateLimitError(
-            message,
-            status_code=status,
-            error_type=error_type,
-            body=shown_body,
-            method=raw.method,
-            url=raw.url,
-            request_id=request_id,
-            retry_after=retry_after,
-        )
-    return cls(
-        message,
-        status_code=status,
-        error_type=error_type,
-        body=shown_body,
-        method=raw.method,
-        url=raw.url,
-        request_id=request_id,
-    )
+        return RateLimitError(message, retry_after=retry_after, **fields)
+    return cls(message, **fields)
 
 
 class Transport:
