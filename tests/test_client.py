@@ -589,3 +589,26 @@ def test_status_path_quotes_only_what_needs_it(task_id: str, path: str) -> None:
     from vidgo_async._client import _status_path
 
     assert _status_path(task_id) == "/api/generate/status/" + path
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"code": 200, "data": {"status": "not_started"}},  # no task_id
+        {"code": 200, "data": {"task_id": 42}},  # not a string
+        {"code": 200, "data": []},
+    ],
+)
+async def test_submit_success_without_a_readable_task_is_an_unknown_outcome(
+    answer: dict[str, object],
+) -> None:
+    """A 200 whose task cannot be read may still have created a task: not retried, not failed."""
+    from vidgo_async import SubmitOutcomeUnknownError
+
+    async with make_client() as client:
+        with aioresponses() as mocked:
+            mocked.post(SUBMIT_URL, payload=answer)
+            with pytest.raises(SubmitOutcomeUnknownError) as caught:
+                await client.submit("kling-2.6", {"prompt": "a cat"})
+            assert len(calls(mocked, "POST", SUBMIT_URL)) == 1
+    assert caught.value.payload["model"] == "kling-2.6"

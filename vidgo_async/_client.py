@@ -38,11 +38,13 @@ from ._converter import structure
 from ._download import Downloader, ExpiredURLError, file_name_for
 from ._errors import (
     APIConnectionError,
+    APIResponseValidationError,
     DownloadError,
     InputValidationError,
     NotFoundError,
     RateLimitError,
     ServerError,
+    SubmitOutcomeUnknownError,
     TaskFailedError,
     TaskNotFoundError,
     UnknownStatusError,
@@ -70,6 +72,8 @@ _MAX_REMEMBERED_SUBMITS = 10_000
 _PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
+# Unreadable status answers in a row that end a wait (a wrong base URL, not a blip).
+_MAX_UNREADABLE_POLLS = 3
 
 
 class _Default:
@@ -279,7 +283,11 @@ class VidgoClient:
         if isinstance(data, Mapping) and not isinstance(data.get("status"), str):
             # Some models' submit answers omit the status: a new task has not started.
             data = {**data, "status": TaskStatus.NOT_STARTED.value}
-        task = structure(data, Task)
+        try:
+            task = structure(data, Task)
+        except APIResponseValidationError as exc:
+            # A success without a readable task_id: a task was most likely created.
+            raise SubmitOutcomeUnknownError(model, body, exc) from exc
         self._remember_submit(task.task_id)
         logger.debug("vidgo submitted %s as task %s", model, task.task_id)
         return task
@@ -356,6 +364,8 @@ class VidgoClient:
             UnknownStatusError: the task reported an unknown status.
             WaitTimeoutError: the deadline passed (``.task`` is the last seen Task).
             TaskNotFoundError: the API does not know the task.
+            APIResponseValidationError: three status answers in a row could not be read
+                (for example a base URL that serves something other than the API).
         """
         self._transport._check_open()
         policy = poll if poll is not None else self._poll
@@ -380,6 +390,7 @@ class VidgoClient:
             # The first poll comes ``initial_delay`` (±jitter) after the answer we hold.
             delay = state.next_delay(started, rng=clock.rng)
         errors = 0
+        unreadable = 0
         while True:
             now = clock.monotonic()
             if deadline is not None:
@@ -392,6 +403,13 @@ class VidgoClient:
                 task, hint = await self._get_task_once(
                     task_id, timeout=self._poll_timeout(deadline)
                 )
+            except APIResponseValidationError as exc:
+                unreadable += 1
+                if unreadable >= _MAX_UNREADABLE_POLLS:
+                    raise
+                errors += 1
+                delay = self._error_delay(state, policy, errors, exc)
+                continue
             except (APIConnectionError, ServerError, RateLimitError) as exc:
                 errors += 1
                 delay = self._error_delay(state, policy, errors, exc)
@@ -412,7 +430,7 @@ class VidgoClient:
                 continue
             if errors == 0:
                 self._transport.retry_budget.record_success()
-            errors = 0
+            errors = unreadable = 0
             last = task
             outcome = self._settle(task, policy)
             if outcome is not None:

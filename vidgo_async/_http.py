@@ -634,6 +634,14 @@ class Transport:
                 raw = await self._attempt(method, path, json_body, timeout)
                 retry_after = raw.retry_after
                 response = self._interpret(raw)
+            except APIResponseValidationError as exc:
+                if idempotent:
+                    raise
+                # A 2xx whose body cannot be read: the task was most likely created.
+                payload = dict(json_body or {})
+                raise SubmitOutcomeUnknownError(
+                    str(payload.get("model", "?")), payload, exc
+                ) from exc
             except (APIConnectionError, APIStatusError) as exc:
                 if not idempotent and self._ambiguous(exc):
                     ambiguous = exc
