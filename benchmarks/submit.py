@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from vidgo_async import PollPolicy, VidgoClient
 from vidgo_async._jobs import GenerationRequest, JobEvent
@@ -37,7 +38,7 @@ _NO_POLLING = PollPolicy(initial_delay=3600.0, timeout=None)
 
 async def run(emu: EmulatorProcess, *, jobs: int, reps: int) -> dict[str, float]:
     """Measure and return the submit figures."""
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"model": "seedance-2", "input": seedance_input(prompt_for(3600, tag=f"s{i}"))}
         for i in range(jobs)
     ]
