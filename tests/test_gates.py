@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from vidgo_async._clock import VirtualClock
@@ -135,3 +137,83 @@ def test_invalid_settings_are_refused() -> None:
         RateGate(0.0, clock=clock)
     with pytest.raises(ValueError, match="decrease_factor"):
         RateGate(1.0, clock=clock, decrease_factor=1.5)
+
+
+class _ManualClock:
+    """A clock whose sleepers wait until the test moves time and wakes them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeping = 0
+        self._wake = anyio.Event()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping += 1
+        try:
+            await self._wake.wait()
+        finally:
+            self.sleeping -= 1
+
+    def wake_all(self, now: float) -> None:
+        self.now = now
+        self._wake.set()
+        self._wake = anyio.Event()
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_a_paced_gate_whose_turn_has_come_grants_without_sleeping() -> None:
+    """A due turn is granted at once and spaces the next one exactly like a waited turn."""
+    clock = VirtualClock()
+    gate = RateGate(2.0, clock=clock)
+    assert await gate.acquire() == 0.0
+    clock.advance(0.6)
+    assert await gate.acquire() == pytest.approx(0.6)
+    assert clock.sleeps == []
+    assert await gate.acquire() == pytest.approx(1.1)
+    assert clock.sleeps == [pytest.approx(0.5)]
+    assert gate.grants == 3
+
+
+async def test_a_free_turn_does_not_overtake_a_waiter() -> None:
+    """A caller arriving while another waits for its turn queues behind it, free turn or not."""
+    clock = _ManualClock()
+    gate = RateGate(1.0, clock=clock)
+    assert await gate.acquire() == 0.0
+    order: list[tuple[str, float]] = []
+
+    async def take(name: str) -> None:
+        order.append((name, await gate.acquire()))
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(take, "b")
+        await _settle()
+        assert clock.sleeping == 1  # b holds the gate, waiting for t = 1
+        clock.now = 2.0  # a turn is free now, but b is first in line
+        task_group.start_soon(take, "c")
+        await _settle()
+        assert order == []
+        clock.wake_all(2.0)
+        await _settle()
+        assert order == [("b", 2.0)]
+        assert clock.sleeping == 1  # c now waits for its own turn, 1 s after b's
+        clock.wake_all(3.0)
+    assert order == [("b", 2.0), ("c", 3.0)]
+    assert gate.grants == 3
+
+
+async def test_a_cancelled_caller_gets_no_turn_even_when_one_is_free() -> None:
+    """Cancellation is honoured on the lock-free path too: no grant is counted."""
+    gate = RateGate(None, clock=VirtualClock())
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await gate.acquire()
+        pytest.fail("acquire() returned in a cancelled scope")
+    assert scope.cancelled_caught
+    assert gate.grants == 0

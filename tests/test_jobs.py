@@ -149,3 +149,33 @@ def test_progress_totals() -> None:
     assert progress.pending == 6
     assert progress.done == 6
     assert progress.total == 12
+
+
+def test_job_fingerprint_is_the_request_fingerprint_computed_once() -> None:
+    """A job's fingerprint equals request_fingerprint of its input and is computed on first use only."""
+    job = make_job([])
+    assert job._fingerprint is None  # not paid for at construction
+    first = job.fingerprint
+    assert first == request_fingerprint("seedance-2", INPUT)
+    assert job.fingerprint is first
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_a_listener_added_during_an_event_gets_only_later_events(others: int) -> None:
+    """With one listener or several, a listener added while an event is delivered misses it."""
+    late: list[JobEvent] = []
+    seen: list[str] = []
+    job = make_job([])
+    job._listeners.clear()
+    if others:
+        job.add_listener(lambda event: seen.append(event.kind))
+
+    def add_late(event: JobEvent) -> None:
+        if event.kind == "submitting":
+            job.add_listener(late.append)
+
+    job.add_listener(add_late)
+    job.begin_submit()
+    job.submitted(task("not_started"), monotonic=1.0)
+    assert [e.kind for e in late] == ["submitted"]
+    assert seen == (["submitting", "submitted"] if others else [])

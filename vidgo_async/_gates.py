@@ -17,6 +17,7 @@ from collections import deque
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["DEFAULT_DECREASE_FACTOR", "DEFAULT_INCREASE_EVERY", "RateGate"]
 
@@ -119,6 +120,15 @@ class RateGate:
         Pass the returned time to :meth:`on_throttle` so that answers to requests sent
         before the last decrease do not lower the rate again (one storm, one decrease).
         """
+        # Fast path: nobody holds or waits for the lock and no wait is due (an unpaced gate
+        # that was never throttled, or a paced one whose next turn has come). The grant is
+        # the one the locked path would make; only the lock's yield is skipped. A cancelled
+        # caller still gets its cancellation here, as it would from the lock.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if not self._lock.locked():
+            now = self._clock.monotonic()
+            if now >= self._not_before and now >= self._next_free:
+                return self._grant(now)
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
@@ -126,18 +136,23 @@ class RateGate:
                 if now >= ready:
                     break
                 await self._clock.sleep(ready - now)
-            rate = self._rate
-            interval = 0.0 if rate is None else 1.0 / rate
-            self._next_free = max(self._next_free, now) + interval
-            self.grants += 1
-            if self.ceiling is None:
-                if self._first_grant is None:
-                    self._first_grant = now
-                recent = self._recent
-                recent.append(now)
-                while recent and recent[0] <= now - _MEASURE_WINDOW:
-                    recent.popleft()
-            return now
+            return self._grant(now)
+
+    def _grant(self, now: float) -> float:
+        """Account one turn granted at ``now`` (no wait is due) and return ``now``."""
+        rate = self._rate
+        interval = 0.0 if rate is None else 1.0 / rate
+        next_free = self._next_free
+        self._next_free = (next_free if next_free > now else now) + interval
+        self.grants += 1
+        if self.ceiling is None:
+            if self._first_grant is None:
+                self._first_grant = now
+            recent = self._recent
+            recent.append(now)
+            while recent and recent[0] <= now - _MEASURE_WINDOW:
+                recent.popleft()
+        return now
 
     def _measured_rate(self, now: float) -> float:
         """Grants per second over the last window (or since the first grant, if sooner)."""

@@ -251,6 +251,7 @@ class Job:
 
     __slots__ = (
         "__weakref__",
+        "_fingerprint",
         "_listeners",
         "_wall_clock",
         "callback_token",
@@ -258,7 +259,6 @@ class Job:
         "deadline",
         "error",
         "expired",
-        "fingerprint",
         "finished_at",
         "input",
         "key",
@@ -282,7 +282,8 @@ class Job:
         self.request = request
         self.key = key
         self.input = dict(input)
-        self.fingerprint = request_fingerprint(request.model, self.input)
+        # Computed on first use: only a journal (and resume) reads it.
+        self._fingerprint: str | None = None
         self.callback_url = request.callback_url
         self.callback_token: str | None = None
         self.state = JobState.QUEUED
@@ -311,6 +312,14 @@ class Job:
     def task_id(self) -> str | None:
         """The task id, once known."""
         return None if self.task is None else self.task.task_id
+
+    @property
+    def fingerprint(self) -> str:
+        """The request fingerprint (see :func:`request_fingerprint`) of the input sent."""
+        fingerprint = self._fingerprint
+        if fingerprint is None:
+            fingerprint = self._fingerprint = request_fingerprint(self.request.model, self.input)
+        return fingerprint
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with every later event of this job."""
@@ -430,17 +439,22 @@ class Job:
     def _emit(self, kind: str, new: JobState, *, error: BaseException | None = None) -> None:
         previous = self.state
         self.state = new
-        if not self._listeners:
+        listeners = self._listeners
+        if not listeners:
             return
+        task = self.task
         event = JobEvent(
             kind=kind,
             key=self.key,
             state=new,
             previous=previous,
-            task_id=self.task_id,
-            task=self.task,
+            task_id=None if task is None else task.task_id,
+            task=task,
             error=error,
             at=self._wall_clock(),
         )
-        for listener in list(self._listeners):
+        if len(listeners) == 1:
+            listeners[0](event)  # the usual case (the orchestrator): no copy of the list
+            return
+        for listener in list(listeners):
             listener(event)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
 from ._clock import Clock
@@ -283,7 +284,7 @@ class Orchestrator:
         for job in in_flight:
             job.abandon()
             self._release(job, keep=True)
-        if in_flight:
+        if in_flight and logger.isEnabledFor(logging.WARNING):
             logger.warning(
                 "vidgo orchestrator stopped with %d job(s) in flight; their tasks go on (and are "
                 "billed) on the server: %s",
@@ -437,8 +438,13 @@ class Orchestrator:
         key = request.key if request.key is not None else f"job-{self._seq}"
         if key in self._live:
             raise ValueError(f"job key {key!r} is already used by a job that has not ended")
-        job = Job(request, key=key, input=prepared, wall_clock=self._clock.time)
-        job.add_listener(self._on_job_event)
+        job = Job(
+            request,
+            key=key,
+            input=prepared,
+            wall_clock=self._clock.time,
+            listeners=[self._on_job_event],
+        )
         self._counts[JobState.QUEUED] += 1
         self._emit_external(
             JobEvent(
@@ -500,10 +506,13 @@ class Orchestrator:
     # -- events and settling -------------------------------------------------------------
 
     def _on_job_event(self, event: JobEvent) -> None:
-        if event.state is not event.previous:
-            self._counts[event.previous] -= 1
-            self._counts[event.state] += 1
-        self._emit_external(event)
+        state, previous = event.state, event.previous
+        if state is not previous:
+            counts = self._counts
+            counts[previous] -= 1
+            counts[state] += 1
+        if self._on_event is not None:
+            self._emit_external(event)
 
     def _emit_external(self, event: JobEvent) -> None:
         if self._on_event is None:
@@ -578,9 +587,18 @@ class Orchestrator:
 
     async def _dispatch(self, task_group: anyio.abc.TaskGroup) -> None:
         """Take queued jobs in order; submit each once it holds a token and a gate turn."""
+        limiter = self._limiter
         while True:
+            # One yield per job: the last submit starts, and a long queue (or a run of
+            # attached or cancelled jobs) never holds the event loop.
+            await anyio.lowlevel.checkpoint()
             job = await self._next_queued()
-            await self._limiter.acquire_on_behalf_of(job)
+            try:
+                # A free token is taken without the limiter's own yield; waiting for one
+                # goes through the limiter as usual.
+                limiter.acquire_on_behalf_of_nowait(job)
+            except anyio.WouldBlock:
+                await limiter.acquire_on_behalf_of(job)
             if job.state is not JobState.QUEUED:
                 self._limiter.release_on_behalf_of(job)
                 continue
@@ -596,7 +614,8 @@ class Orchestrator:
             if not _is_queued(job):  # cancelled or expired while waiting for the gate
                 self._release(job)
                 continue
-            task_group.start_soon(self._submit, job, issued)
+            # A fixed name spares anyio deriving it from the method for every job.
+            task_group.start_soon(self._submit, job, issued, name=_SUBMIT_TASK_NAME)
 
     def _attach(self, job: Job, task: Task) -> None:
         now = self._clock.monotonic()
@@ -789,6 +808,10 @@ class Orchestrator:
             await self.task_seen(job, task)
         else:
             self._arm(job, now)
+
+
+# The name anyio would derive from ``Orchestrator._submit`` (see ``_dispatch``).
+_SUBMIT_TASK_NAME = f"{__name__}.Orchestrator._submit"
 
 
 def _is_queued(job: Job) -> bool:
