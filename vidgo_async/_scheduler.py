@@ -363,15 +363,7 @@ class Scheduler:
         ):
             await self._retry_later(watch, exc)
             return
-        error = TaskNotFoundError(
-            f"Task {job.task_id!r} was not found: {exc.message}",
-            status_code=exc.status_code,
-            error_type=exc.error_type,
-            body=exc.body,
-            method=exc.method,
-            url=exc.url,
-            request_id=exc.request_id,
-        )
+        error = TaskNotFoundError.from_not_found(str(job.task_id), exc)
         await self._drop(watch, error)
 
     async def _drop(self, watch: _Watch, error: BaseException) -> None:
