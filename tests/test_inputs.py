@@ -262,3 +262,27 @@ def test_typed_construction_still_validates() -> None:
     """Building a typed input directly keeps checking its rules."""
     with pytest.raises(InputValidationError, match="duration"):
         Seedance2Input(prompt="a fox runs", duration=99, resolution="720p")
+
+
+def test_check_input_treats_empty_lists_and_none_as_absent_and_flags_empty_required() -> None:
+    """Empty URL lists and None values are absent; an empty required value is named."""
+    from vidgo_async._rules import SEEDANCE_2, check_input
+
+    base = {"prompt": "a paper boat on a river", "duration": 5, "resolution": "720p"}
+    assert check_input("seedance-2", {**base, "image_urls": [], "seed": None}) == []
+    assert check_input("seedance-2", {**base, "image_urls": ()}) == []
+    issues = check_input("seedance-2", {**base, "prompt": None, "duration": 5.0})
+    assert [(i.field, i.rule) for i in issues] == [
+        ("$.input.prompt", "is required"),
+        ("$.input.duration", "must be an integer, not a float (use 5)"),
+    ]
+    assert SEEDANCE_2.known_fields == frozenset(SEEDANCE_2.field_names)
+    assert check_input("seedance-2", {**base, "colour": "red"})[0].field == "$.input.colour"
+
+
+@pytest.mark.parametrize("model", ["seedance-2", "seedance-1.5-pro", "my-model", "x"])
+def test_model_ids_of_typed_and_other_models_pass(model: str) -> None:
+    """Typed model ids and plausible other ids pass the model id check."""
+    from vidgo_async._rules import check_model_id
+
+    assert check_model_id(model) == []

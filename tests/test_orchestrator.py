@@ -347,3 +347,113 @@ async def test_using_it_outside_its_block_is_a_clear_error(client: VidgoClient) 
         orch.start(request(1))
     with pytest.raises(ValueError, match="max_in_flight"):
         Orchestrator(client, max_in_flight=0)
+
+
+class HeldSubmits:
+    """Wraps an orchestrator's submit: holds each request until released, counts those open."""
+
+    def __init__(self, orch: Orchestrator) -> None:
+        self.orch = orch
+        self.send = orch._send_submit
+        self.release = anyio.Event()
+        self.open = 0
+        self.peak = 0
+        self.order: list[str] = []
+        orch._send_submit = self  # type: ignore[method-assign]
+
+    async def __call__(self, job: Job) -> Task:
+        self.order.append(job.key)
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            await self.release.wait()
+            return await self.send(job)
+        finally:
+            self.open -= 1
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+
+
+class SubmittedCounter:
+    """Sets ``reached`` once ``target`` jobs got their task id."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.reached = anyio.Event()
+        self.spy = InFlightSpy()
+
+    def __call__(self, event: JobEvent) -> None:
+        self.spy(event)
+        if event.kind == "submitted":
+            self.count += 1
+            if self.count == self.target:
+                self.reached.set()
+
+
+async def test_submitter_pool_caps_submits_and_keeps_the_rest_queued(
+    emulator: Emulator, client: VidgoClient
+) -> None:
+    """With 3 submitters, 3 jobs are submitting, the others stay queued; all go in FIFO order."""
+    counter = SubmittedCounter(8)
+    spy = counter.spy
+    slow = POLL.scaled(1000.0)
+    async with Orchestrator(client, max_in_flight=10, poll=slow, on_event=counter) as orch:
+        orch._max_submitters = 3
+        held = HeldSubmits(orch)
+        handles = [orch.start(request(n)) for n in range(8)]
+        await settle()
+        progress = orch.snapshot()
+        assert (progress.submitting, progress.queued) == (3, 5)
+        assert held.open == 3
+        held.release.set()
+        await counter.reached.wait()
+        assert orch.snapshot().in_flight == 8
+        assert held.peak == 3
+        assert held.order == [f"clip-{n}" for n in range(8)]
+        assert orch._submitters == 3
+        assert all(handle.task_id is not None for handle in handles)
+    assert emulator.stats.submit_attempts == 8
+    submitted = [e.key for e in spy.events if e.kind == "submitting"]
+    assert submitted == [f"clip-{n}" for n in range(8)]
+
+
+async def test_a_job_waiting_for_a_submitter_is_cancelled_without_a_request(
+    emulator: Emulator, client: VidgoClient
+) -> None:
+    """A job queued behind a full submitter pool ends cancelled and is never sent."""
+    counter = SubmittedCounter(1)
+    slow = POLL.scaled(1000.0)
+    async with Orchestrator(client, max_in_flight=10, poll=slow, on_event=counter) as orch:
+        orch._max_submitters = 1
+        held = HeldSubmits(orch)
+        first = orch.start(request(1))
+        second = orch.start(request(2))
+        await settle()
+        assert (first.state, second.state) == (JobState.SUBMITTING, JobState.QUEUED)
+        assert second.cancel()
+        held.release.set()
+        result = await second.result()
+        assert second.state is JobState.CANCELLED
+        assert isinstance(result.error, JobAbandonedError)
+        await counter.reached.wait()
+        assert first.task_id is not None
+    assert held.order == ["clip-1"]
+    assert emulator.stats.submit_attempts == 1
+
+
+async def test_submitter_pool_is_sized_like_the_connection_pool(client: VidgoClient) -> None:
+    """The pool has as many submitters as connections, never more than max_in_flight."""
+    from vidgo_async._orchestrator import DEFAULT_MAX_CONCURRENT_SUBMITS
+
+    assert Orchestrator(client, max_in_flight=5000)._max_submitters == (
+        DEFAULT_MAX_CONCURRENT_SUBMITS
+    )
+    assert Orchestrator(client, max_in_flight=3)._max_submitters == 3
+    async with Orchestrator(client, max_in_flight=3) as orch:
+        results = await orch.run([request(n) for n in range(7)])
+        assert orch._submitters <= 3
+    assert all(r.ok for r in results)

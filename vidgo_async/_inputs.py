@@ -83,7 +83,14 @@ class ModelInput:
         if issues:
             raise InputValidationError(issues)
         out: dict[str, Any] = {}
-        for name, value in _field_values(cls, data):
+        for name, default, converter in _fields_of(cls):
+            value = data.get(name)
+            if value is None:
+                value = default
+                if value is None:
+                    continue  # absent and not sent: no converter call needed
+            if converter is not None:
+                value = converter(value)
             if value is None or value == ():
                 continue
             out[name] = list(value) if isinstance(value, tuple) else value
@@ -155,8 +162,8 @@ class Seedance10ProInput(ModelInput):
 _FIELDS: dict[type[ModelInput], tuple[tuple[str, Any, Any], ...]] = {}
 
 
-def _field_values(cls: type[ModelInput], data: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Return each field's value as ``cls(**data minus None values)`` would store it."""
+def _fields_of(cls: type[ModelInput]) -> tuple[tuple[str, Any, Any], ...]:
+    """Return (name, default, converter) of each field of ``cls``, in attrs order."""
     fields = _FIELDS.get(cls)
     if fields is None:
         fields = tuple(
@@ -172,8 +179,13 @@ def _field_values(cls: type[ModelInput], data: Mapping[str, Any]) -> list[tuple[
                 f"{cls.__name__}: factory defaults are not supported"
             )  # pragma: no cover
         _FIELDS[cls] = fields
+    return fields
+
+
+def _field_values(cls: type[ModelInput], data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Return each field's value as ``cls(**data minus None values)`` would store it."""
     out = []
-    for name, default, converter in fields:
+    for name, default, converter in _fields_of(cls):
         value = data.get(name)
         if value is None:
             value = default

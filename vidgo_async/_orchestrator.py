@@ -2,8 +2,10 @@
 
 Inside, one anyio task group runs two loops: the *dispatcher* takes queued jobs in order,
 holds a ``max_in_flight`` token for each from the moment its submit starts until it is seen
-terminal, and paces submits through the shared submit gate; the *scheduler* polls every
-in-flight job from one heap of next-due times through the shared status gate. Jobs are
+terminal, paces submits through the shared submit gate and hands each job to one of a fixed
+pool of *submitter* tasks (as many as the HTTP connection pool has connections: a job waiting
+for a free submitter stays ``queued``, no request is on the wire for it); the *scheduler*
+polls every in-flight job from one heap of next-due times through the shared status gate. Jobs are
 :class:`~vidgo_async._jobs.Job` state machines; every transition emits one event.
 
 Exception groups: a job's failure is a value, never an exception of the orchestrator.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,6 +58,10 @@ from ._jobs import (
 from ._models import Task, TaskStatus
 from ._rules import check_callback_url
 from ._scheduler import DEFAULT_MAX_CONCURRENT_POLLS, Scheduler
+
+# Submit requests on the wire at once: the client's HTTP connection pool size, so the
+# submitter pool never queues on the pool nor leaves a connection idle.
+DEFAULT_MAX_CONCURRENT_SUBMITS = 100
 
 if TYPE_CHECKING:
     from ._client import VidgoClient
@@ -222,6 +228,14 @@ class Orchestrator:
         self._recorded: set[Job] = set()
         self._counts = dict.fromkeys(JobState, 0)
         self._seq = 0
+        # The submitter pool: tasks are started on demand, up to ``_max_submitters``; a job
+        # handed over waits in ``_handoff`` (still queued) for an idle submitter.
+        self._max_submitters = min(DEFAULT_MAX_CONCURRENT_SUBMITS, max_in_flight)
+        self._submitters = 0
+        self._busy_submitters = 0
+        self._handoff: deque[tuple[Job, float]] = deque()
+        self._idle_submitters: list[anyio.Event] = []
+        self._submitter_freed: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
 
@@ -588,11 +602,23 @@ class Orchestrator:
     async def _dispatch(self, task_group: anyio.abc.TaskGroup) -> None:
         """Take queued jobs in order; submit each once it holds a token and a gate turn."""
         limiter = self._limiter
+        taken = 0
         while True:
-            # One yield per job: the last submit starts, and a long queue (or a run of
-            # attached or cancelled jobs) never holds the event loop.
-            await anyio.lowlevel.checkpoint()
+            # A yield every few jobs: a long queue (or a run of attached or cancelled jobs)
+            # never holds the event loop, yet the jobs freed submitters can take in one
+            # loop iteration are handed over in that iteration (a yield per job would cost
+            # an event-loop iteration per submit).
+            taken += 1
+            if taken >= _DISPATCH_BATCH:
+                taken = 0
+                await anyio.lowlevel.checkpoint()
             job = await self._next_queued()
+            if job.task is None:
+                # Wait for a free submitter before taking a token or a gate turn, so
+                # neither is held by a job that cannot be sent yet.
+                while self._busy_submitters >= self._max_submitters:
+                    freed = self._submitter_freed = anyio.Event()
+                    await freed.wait()
             try:
                 # A free token is taken without the limiter's own yield; waiting for one
                 # goes through the limiter as usual.
@@ -614,8 +640,38 @@ class Orchestrator:
             if not _is_queued(job):  # cancelled or expired while waiting for the gate
                 self._release(job)
                 continue
-            # A fixed name spares anyio deriving it from the method for every job.
-            task_group.start_soon(self._submit, job, issued, name=_SUBMIT_TASK_NAME)
+            self._hand_over(job, issued, task_group)
+
+    def _hand_over(self, job: Job, issued: float, task_group: anyio.abc.TaskGroup) -> None:
+        """Give a job to an idle submitter, starting one while the pool is not full."""
+        self._busy_submitters += 1
+        self._handoff.append((job, issued))
+        if self._idle_submitters:
+            self._idle_submitters.pop().set()
+        elif self._submitters < self._max_submitters:
+            self._submitters += 1
+            # A fixed name spares anyio deriving it from the method.
+            task_group.start_soon(self._submitter, name=_SUBMITTER_TASK_NAME)
+
+    async def _submitter(self) -> None:
+        """Send the submits handed over, one at a time, for the orchestrator's lifetime."""
+        handoff = self._handoff
+        while True:
+            if not handoff:
+                idle = anyio.Event()
+                self._idle_submitters.append(idle)
+                await idle.wait()
+                continue
+            job, issued = handoff.popleft()
+            try:
+                if job.state is JobState.QUEUED:  # not cancelled or expired since handed over
+                    await self._submit(job, issued)
+            finally:
+                self._busy_submitters -= 1
+                freed = self._submitter_freed
+                if freed is not None:
+                    self._submitter_freed = None
+                    freed.set()
 
     def _attach(self, job: Job, task: Task) -> None:
         now = self._clock.monotonic()
@@ -706,9 +762,10 @@ class Orchestrator:
             return
         self._arm(job, now)
 
-    async def _send_submit(self, job: Job) -> Task:
+    def _send_submit(self, job: Job) -> Awaitable[Task]:
         """Send one submit: the client's submit, but a 429 comes back to the orchestrator."""
-        return await self._client._send_submit(
+        # The client's coroutine is returned, not awaited here: one frame less per resume.
+        return self._client._send_submit(
             job.model, job.input, callback_url=job.callback_url, retry=self._submit_retry
         )
 
@@ -810,8 +867,11 @@ class Orchestrator:
             self._arm(job, now)
 
 
-# The name anyio would derive from ``Orchestrator._submit`` (see ``_dispatch``).
-_SUBMIT_TASK_NAME = f"{__name__}.Orchestrator._submit"
+# Jobs the dispatcher takes between two yields to the event loop.
+_DISPATCH_BATCH = 32
+
+# The name anyio would derive from ``Orchestrator._submitter`` (see ``_hand_over``).
+_SUBMITTER_TASK_NAME = f"{__name__}.Orchestrator._submitter"
 
 
 def _is_queued(job: Job) -> bool:

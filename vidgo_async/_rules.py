@@ -9,6 +9,7 @@ available: strict in what we send.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
@@ -77,10 +78,15 @@ class ModelRules:
                 return rule
         return None
 
-    @property
+    @functools.cached_property
     def field_names(self) -> tuple[str, ...]:
         """The names of every field the model accepts."""
         return tuple(rule.name for rule in self.fields)
+
+    @functools.cached_property
+    def known_fields(self) -> frozenset[str]:
+        """The names of every field the model accepts, for membership tests."""
+        return frozenset(self.field_names)
 
 
 _REFERENCES = ("reference_image_urls", "reference_video_urls", "reference_audio_urls")
@@ -143,6 +149,8 @@ def rules_for(model: str) -> ModelRules | None:
 
 def check_model_id(model: object, *, path: str = "$.model") -> list[ValidationIssue]:
     """Check that a model id is a plausible, non-empty id."""
+    if type(model) is str and model in RULES:
+        return []  # a typed model's own id: valid (and the usual case, checked per submit)
     if not isinstance(model, str):
         return [ValidationIssue(path, "must be a string model id such as 'seedance-2'", model)]
     if not model or len(model) > 128 or any(ch.isspace() or ord(ch) < 32 for ch in model):
@@ -253,6 +261,10 @@ def _check_field(rule: FieldRule, value: object, path: str) -> list[ValidationIs
     return issues
 
 
+# Value types that are always present when not ``None`` (never an empty sequence).
+_SCALARS = frozenset({str, int, bool, float})
+
+
 def _present(data: Mapping[str, object], name: str) -> bool:
     value = data.get(name)
     if value is None:
@@ -278,7 +290,7 @@ def check_input(model: str, data: object, *, path: str = "$.input") -> list[Vali
             if not isinstance(key, str)
         ]
     issues: list[ValidationIssue] = []
-    known = set(family.field_names)
+    known = family.known_fields
     for key in data:
         if key not in known:
             issues.append(
@@ -289,18 +301,19 @@ def check_input(model: str, data: object, *, path: str = "$.input") -> list[Vali
                 )
             )
     for rule in family.fields:
-        field_path = f"{path}.{rule.name}"
-        if not _present(data, rule.name):
-            if rule.required and data.get(rule.name) is None:
-                issues.append(ValidationIssue(field_path, "is required", None))
+        value = data.get(rule.name)
+        # Scalars are present without the ABC check of ``_present`` (the usual fields).
+        if value is None or (type(value) not in _SCALARS and not _present(data, rule.name)):
+            if rule.required and value is None:
+                issues.append(ValidationIssue(f"{path}.{rule.name}", "is required", None))
             elif rule.required:
                 issues.append(
                     ValidationIssue(
-                        field_path, "is required and must not be empty", data[rule.name]
+                        f"{path}.{rule.name}", "is required and must not be empty", value
                     )
                 )
             continue
-        issues.extend(_check_field(rule, data[rule.name], field_path))
+        issues.extend(_check_field(rule, value, f"{path}.{rule.name}"))
     for field_name, others in family.exclusive:
         if _present(data, field_name):
             clashing = [other for other in others if _present(data, other)]
