@@ -576,12 +576,24 @@ async def test_dot_only_task_ids_are_refused_before_sending(task_id: str) -> Non
             await client.get_task(task_id)
 
 
+@pytest.mark.parametrize("task_id", ["", "   ", None, 123])
+def test_blank_or_non_string_task_ids_are_refused(task_id: Any) -> None:
+    """An empty, blank or non-string task id is refused before any path is built."""
+    from vidgo_async._client import _status_path
+
+    with pytest.raises(InputValidationError, match="non-empty string"):
+        _status_path(task_id)
+
+
 @pytest.mark.parametrize(
     ("task_id", "path"),
     [
         ("task-unified-1757165031-uyujaw3d", "task-unified-1757165031-uyujaw3d"),
         ("KC9IIO8MLOAN18JX", "KC9IIO8MLOAN18JX"),
         ("a/b?c", "a%2Fb%3Fc"),
+        ("a.b", "a.b"),
+        (" x", "%20x"),
+        ("é", "%C3%A9"),
     ],
 )
 def test_status_path_quotes_only_what_needs_it(task_id: str, path: str) -> None:

@@ -207,3 +207,34 @@ def test_known_status_is_the_member_and_unknown_is_a_pseudo_member() -> None:
 def test_structure_of_other_classes_goes_through_cattrs() -> None:
     """Classes without a direct hook are still structured by the converter."""
     assert structure(["1", 2], list[int]) == [1, 2]
+
+
+def test_repeated_timestamp_is_parsed_once_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timestamp read again gives the same datetime object; the cache never outgrows its cap."""
+    from vidgo_async import _converter
+
+    monkeypatch.setattr(_converter, "_PARSED_TIMES", {})
+    monkeypatch.setattr(_converter, "_PARSED_TIMES_MAX", 3)
+    first = parse_datetime("2025-11-12T10:30:00")
+    assert first == datetime(2025, 11, 12, 10, 30)
+    assert parse_datetime("2025-11-12T10:30:00") is first
+    for second in range(10):
+        assert parse_datetime(f"2025-11-12T10:30:{second:02d}") == datetime(
+            2025, 11, 12, 10, 30, second
+        )
+        assert len(_converter._PARSED_TIMES) <= 3
+    assert parse_datetime("2025-11-12T10:30:99") is None
+    assert "2025-11-12T10:30:99" not in _converter._PARSED_TIMES
+
+
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [(50, 50), (12.5, 12.5), (True, None), (float("inf"), None), ("50", None), (None, None)],
+)
+def test_task_credits_amount_keeps_finite_numbers_only(amount: Any, expected: Any) -> None:
+    """An int or finite float is kept as is; a bool, infinity or text becomes None."""
+    task = structure({"task_id": "t", "status": "finished", "credits_amount": amount}, Task)
+    assert task.credits_amount == expected
+    assert type(task.credits_amount) is type(expected)

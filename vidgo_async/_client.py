@@ -87,6 +87,9 @@ DEFAULT: Any = _Default()
 
 
 def _status_path(task_id: str) -> str:
+    if type(task_id) is str and _PLAIN_TASK_ID.fullmatch(task_id):
+        # The documented id forms: non-blank, never only dots, nothing to quote.
+        return STATUS_PATH + task_id
     if not isinstance(task_id, str) or not task_id.strip():
         raise InputValidationError(
             [ValidationIssue("task_id", "must be a non-empty string", task_id)]

@@ -30,8 +30,18 @@ converter = cattrs.Converter(forbid_extra_keys=False)
 _KNOWN_STATUSES: dict[str, TaskStatus] = {member.value: member for member in TaskStatus}
 
 
+# A task's ``created_time`` never changes, and a poller reads it again on every status
+# query: parsed API-form timestamps are kept (datetimes are immutable), a bounded number.
+_PARSED_TIMES: dict[str, datetime] = {}
+_PARSED_TIMES_MAX = 4096
+
+
 def parse_datetime(value: object) -> datetime | None:
     """Parse the API's ISO-8601 timestamps (no zone, with or without fractions); else ``None``."""
+    if type(value) is str:
+        parsed = _PARSED_TIMES.get(value)
+        if parsed is not None:
+            return parsed
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not value or len(value) > 64:
@@ -39,9 +49,13 @@ def parse_datetime(value: object) -> datetime | None:
     if value[0].isdigit() and value[-1].isdigit():
         # The API's own form: nothing to strip, no "Z" to rewrite.
         try:
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             return None
+        if len(_PARSED_TIMES) >= _PARSED_TIMES_MAX:
+            _PARSED_TIMES.clear()
+        _PARSED_TIMES[value] = parsed
+        return parsed
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -68,7 +82,7 @@ def _opt_int(value: object) -> int | None:
 def _opt_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, (int, float)) and math.isfinite(value):
         return value
     return None
 
@@ -118,7 +132,7 @@ def _structure_task(data: Any, _cls: type[Task]) -> Task:
     if error_message is not None and type(error_message) is not str:
         error_message = _opt_str(error_message)
     credits_amount = data.get("credits_amount")
-    if credits_amount is not None:
+    if credits_amount is not None and type(credits_amount) is not int:
         credits_amount = _opt_number(credits_amount)
     return Task(
         task_id=task_id,

@@ -482,6 +482,9 @@ class Transport:
         else:
             data = json.dumps(json_body).encode("utf-8")
             headers = secret.body_headers
+        default_timeout, mapped_timeout = self._default_timeout
+        if timeout is not None or default_timeout is not self.timeout:
+            mapped_timeout = self._client_timeout(timeout)
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("vidgo request %s %s", method, url)
@@ -491,15 +494,16 @@ class Transport:
                 url,
                 data=data,
                 headers=headers,
-                timeout=self._client_timeout(timeout),
+                timeout=mapped_timeout,
                 allow_redirects=False,
             ) as response:
                 # aiohttp's own read-only, case-insensitive view: no copy needed.
                 response_headers = response.headers
-                length = response.content_length
+                # What ``response.content_length`` computes, without the property's frame.
+                length = response_headers.get("Content-Length")
                 if (
                     length is not None
-                    and length <= self.max_json_bytes
+                    and int(length) <= self.max_json_bytes
                     and "Content-Encoding" not in response_headers
                 ):
                     # The parser stops at Content-Length, so one read cannot pass the cap.
@@ -518,7 +522,12 @@ class Transport:
                     response_headers,
                     method,
                     url,
-                    self._retry_after(response_headers),
+                    # The usual answer has no Retry-After: nothing to parse, no clock to read.
+                    None
+                    if type(response_headers) is CIMultiDictProxy
+                    and "retry-after" not in response_headers
+                    and "retry-after-ms" not in response_headers
+                    else self._retry_after(response_headers),
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise translate_exception(exc, method=method, url=url) from exc
@@ -662,7 +671,9 @@ class Transport:
                 await self.clock.sleep(delay)
                 continue
             if attempt == 1:
-                self.retry_budget.record_success()
+                budget = self.retry_budget
+                if budget.tokens != budget.capacity:  # a full bucket has nothing to refund
+                    budget.record_success()
             return response
 
     def _retry_delay(
