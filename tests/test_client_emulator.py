@@ -8,19 +8,26 @@ status queries, downloads, deadlines, cancellation and the key canary live in
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _emulator_support import (
+    FAST,
+    FAST_RETRY,
+    POLL,
+    ScaledClock,
+    fast_client,
+    listing,
+    scaled_emulator,
+    sha256_of,
+)
 
 from vidgo_async import (
     AuthenticationError,
     BadRequestError,
     InputValidationError,
     InsufficientCreditsError,
-    PollPolicy,
     RetryPolicy,
     Seedance2Input,
     SubmitOutcomeUnknownError,
@@ -29,54 +36,20 @@ from vidgo_async import (
     Timeout,
     VidgoClient,
 )
-from vidgo_async._clock import Clock
 from vidgo_async.testing import Emulator, Fault, sample_sha256
 
-TIME_SCALE = 0.01  # a "10 s" job takes 0.1 s of real time
-POLL = PollPolicy().scaled(TIME_SCALE)
 TIMEOUT = Timeout(connect=2.0, read=2.0, total=3.0)
-FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05)
-FAST = {"prompt": "a red fox in the snow", "duration": 5, "resolution": "480p"}
-
-
-class ScaledClock(Clock):
-    """A real clock that records every requested sleep and sleeps only ``scale`` of it."""
-
-    def __init__(self, scale: float = 0.01) -> None:
-        super().__init__()
-        self.scale = scale
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        """Record ``seconds`` and sleep a scaled fraction of it."""
-        self.sleeps.append(seconds)
-        await asyncio.sleep(max(0.0, seconds) * self.scale)
 
 
 def emulator(**kwargs: Any) -> Emulator:
     """Return an emulator with fast jobs (10 emulated s = 0.1 s) and a fixed seed."""
-    kwargs.setdefault("job_seconds", 10)
-    kwargs.setdefault("time_scale", TIME_SCALE)
-    kwargs.setdefault("seed", 7)
-    return Emulator(**kwargs)
+    return scaled_emulator(seed=7, **kwargs)
 
 
 def client_for(emu: Emulator, **kwargs: Any) -> VidgoClient:
     """Return a client for ``emu`` with scaled polling, short timeouts and quick retries."""
-    kwargs.setdefault("poll", POLL)
     kwargs.setdefault("timeout", TIMEOUT)
-    kwargs.setdefault("retry", FAST_RETRY)
-    return emu.client(**kwargs)
-
-
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def listing(directory: Path) -> list[str]:
-    """Return the sorted names in ``directory``."""
-    return sorted(p.name for p in directory.iterdir())
+    return fast_client(emu, **kwargs)
 
 
 # -- the lifecycle ------------------------------------------------------------------------

@@ -8,7 +8,6 @@ connection; downloads never carry the key; a canary key never shows up in logs o
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import traceback
@@ -18,6 +17,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _emulator_support import (
+    FAST,
+    FAST_RETRY,
+    POLL,
+    TIME_SCALE,
+    ScaledClock,
+    fast_client,
+    listing,
+    scaled_emulator,
+    sha256_of,
+)
 
 from vidgo_async import (
     APIResponseValidationError,
@@ -34,55 +44,21 @@ from vidgo_async import (
     VidgoClient,
     WaitTimeoutError,
 )
-from vidgo_async._clock import Clock
 from vidgo_async.testing import Emulator, Fault, sample_sha256
 
-TIME_SCALE = 0.01  # a "10 s" job takes 0.1 s of real time
-POLL = PollPolicy().scaled(TIME_SCALE)  # first poll 20 ms, at most 0.3 s apart, grace 0.6 s
 TIMEOUT = Timeout(connect=1.0, read=0.5, total=0.6)
-FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05)
-FAST = {"prompt": "a red fox in the snow", "duration": 5, "resolution": "480p"}
 MODEL = "seedance-2-fast"
-
-
-class ScaledClock(Clock):
-    """A real clock that records every requested sleep and sleeps only ``scale`` of it."""
-
-    def __init__(self, scale: float = 0.01) -> None:
-        super().__init__()
-        self.scale = scale
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        """Record ``seconds`` and sleep a scaled fraction of it."""
-        self.sleeps.append(seconds)
-        await asyncio.sleep(max(0.0, seconds) * self.scale)
 
 
 def emulator(**kwargs: Any) -> Emulator:
     """Return an emulator with fast jobs (10 emulated s = 0.1 s) and a fixed seed."""
-    kwargs.setdefault("job_seconds", 10)
-    kwargs.setdefault("time_scale", TIME_SCALE)
-    kwargs.setdefault("seed", 11)
-    return Emulator(**kwargs)
+    return scaled_emulator(seed=11, **kwargs)
 
 
 def client_for(emu: Emulator, **kwargs: Any) -> VidgoClient:
     """Return a client for ``emu`` with scaled polling, short timeouts and quick retries."""
-    kwargs.setdefault("poll", POLL)
     kwargs.setdefault("timeout", TIMEOUT)
-    kwargs.setdefault("retry", FAST_RETRY)
-    return emu.client(**kwargs)
-
-
-def listing(directory: Path) -> list[str]:
-    """Return the sorted names in ``directory``."""
-    return sorted(p.name for p in directory.iterdir())
-
-
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return fast_client(emu, **kwargs)
 
 
 def open_connections(session: aiohttp.ClientSession) -> int:
