@@ -72,7 +72,10 @@ async def test_aiohttp_app_mounts_the_callback_receiver(load: object) -> None:
         port = probe.getsockname()[1]
     app = module.make_app(f"http://127.0.0.1:{port}/hooks/vidgo")
     async with TestClient(TestServer(app, host="127.0.0.1", port=port)) as http:
-        ok = await http.post("/generate", json={"prompt": "a red fox in snow"})
+        # A short job (5 emulated s = 0.1 s) ends long before the first fallback poll
+        # (2 x max_interval = 1.2 s), so the callback, not a poll, must end it.
+        prompt = "a red fox in snow [[vidgo-emulator: seconds=5]]"
+        ok = await http.post("/generate", json={"prompt": prompt})
         assert ok.status == 200
         receiver = app[module.RECEIVER]
         assert receiver.stats.delivered == 1  # the verified callback, not a poll, ended it
