@@ -23,9 +23,7 @@ import asyncio
 import random
 import time
 
-from vidgo_async import PollPolicy, VidgoClient
-from vidgo_async._jobs import GenerationRequest, JobEvent
-from vidgo_async._orchestrator import Orchestrator
+from vidgo_async import GenerationRequest, JobEvent, Orchestrator, PollPolicy, VidgoClient
 
 from ._support import EmulatorProcess, interleaved, median, prompt_for, ratio, seedance_input
 

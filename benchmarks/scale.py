@@ -30,9 +30,7 @@ JOB_SECONDS = 60.0
 async def _child(
     base_url: str, api_key: str, jobs: int, factor: float, status_rate: float, seconds: float
 ) -> dict[str, Any]:
-    from vidgo_async import PollPolicy, VidgoClient
-    from vidgo_async._jobs import GenerationRequest
-    from vidgo_async._orchestrator import Orchestrator
+    from vidgo_async import GenerationRequest, Orchestrator, PollPolicy, VidgoClient
 
     requests = [
         GenerationRequest("seedance-2", seedance_input(prompt_for(seconds, tag=f"x{i}")))

@@ -14,9 +14,7 @@ import asyncio
 import json
 from typing import Any
 
-from vidgo_async import PollPolicy, VidgoClient
-from vidgo_async._jobs import GenerationRequest, JobEvent
-from vidgo_async._orchestrator import Orchestrator
+from vidgo_async import GenerationRequest, JobEvent, Orchestrator, PollPolicy, VidgoClient
 
 from ._support import (
     EmulatorProcess,
