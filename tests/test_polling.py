@@ -112,3 +112,16 @@ def test_queued_30_second_job_is_seen_finished_promptly(queued: float) -> None:
         polls, lag = _simulate_queued(PollPolicy(), queued, 30.0, seed)
         assert lag <= 0.15 * 30.0
         assert polls <= 8
+
+
+@pytest.mark.parametrize("errors", [1, 2, 5, 60])
+def test_failure_delay_backs_off_within_the_schedule_bounds(errors: int) -> None:
+    """After failed queries the wait is never below the schedule or min_interval, never above max_interval."""
+    policy = PollPolicy()
+    state = PollState(policy, started_at=0.0)
+    rng = random.Random(errors)
+    for _ in range(200):
+        delay = state.failure_delay(errors, rng=rng)
+        assert max(policy.min_interval, state.geometric_delay()) <= delay <= policy.max_interval
+    state.polls = 30  # deep into the schedule: the wait sits at the cap
+    assert state.failure_delay(errors, rng=rng) == policy.max_interval

@@ -22,7 +22,6 @@ import aiohttp
 import attrs
 from aiohttp.abc import AbstractResolver
 
-from ._backoff import full_jitter
 from ._clock import Clock
 from ._config import (
     API_KEY_ENV,
@@ -491,13 +490,7 @@ class VidgoClient:
             return policy.max_interval
         if retry_after is not None:
             return min(max(retry_after, policy.min_interval), max(policy.max_interval, 60.0))
-        backoff = full_jitter(
-            errors,
-            base=max(policy.initial_delay, policy.min_interval, 0.1),
-            cap=policy.max_interval,
-            rng=self._clock.rng,
-        )
-        return max(policy.min_interval, backoff, min(state.geometric_delay(), policy.max_interval))
+        return state.failure_delay(errors, rng=self._clock.rng)
 
     async def generate(
         self,

@@ -17,6 +17,7 @@ import random
 
 import attrs
 
+from ._backoff import full_jitter
 from ._config import PollPolicy
 
 __all__ = ["MAX_SERVER_HINT", "PollState"]
@@ -25,6 +26,8 @@ MAX_SERVER_HINT = 60.0
 # How far past the estimated finish a poll is aimed, as a fraction of the time left:
 # a little late costs lag, a little early costs one more (short) poll.
 _AIM_MARGIN = 0.04
+# The smallest backoff base after failed queries, for policies scaled down to nothing.
+_MIN_BACKOFF_BASE = 0.001
 
 
 @attrs.define(slots=True)
@@ -84,6 +87,21 @@ class PollState:
         policy = self.policy
         exponent = min(self.polls, 64)
         return min(policy.max_interval, policy.initial_delay * policy.multiplier**exponent)
+
+    def failure_delay(self, errors: int, *, rng: random.Random | None = None) -> float:
+        """Return the wait after ``errors`` failed status queries in a row.
+
+        Full-jitter backoff on the error count, never quicker than the regular schedule
+        and never slower than ``max_interval``.
+        """
+        policy = self.policy
+        backoff = full_jitter(
+            errors,
+            base=max(policy.initial_delay, policy.min_interval, _MIN_BACKOFF_BASE),
+            cap=policy.max_interval,
+            rng=rng,
+        )
+        return min(max(policy.min_interval, backoff, self.geometric_delay()), policy.max_interval)
 
     def next_delay(
         self, now: float, *, rng: random.Random | None = None, hint: float | None = None

@@ -26,7 +26,6 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from ._backoff import full_jitter
 from ._config import PollPolicy
 from ._errors import (
     APIConnectionError,
@@ -388,14 +387,7 @@ class Scheduler:
             # An outage: poll at the slowest rate instead of adding load.
             delay = policy.max_interval
         else:
-            backoff = full_jitter(
-                watch.errors,
-                base=max(policy.initial_delay, policy.min_interval, 0.001),
-                cap=policy.max_interval,
-                rng=self._clock.rng,
-            )
-            delay = max(policy.min_interval, backoff, watch.state.geometric_delay())
-            delay = min(delay, policy.max_interval)
+            delay = watch.state.failure_delay(watch.errors, rng=self._clock.rng)
         if at_least is not None:
             delay = max(delay, at_least)
         logger.info(
