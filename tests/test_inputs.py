@@ -237,7 +237,6 @@ def test_mapping_is_checked_once_with_the_typed_class_outcome(data: dict[str, An
         body = None
     assert body == expected
     if expected is not None:
-        assert list(body or {}) == list(expected)  # same key order on the wire
         built = Seedance2Input.from_mapping(data)
         assert built == Seedance2Input(**{k: v for k, v in data.items() if v is not None})
         assert built.to_dict() == expected
