@@ -108,11 +108,16 @@ CROSS_RULES: tuple[CrossRule, ...] = (
         values=(1, 20000),
         note="the legacy page states no bound; the same provider variants take 1–20000",
     ),
-    CrossRule(
-        kind="closed",
-        models=(*_LEGACY, "seedance-1.5-pro", "seedance-1.0-pro"),
-        page="seedance-2.mdx",
-        note="the pages list every field; a typo would be billed, so refuse unknown fields",
+    # The schemas of these older ids leave ``additionalProperties`` open, but their pages
+    # list every field and a misspelt field would be billed as if absent: refuse unknown
+    # fields, as the newer ids' schemas do.
+    *(
+        CrossRule(kind="closed", models=models, page=page, note="strict in what we send")
+        for models, page in (
+            (_LEGACY, "seedance-2.mdx"),
+            (("seedance-1.5-pro",), "seedance-1-5-pro.mdx"),
+            (("seedance-1.0-pro",), "seedance-1.0-pro.mdx"),
+        )
     ),
     # -- reference sets ---------------------------------------------------------------
     CrossRule(
