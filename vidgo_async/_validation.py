@@ -12,6 +12,7 @@ their limits bound), so validating a usual input is a handful of dict look-ups.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -152,17 +153,10 @@ class _ModelValidator:
         return issues
 
 
-_VALIDATORS: dict[str, _ModelValidator] = {}
-
-
-def _validator(model: str) -> _ModelValidator | None:
-    validator = _VALIDATORS.get(model)
-    if validator is None:
-        spec = catalog().models.get(model)
-        if spec is None:
-            return None
-        validator = _VALIDATORS[model] = _ModelValidator(spec)
-    return validator
+@functools.cache
+def _validators() -> Mapping[str, _ModelValidator]:
+    """Compile every model's checks once, when the catalog is first needed (a few ms)."""
+    return {model: _ModelValidator(spec) for model, spec in catalog().models.items()}
 
 
 # -- the entry points --------------------------------------------------------------------
@@ -236,7 +230,7 @@ def validate_input(
         UnknownModelError: ``model`` is not a documented id (with "did you mean").
         InputValidationError: naming every broken rule (field path, rule, value).
     """
-    validator = _validator(model) if type(model) is str else None
+    validator = _validators().get(model) if type(model) is str else None
     if type(input) is not dict and isinstance(input, TypedInput) and not isinstance(input, Mapping):
         if model not in input.MODELS:
             raise InputValidationError(
