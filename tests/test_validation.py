@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 from _client_support import SUBMIT_URL, call_count, envelope, make_client, task_data
+from _emulator_support import fast_client
 from aioresponses import aioresponses
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vidgo_async import (
+    BadRequestError,
     FieldSpec,
     InputValidationError,
     ModelSpec,
+    Orchestrator,
     Seedance2Input,
     Seedance20ImageToVideoInput,
     Seedance20ReferenceToVideoInput,
@@ -25,6 +28,7 @@ from vidgo_async import (
     validate_input,
 )
 from vidgo_async._cross_rules import CROSS_RULES, SEEDANCE_MODELS
+from vidgo_async.testing import Emulator
 
 MODELS = {spec.id: spec for spec in list_models()}
 IMG = "https://example.com/a.png"
@@ -508,3 +512,16 @@ def test_arbitrary_json_never_crashes(model: str, data: Any, allow: bool) -> Non
         assert isinstance(body, dict)
         assert None not in body.values()
         json.dumps(body, allow_nan=False)
+
+
+async def test_the_orchestrator_and_the_emulator_use_the_same_catalog() -> None:
+    """The orchestrator refuses a typo unsent; the emulator refuses it too when allowed."""
+    async with Emulator(time_scale=0.01) as emu:
+        async with fast_client(emu) as client, Orchestrator(client) as orch:
+            with pytest.raises(UnknownModelError, match="seedance-2"):
+                await orch.generate("seedance2", LEGACY)
+        assert emu.stats.submit_attempts == 0
+        async with fast_client(emu, allow_unknown_models=True) as client:
+            with pytest.raises(BadRequestError, match="did you mean"):
+                await client.submit("seedance2", LEGACY)
+        assert emu.stats.submit_attempts == 1
