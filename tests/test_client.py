@@ -148,7 +148,9 @@ async def test_submit_answer_without_status_is_not_started() -> None:
     ("model", "data"),
     [
         ("seedance-2", {**SEEDANCE, "duration": 3}),
-        ("seedance-2", {"prompt": "hi", "duration": 5, "resolution": "720p"}),
+        ("seedance-2", {"prompt": "  ", "duration": 5, "resolution": "720p"}),
+        ("seedance-2-fast", {**SEEDANCE, "resolution": "1080p"}),
+        ("seedance2", SEEDANCE),
         ("seedance-2", {**SEEDANCE, "image_urls": ["ftp://x/y.png"]}),
         ("", {"prompt": "x"}),
     ],
@@ -175,15 +177,14 @@ async def test_bad_callback_url_raises_before_any_request(url: str) -> None:
 
 
 async def test_mapping_for_any_other_model_is_sent_as_given() -> None:
-    """A passthrough model's mapping is sent unchanged (minus None values)."""
+    """A catalogued model's mapping is sent unchanged (minus None values)."""
+    data = {"prompt": "x", "sound": True, "duration": 5, "aspect_ratio": "16:9"}
     async with make_client() as client:
         with aioresponses() as mocked:
             mocked.post(SUBMIT_URL, payload=envelope(task_data("k1", "not_started")))
-            await client.submit(
-                "kling-2.6", {"prompt": "x", "sound": True, "duration": 5, "seed": None}
-            )
+            await client.submit("kling-2.6", {**data, "end_image_url": None})
             (call,) = calls(mocked, "POST", SUBMIT_URL)
-    assert json.loads(call.kwargs["data"])["input"] == {"prompt": "x", "sound": True, "duration": 5}
+    assert json.loads(call.kwargs["data"])["input"] == data
 
 
 async def test_wrong_key_raises_authentication_error() -> None:
@@ -621,6 +622,6 @@ async def test_submit_success_without_a_readable_task_is_an_unknown_outcome(
         with aioresponses() as mocked:
             mocked.post(SUBMIT_URL, payload=answer)
             with pytest.raises(SubmitOutcomeUnknownError) as caught:
-                await client.submit("kling-2.6", {"prompt": "a cat"})
+                await client.submit("seedream-5.0-lite", {"prompt": "a cat"})
             assert len(calls(mocked, "POST", SUBMIT_URL)) == 1
-    assert caught.value.payload["model"] == "kling-2.6"
+    assert caught.value.payload["model"] == "seedream-5.0-lite"

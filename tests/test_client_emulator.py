@@ -94,7 +94,7 @@ async def test_generate_with_a_mapping_returns_the_finished_task(tmp_path: Path)
 
 async def test_wait_by_id_and_a_passthrough_model() -> None:
     """A model without a typed input is sent as given, and wait accepts a bare task id."""
-    data = {"prompt": "a cat", "mode": "pro", "duration": 5}
+    data = {"prompt": "a cat", "sound": False, "duration": 5, "aspect_ratio": "1:1"}
     async with emulator() as emu, client_for(emu) as client:
         task = await client.submit("kling-2.6", data)
         done = await client.wait(task.task_id, timeout=10)
@@ -164,8 +164,8 @@ async def test_402_when_credits_cannot_pay_is_insufficient_credits() -> None:
 
 BAD_INPUTS = [
     ("seedance-2", {**FAST, "duration": 3}),
-    ("seedance-2", {**FAST, "resolution": "1080p"}),
-    ("seedance-2", {**FAST, "prompt": "hi"}),
+    ("seedance-2-fast", {**FAST, "resolution": "1080p"}),
+    ("seedance-2", {**FAST, "prompt": " "}),
     ("seedance-2", {**FAST, "aspect_ratio": "2:1"}),
     ("seedance-2", {**FAST, "image_urls": ["ftp://x.example/a.png"]}),
     (
@@ -233,7 +233,7 @@ async def test_an_emulator_side_400_is_bad_request_with_its_type(error_type: str
     data = {"prompt": f"a scene [[vidgo-emulator: reject={error_type}]]"}
     async with emulator() as emu, client_for(emu) as client:
         with pytest.raises(BadRequestError) as caught:
-            await client.submit("kling-2.6", data)
+            await client.submit("seedream-5.0-lite", data)
         assert emu.stats.submit_attempts == 1  # a refusal is never retried
         assert emu.stats.submits_accepted == 0
     assert caught.value.status_code == 400

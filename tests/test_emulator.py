@@ -110,7 +110,7 @@ async def test_every_endpoint_refuses_a_missing_or_wrong_key(
     [
         ({"model": "seedance-2", "input": {**SEEDANCE_INPUT, "duration": 3}}, "$.input.duration"),
         (
-            {"model": "seedance-2", "input": {**SEEDANCE_INPUT, "resolution": "4k"}},
+            {"model": "seedance-2-fast", "input": {**SEEDANCE_INPUT, "resolution": "4k"}},
             "$.input.resolution",
         ),
         (
@@ -157,12 +157,17 @@ async def test_a_body_that_is_not_json_is_a_validation_error(http: aiohttp.Clien
         assert (await r.json())["error"]["type"] == "validation_error"
 
 
-async def test_other_models_pass_their_input_through(http: aiohttp.ClientSession) -> None:
-    """A model without typed rules is accepted with any JSON object input."""
+async def test_other_models_are_checked_against_the_catalog(http: aiohttp.ClientSession) -> None:
+    """Any catalogued model is accepted with a valid input; unknown ids are refused, as Vidgo does."""
     async with Emulator(time_scale=0.01) as emu:
-        code, body = await submit(http, emu, {"model": "kling-2.6", "input": {"anything": [1, 2]}})
+        code, body = await submit(
+            http, emu, {"model": "seedream-5.0-lite", "input": {"prompt": "x", "extra": [1, 2]}}
+        )
+        unknown, refusal = await submit(http, emu, {"model": "seedance2", "input": {"prompt": "x"}})
     assert code == 200
     assert body["data"]["status"] == "not_started"
+    assert unknown == 400
+    assert "did you mean 'seedance-2'" in refusal["error"]["message"]
 
 
 async def test_unknown_task_is_404_resource_not_found(http: aiohttp.ClientSession) -> None:
@@ -375,7 +380,7 @@ async def test_submit_is_402_when_balance_minus_reservations_cannot_pay(
     async with Emulator(job_seconds=1000, time_scale=0.01, credits=60, prices={"*": 1}) as emu:
         first, _ = await submit(http, emu)
         code, body = await submit(http, emu)
-        other, _ = await submit(http, emu, {"model": "kling-2.6", "input": {"prompt": "x"}})
+        other, _ = await submit(http, emu, {"model": "seedream-5.0-lite", "input": {"prompt": "x"}})
         assert emu.stats.submits_accepted == 2
     assert first == 200
     assert code == 402

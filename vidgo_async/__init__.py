@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._catalog import FieldSpec, ModelSpec, list_models
 from ._client import VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout
 from ._errors import (
@@ -29,6 +30,7 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
     UnknownCallbackTokenError,
+    UnknownModelError,
     UnknownStatusError,
     UnsafeURLError,
     ValidationIssue,
@@ -36,11 +38,23 @@ from ._errors import (
     WaitTimeoutError,
     WebhookError,
 )
-from ._inputs import ModelInput, Seedance2Input, Seedance10ProInput, Seedance15ProInput
+from ._inputs import (
+    ModelInput,
+    Seedance2Input,
+    Seedance10ProInput,
+    Seedance15ProInput,
+    Seedance20ImageToVideoInput,
+    Seedance20ReferenceToVideoInput,
+    Seedance20TextToVideoInput,
+    Seedance25ImageToVideoInput,
+    Seedance25ReferenceToVideoInput,
+    Seedance25TextToVideoInput,
+)
 from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Balance, Task, TaskFile, TaskStatus
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
+from ._validation import validate_input
 from ._version import __version__
 
 __all__ = [
@@ -55,6 +69,7 @@ __all__ = [
     "CallbackTooLargeError",
     "ConflictError",
     "DownloadError",
+    "FieldSpec",
     "GenerationRequest",
     "InputValidationError",
     "InsufficientCreditsError",
@@ -71,6 +86,7 @@ __all__ = [
     "JournalError",
     "JournalState",
     "ModelInput",
+    "ModelSpec",
     "NotFoundError",
     "Orchestrator",
     "PermissionDeniedError",
@@ -81,6 +97,12 @@ __all__ = [
     "Seedance2Input",
     "Seedance10ProInput",
     "Seedance15ProInput",
+    "Seedance20ImageToVideoInput",
+    "Seedance20ReferenceToVideoInput",
+    "Seedance20TextToVideoInput",
+    "Seedance25ImageToVideoInput",
+    "Seedance25ReferenceToVideoInput",
+    "Seedance25TextToVideoInput",
     "ServerError",
     "SubmitOutcomeUnknownError",
     "Task",
@@ -91,6 +113,7 @@ __all__ = [
     "TaskStatus",
     "Timeout",
     "UnknownCallbackTokenError",
+    "UnknownModelError",
     "UnknownStatusError",
     "UnsafeURLError",
     "ValidationIssue",
@@ -99,4 +122,6 @@ __all__ = [
     "WaitTimeoutError",
     "WebhookError",
     "__version__",
+    "list_models",
+    "validate_input",
 ]

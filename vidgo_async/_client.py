@@ -52,10 +52,11 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._http import Transport, normalise_base_url
-from ._inputs import ModelInput, prepare_input
+from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus
 from ._polling import PollState
 from ._rules import check_callback_url, is_loopback_host
+from ._validation import validate_input
 
 __all__ = ["VidgoClient"]
 
@@ -119,6 +120,8 @@ class VidgoClient:
         session: an aiohttp session to use for API calls; it is left open on close.
         allow_insecure: accept an ``http`` base URL on a non-loopback host.
         max_download_bytes: the largest result file ``download`` accepts.
+        allow_unknown_models: send a model id that the catalog does not know (after
+            checking only that the input is JSON) instead of raising ``UnknownModelError``.
 
     Raises:
         VidgoError: no API key was given or found in ``VIDGO_API_KEY``.
@@ -136,6 +139,7 @@ class VidgoClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        allow_unknown_models: bool = False,
         _clock: Clock | None = None,
         _resolver: AbstractResolver | None = None,
     ) -> None:
@@ -178,6 +182,7 @@ class VidgoClient:
             resolver=_resolver,
         )
         self._submitted: OrderedDict[str, float] = OrderedDict()
+        self._allow_unknown_models = bool(allow_unknown_models)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -209,6 +214,11 @@ class VidgoClient:
     def max_download_bytes(self) -> int:
         """The largest result file ``download`` accepts."""
         return self._downloader.max_bytes
+
+    @property
+    def allow_unknown_models(self) -> bool:
+        """Whether model ids unknown to the catalog are sent (input checked as JSON only)."""
+        return self._allow_unknown_models
 
     @property
     def closed(self) -> bool:
@@ -246,6 +256,7 @@ class VidgoClient:
         """Create a generation task and return it (usually ``not_started``).
 
         Raises:
+            UnknownModelError: ``model`` is not a documented id (nothing was sent).
             InputValidationError: the input breaks a documented rule (nothing was sent).
             SubmitOutcomeUnknownError: the request was sent but its outcome is unknown
                 (timeout, reset or 5xx); it was not retried, to avoid paying twice.
@@ -254,7 +265,7 @@ class VidgoClient:
             APIStatusError: the API refused the request (400, 401, 402, 403, ...).
         """
         self._transport._check_open()
-        prepared = prepare_input(model, input)
+        prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
         if callback_url is not None:
             issues = check_callback_url(callback_url)
             if issues:

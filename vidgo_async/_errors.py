@@ -4,6 +4,7 @@ Everything the package raises on purpose derives from :class:`VidgoError`::
 
     VidgoError
     ├── InputValidationError (also ValueError)   bad input, caught before any request
+    │   └── UnknownModelError                    a model id the catalog does not know
     ├── APIError                                 something went wrong talking to Vidgo
     │   ├── APIConnectionError                   no usable answer (refused, reset, DNS)
     │   │   └── APITimeoutError (also TimeoutError)
@@ -68,6 +69,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "UnknownCallbackTokenError",
+    "UnknownModelError",
     "UnknownStatusError",
     "UnsafeURLError",
     "ValidationIssue",
@@ -135,6 +137,27 @@ class InputValidationError(VidgoError, ValueError):
         else:
             message = f"{len(self.issues)} input errors: " + "; ".join(str(i) for i in self.issues)
         super().__init__(message)
+
+
+class UnknownModelError(InputValidationError):
+    """Raised before any request when ``model`` is not an id the catalog knows.
+
+    ``suggestions`` holds the closest documented ids ("did you mean"). Pass
+    ``allow_unknown_models=True`` to send an id newer than this package's catalog.
+    """
+
+    def __init__(self, model: str, suggestions: list[str]) -> None:
+        self.model = model
+        self.suggestions = list(suggestions)
+        if suggestions:
+            hint = "did you mean " + " or ".join(repr(known) for known in suggestions) + "?"
+        else:
+            hint = "`vidgo-async models` lists the documented ids"
+        rule = (
+            f"is not a model Vidgo documents ({hint}; pass allow_unknown_models=True "
+            "to send an id newer than this package's catalog)"
+        )
+        super().__init__([ValidationIssue("$.model", rule, model)])
 
 
 class APIError(VidgoError):

@@ -45,7 +45,7 @@ from ._errors import (
 )
 from ._fallback import DurationEstimator, fallback_schedule
 from ._gates import RateGate
-from ._inputs import ModelInput, prepare_input
+from ._inputs import ModelInput
 from ._jobs import (
     GenerationRequest,
     Job,
@@ -58,6 +58,7 @@ from ._jobs import (
 from ._models import Task, TaskStatus
 from ._rules import check_callback_url
 from ._scheduler import DEFAULT_MAX_CONCURRENT_POLLS, Scheduler
+from ._validation import validate_input
 
 # Submit requests on the wire at once: the client's HTTP connection pool size, so the
 # submitter pool never queues on the pool nor leaves a connection idle.
@@ -443,7 +444,9 @@ class Orchestrator:
     def _new_job(self, request: GenerationRequest) -> Job:
         if not isinstance(request, GenerationRequest):
             raise TypeError(f"expected a GenerationRequest (got {type(request).__name__})")
-        prepared = prepare_input(request.model, request.input)
+        prepared = validate_input(
+            request.model, request.input, allow_unknown_models=self._client.allow_unknown_models
+        )
         if request.callback_url is not None:
             issues = check_callback_url(request.callback_url)
             if issues:

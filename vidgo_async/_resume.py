@@ -23,10 +23,10 @@ from collections.abc import Sequence
 import attrs
 
 from ._errors import JournalConflictError
-from ._inputs import prepare_input
 from ._jobs import GenerationRequest, Job, JobResult, JobState, request_fingerprint
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Task, TaskStatus
+from ._validation import validate_input
 
 __all__ = ["JournalRecorder", "ResumePlan", "plan_resume"]
 
@@ -131,7 +131,9 @@ async def plan_resume(
         if entry is None:
             plan.submit.append(request)
             continue
-        given = request_fingerprint(request.model, prepare_input(request.model, request.input))
+        # Only a fingerprint: the submit path refuses unknown ids (unless the client allows them).
+        prepared = validate_input(request.model, request.input, allow_unknown_models=True)
+        given = request_fingerprint(request.model, prepared)
         if entry.fingerprint != given:
             try:
                 journal._check_same(entry, given)

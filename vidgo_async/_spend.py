@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from ._inputs import prepare_input
 from ._jobs import GenerationRequest, request_fingerprint
+from ._validation import validate_input
 
 __all__ = [
     "BatchPlan",
@@ -171,7 +171,8 @@ def find_duplicates(
     repeated = {key: count for key, count in keys.items() if count > 1}
     groups: defaultdict[str, list[str]] = defaultdict(list)
     for index, request in enumerate(requests):
-        prepared = prepare_input(request.model, request.input)
+        # Only a fingerprint: the submit path refuses unknown ids (unless the client allows them).
+        prepared = validate_input(request.model, request.input, allow_unknown_models=True)
         name = request.key if request.key is not None else f"#{index + 1}"
         groups[request_fingerprint(request.model, prepared)].append(name)
     identical = [names for names in groups.values() if len(names) > 1]

@@ -72,3 +72,34 @@ def handle(exc: Exception) -> float | None:
     if isinstance(exc, InputValidationError):
         return float(len(exc.issues))
     return None
+
+
+def catalog_usage() -> None:
+    from vidgo_async import (
+        FieldSpec,
+        ModelSpec,
+        Seedance20ImageToVideoInput,
+        Seedance25TextToVideoInput,
+        UnknownModelError,
+        list_models,
+        validate_input,
+    )
+
+    specs: list[ModelSpec] = list_models()
+    fields: tuple[FieldSpec, ...] = specs[0].fields
+    limit: int | None = fields[0].max_items
+    body: dict[str, object] = validate_input("seedance-2", {"prompt": "a fox", "duration": 5})
+    typed = Seedance20ImageToVideoInput(
+        prompt="a fox", duration=5, image_urls=["https://example.com/a.png"], aspect_ratio="auto"
+    )
+    validate_input("seedance-2.0/image-to-video", typed, allow_unknown_models=False)
+    validate_input(
+        "seedance-2.5/text-to-video",
+        Seedance25TextToVideoInput(prompt="x", duration=30, resolution="720p"),
+    )
+    VidgoClient("key", allow_unknown_models=True)
+    try:
+        validate_input("seedance2", {})
+    except UnknownModelError as exc:
+        suggestions: list[str] = exc.suggestions
+        print(limit, body, suggestions)  # noqa: T201

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 
 from .._errors import InputValidationError
-from .._inputs import prepare_input
 from .._jobs import GenerationRequest
+from .._validation import validate_input
 
 __all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "read_batch"]
 
@@ -29,6 +29,7 @@ class BatchDefaults:
     duration: int = 5
     resolution: str = "720p"
     aspect_ratio: str = "16:9"
+    allow_unknown_models: bool = False
 
     def describe(self) -> str:
         """Return the defaults as the options that set them."""
@@ -115,7 +116,9 @@ def _parse_line(
         problems.append('needs "input" (an object) or "prompt" (the shorthand)')
         return None, problems
     try:
-        prepared = prepare_input(model, raw_input)
+        prepared = validate_input(
+            model, raw_input, allow_unknown_models=defaults.allow_unknown_models
+        )
     except InputValidationError as exc:
         problems.extend(str(issue) for issue in exc.issues)
         return None, problems

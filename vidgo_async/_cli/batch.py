@@ -106,6 +106,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timeout", type=_positive_float, help="seconds per job from submit to end (default 1800)"
     )
     parser.add_argument("--deadline", type=_positive_float, help="seconds for the whole batch")
+    parser.add_argument(
+        "--allow-unknown-model",
+        action="store_true",
+        help="send model ids that `vidgo-async models` does not list (input checked as JSON only)",
+    )
     add_callback_arguments(parser)
     add_resume_arguments(parser)
     # Scales the poll schedule (tests and benchmarks against a fast local server).
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         resolution=args.resolution,
         aspect_ratio=args.aspect_ratio,
+        allow_unknown_models=args.allow_unknown_model,
     )
     try:
         lines = read_batch(args.input, defaults)
@@ -252,7 +258,9 @@ class _BatchRun:
         from .._client import VidgoClient
 
         if not self.args.emulator:
-            async with VidgoClient(base_url=self.args.base_url) as client:
+            async with VidgoClient(
+                base_url=self.args.base_url, allow_unknown_models=self.args.allow_unknown_model
+            ) as client:
                 yield client
             return
         from ..testing import Emulator

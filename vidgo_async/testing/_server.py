@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .._errors import ValidationIssue
-from .._rules import check_callback_url, check_input, check_model_id
+from .._errors import InputValidationError, ValidationIssue
+from .._rules import check_callback_url
+from .._validation import validate_input
 from ._callbacks import CallbackSender
 from ._credits import CreditLedger
 from ._faults import Fault, FaultPlan
@@ -129,9 +130,11 @@ class EmulatorServer:
         if not isinstance(body, dict):
             return 400, error_body(400, "The request body must be a JSON object")
         model = body.get("model")
-        issues: list[ValidationIssue] = check_model_id(model)
-        if not issues:
-            issues = check_input(str(model), body.get("input"))
+        issues: list[ValidationIssue] = []
+        try:  # the same catalog and rules as the client: unknown ids are refused, as Vidgo does
+            validate_input(model, body.get("input"))  # type: ignore[arg-type]  # checked by validate_input
+        except InputValidationError as exc:
+            issues = list(exc.issues)
         if body.get("callback_url") is not None:
             issues += check_callback_url(body["callback_url"])
         unknown = sorted(set(body) - {"model", "input", "callback_url"})

@@ -1,0 +1,88 @@
+"""Tests of the committed catalog against the official docs snapshot (drift is a failure)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import vidgo_async
+from vidgo_async._catalog import catalog
+
+REPO = Path(__file__).resolve().parents[1]
+# The repository is cloned beside ``shared/`` (locally and in CI).
+DOCS = REPO.parent / "shared" / "vidgo-docs"
+CATALOG = REPO / "vidgo_async" / "_catalog.json"
+REFRESH = f"python tools/sync_catalog.py {DOCS}"
+
+
+def _sync_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "sync_catalog", REPO / "tools" / "sync_catalog.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def docs() -> Path:
+    """The official docs snapshot; its absence fails the test (drift must not go unseen)."""
+    if not (DOCS / "api-manual").is_dir():
+        pytest.fail(f"the docs snapshot is missing at {DOCS}: clone the repo beside shared/")
+    return DOCS
+
+
+def test_committed_catalog_matches_the_docs(docs: Path) -> None:
+    """Regenerating the catalog from the docs gives the committed file byte for byte."""
+    tool = _sync_tool()
+    fresh = tool.render(tool.build_catalog(docs))
+    committed = CATALOG.read_text(encoding="utf-8")
+    assert fresh == committed, f"the catalog is stale; refresh it with: {REFRESH}"
+
+
+def test_catalog_lists_every_submit_schema_of_the_docs(docs: Path) -> None:
+    """Every model id in a submit schema of the docs is catalogued, and nothing else."""
+    documented: set[str] = set()
+    for path in (docs / "api-manual").rglob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        if "/api/generate/submit" not in text:
+            continue
+        schemas = json.loads(text)["components"]["schemas"]
+        for schema in schemas.values():
+            model = schema.get("properties", {}).get("model", {})
+            documented.update(model.get("enum", []))
+    assert documented == set(catalog().models)
+    assert len(documented) > 100
+
+
+def test_catalog_records_the_docs_commit(docs: Path) -> None:
+    """The catalog names the docs commit that SOURCE.md names."""
+    source = (docs / "SOURCE.md").read_text(encoding="utf-8")
+    assert f"at commit `{catalog().docs_commit}`" in source
+
+
+def test_sync_tool_writes_the_catalog_where_asked(docs: Path, tmp_path: Path) -> None:
+    """The command writes the same catalog to ``--out`` and exits 0."""
+    out = tmp_path / "catalog.json"
+    assert _sync_tool().main([str(docs), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == CATALOG.read_text(encoding="utf-8")
+
+
+def test_sync_tool_fails_on_a_folder_without_docs(tmp_path: Path) -> None:
+    """A folder that is not the docs is an error (exit 1), and nothing is written."""
+    out = tmp_path / "catalog.json"
+    assert _sync_tool().main([str(tmp_path), "--out", str(out)]) == 1
+    assert not out.exists()
+
+
+def test_catalog_ships_inside_the_package() -> None:
+    """The catalog is package data next to the modules that read it."""
+    assert (Path(vidgo_async.__file__).parent / "_catalog.json").is_file()
+    models = vidgo_async.list_models()
+    assert [spec.id for spec in models] == sorted(spec.id for spec in models)

@@ -1,0 +1,260 @@
+"""The one input validation engine: the catalog's facts plus the prose rules, compiled.
+
+``validate_input(model, input)`` returns the ``input`` object exactly as it would be sent
+(``None`` fields omitted, tuples as lists) or raises ``InputValidationError`` naming every
+broken rule as ``$.input.field`` + rule + value. The client, the orchestrator, the CLI,
+the typed inputs and the emulator all call it, so a rule exists in one place.
+
+The submit path is hot: each model's checker is compiled once (closures per field with
+their limits bound), so validating a usual input is a handful of dict look-ups.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ._catalog import ModelSpec, catalog
+from ._cross_rules import CrossRule, rules_for
+from ._errors import InputValidationError, UnknownModelError, ValidationIssue
+from ._field_checks import Issues, choices_text, json_issues, object_check, text_issue
+
+__all__ = ["TypedInput", "check_json_object", "validate_input"]
+
+_ObjectCheck = Callable[[Mapping[Any, Any], Issues], None]
+
+INPUT_PATH = "$.input"
+MAX_MODEL_ID_LENGTH = 128
+
+
+@runtime_checkable
+class TypedInput(Protocol):
+    """A typed input (``ModelInput``): the model ids it is for and its JSON object."""
+
+    MODELS: ClassVar[tuple[str, ...]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``input`` object as sent."""
+        ...
+
+
+# -- compiling the prose rules -----------------------------------------------------------
+
+
+def _has_issue(issues: Issues, path: str) -> bool:
+    return any(issue.field == path for issue in issues)
+
+
+def _cross_check(rule: CrossRule, model: str) -> _ObjectCheck | None:
+    path = f"{INPUT_PATH}.{rule.field}"
+    source = f"(per {rule.page})"
+    if rule.kind == "excludes":
+        text = (
+            f"cannot be combined with {{}} (use first/last frames or references, not both) {source}"
+        )
+
+        def excludes(data: Mapping[Any, Any], issues: Issues) -> None:
+            if data.get(rule.field) is None:
+                return
+            clashing = [other for other in rule.others if data.get(other) is not None]
+            if clashing:
+                issues.append(
+                    ValidationIssue(path, text.format(", ".join(clashing)), data[rule.field])
+                )
+
+        return excludes
+    if rule.kind == "needs_one_of":
+        text = f"needs at least one of {', '.join(rule.others)} {source}"
+
+        def needs_one_of(data: Mapping[Any, Any], issues: Issues) -> None:
+            value = data.get(rule.field)
+            if value is not None and all(data.get(other) is None for other in rule.others):
+                issues.append(ValidationIssue(path, text, value))
+
+        return needs_one_of
+    if rule.kind == "max_total":
+        text = f"must hold at most {rule.limit} files in total across {', '.join(rule.others)} {source}"
+
+        def max_total(data: Mapping[Any, Any], issues: Issues) -> None:
+            total = 0
+            for name in rule.others:
+                value = data.get(name)
+                if isinstance(value, list | tuple):
+                    total += len(value)
+            if total > rule.limit:
+                issues.append(ValidationIssue(INPUT_PATH, text, total))
+
+        return max_total
+    if rule.kind == "only_values":
+        allowed = frozenset(rule.values)
+        text = f"must be one of {choices_text(rule.values)} for {model} {source}"
+
+        def only_values(data: Mapping[Any, Any], issues: Issues) -> None:
+            value = data.get(rule.field)
+            if value is None or (isinstance(value, str) and value in allowed):
+                return
+            if not _has_issue(issues, path):
+                issues.append(ValidationIssue(path, text, value))
+
+        return only_values
+    if rule.kind == "length":
+        low, high = rule.values
+
+        def length(data: Mapping[Any, Any], issues: Issues) -> None:
+            value = data.get(rule.field)
+            if not isinstance(value, str) or _has_issue(issues, path):
+                return
+            if len(value.strip()) < low:
+                issues.append(
+                    ValidationIssue(
+                        path, f"must have at least {low} non-blank characters {source}", value
+                    )
+                )
+            elif len(value) > high:
+                issues.append(
+                    ValidationIssue(
+                        path,
+                        f"must be at most {high} characters (has {len(value)}) {source}",
+                        value,
+                    )
+                )
+
+        return length
+    return None  # "closed" is applied when the object checker is compiled
+
+
+class _ModelValidator:
+    """The compiled checks of one catalogued model."""
+
+    __slots__ = ("cross", "fields", "model")
+
+    def __init__(self, spec: ModelSpec) -> None:
+        rules = rules_for(spec.id)
+        closed = not spec.additional_properties or any(rule.kind == "closed" for rule in rules)
+        self.model = spec.id
+        self.fields = object_check(
+            spec.fields,
+            closed=closed,
+            owner=spec.id,
+            any_of_required=spec.any_of_required,
+            fixed_path=INPUT_PATH,
+        )
+        cross = (_cross_check(rule, spec.id) for rule in rules)
+        self.cross = tuple(check for check in cross if check is not None)
+
+    def issues(self, data: Any) -> Issues:
+        issues: Issues = []
+        self.fields(data, INPUT_PATH, issues)
+        if isinstance(data, Mapping):
+            for cross in self.cross:
+                cross(data, issues)
+        return issues
+
+
+@functools.cache
+def _validators() -> Mapping[str, _ModelValidator]:
+    """Compile every model's checks once, when the catalog is first needed (a few ms)."""
+    return {model: _ModelValidator(spec) for model, spec in catalog().models.items()}
+
+
+# -- the entry points --------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` as JSON-ready builtins (tuples as lists, mappings as dicts)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float:
+        return value
+    if isinstance(value, list | tuple):
+        if all(type(item) is str for item in value):
+            return list(value)
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items() if item is not None}
+    return value
+
+
+def check_json_object(data: object, path: str = INPUT_PATH) -> Issues:
+    """Return the issues of ``data`` as a JSON object of JSON values (nothing more)."""
+    if not isinstance(data, Mapping):
+        return [
+            ValidationIssue(path, "must be an object (a mapping of field names to values)", data)
+        ]
+    issues: Issues = []
+    json_issues(data, path, issues)
+    return issues
+
+
+def _model_id_issues(model: object) -> Issues:
+    if not isinstance(model, str):
+        return [ValidationIssue("$.model", "must be a string model id such as 'seedance-2'", model)]
+    if (
+        not model
+        or len(model) > MAX_MODEL_ID_LENGTH
+        or any(ch.isspace() or ord(ch) < 32 for ch in model)
+    ):
+        return [
+            ValidationIssue(
+                "$.model",
+                f"must be a non-empty model id of at most {MAX_MODEL_ID_LENGTH} characters without spaces",
+                model,
+            )
+        ]
+    issue = text_issue(model, "$.model")
+    return [issue] if issue is not None else []
+
+
+def suggest_models(model: str, limit: int = 3) -> list[str]:
+    """Return the catalogued ids closest to ``model`` (for "did you mean")."""
+    ids = list(catalog().models)
+    lowered = {known.lower(): known for known in ids}
+    matches = difflib.get_close_matches(model.lower(), list(lowered), n=limit, cutoff=0.6)
+    return [lowered[match] for match in matches]
+
+
+def validate_input(
+    model: str,
+    input: TypedInput | Mapping[str, Any],
+    *,
+    allow_unknown_models: bool = False,
+) -> dict[str, Any]:
+    """Check ``input`` for ``model`` and return the ``input`` object exactly as it is sent.
+
+    ``None`` fields are left out and tuples become lists; nothing is sent by this call.
+    A model id that the catalog does not know is refused unless ``allow_unknown_models``
+    is set, in which case the input only has to be a JSON object of JSON values.
+
+    Raises:
+        UnknownModelError: ``model`` is not a documented id (with "did you mean").
+        InputValidationError: naming every broken rule (field path, rule, value).
+    """
+    validator = _validators().get(model) if type(model) is str else None
+    if type(input) is not dict and isinstance(input, TypedInput) and not isinstance(input, Mapping):
+        if model not in input.MODELS:
+            raise InputValidationError(
+                [
+                    ValidationIssue(
+                        INPUT_PATH,
+                        f"is a {type(input).__name__}, which is for {', '.join(input.MODELS)}, "
+                        f"not {model!r}",
+                        type(input).__name__,
+                    )
+                ]
+            )
+        data: Any = input.to_dict()
+    else:
+        data = input
+    if validator is None:
+        issues = _model_id_issues(model)
+        if issues:
+            raise InputValidationError(issues)
+        if not allow_unknown_models:
+            raise UnknownModelError(model, suggest_models(model))
+        issues = check_json_object(data)
+    else:
+        issues = validator.issues(data)
+    if issues:
+        raise InputValidationError(issues)
+    return {key: _plain(value) for key, value in data.items() if value is not None}
