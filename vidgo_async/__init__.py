@@ -39,7 +39,7 @@ from ._errors import (
 from ._inputs import ModelInput, Seedance2Input, Seedance10ProInput, Seedance15ProInput
 from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
 from ._journal import Journal, JournalEntry, JournalState
-from ._models import Balance, Task, TaskFile, TaskStatus
+from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._version import __version__
 
@@ -93,6 +93,7 @@ __all__ = [
     "UnknownCallbackTokenError",
     "UnknownStatusError",
     "UnsafeURLError",
+    "UploadedFile",
     "ValidationIssue",
     "VidgoClient",
     "VidgoError",
