@@ -37,6 +37,7 @@ from ._config import RetryPolicy
 from ._converter import structure
 from ._errors import InputValidationError, RateLimitError, ValidationIssue
 from ._http import RawBody, Transport
+from ._image_types import ALLOWED_IMAGE_TYPES, sniff_image_type
 from ._models import UploadedFile
 
 __all__ = [
@@ -64,24 +65,9 @@ UPLOADS_PER_WINDOW = 5
 UPLOAD_WINDOW = 60.0
 # A 429 without Retry-After: wait the average spacing of the documented limit.
 _NO_HINT_WAIT = UPLOAD_WINDOW / UPLOADS_PER_WINDOW
-# "Supported formats: JPEG, PNG, GIF, WebP" (each of the three upload pages).
-ALLOWED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _MAX_FILE_NAME = 255
 
 UploadSource = str | os.PathLike[str] | bytes
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    """Return the MIME type of a JPEG, PNG, GIF or WebP image from its first bytes, else ``None``."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def check_image_bytes(data: bytes, field: str) -> tuple[str | None, list[ValidationIssue]]:
