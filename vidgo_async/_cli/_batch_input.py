@@ -13,6 +13,7 @@ import attrs
 from .._errors import InputValidationError
 from .._inputs import prepare_input
 from .._jobs import GenerationRequest
+from ._batch_uploads import LocalFile, swap_local_files
 
 __all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "read_batch"]
 
@@ -46,6 +47,7 @@ class BatchLine:
     id: str
     request: GenerationRequest
     input: Mapping[str, Any]
+    local_files: tuple[LocalFile, ...] = ()  # uploaded before the job is submitted
 
     @property
     def seconds(self) -> int:
@@ -74,7 +76,11 @@ def _check_id(raw: object, line: int) -> tuple[str | None, str | None]:
 
 
 def _parse_line(
-    text: str, line: int, defaults: BatchDefaults
+    text: str,
+    line: int,
+    defaults: BatchDefaults,
+    base: Path | None = None,
+    seen: dict[Path, LocalFile | str] | None = None,
 ) -> tuple[BatchLine | None, list[str]]:
     try:
         data = json.loads(text)
@@ -114,6 +120,11 @@ def _parse_line(
     else:
         problems.append('needs "input" (an object) or "prompt" (the shorthand)')
         return None, problems
+    # Local paths in *_urls lists become placeholder URLs for the one validator call below.
+    raw_input, local_files, file_problems = swap_local_files(
+        raw_input, base if base is not None else Path.cwd(), seen if seen is not None else {}
+    )
+    problems.extend(file_problems)
     try:
         prepared = prepare_input(model, raw_input)
     except InputValidationError as exc:
@@ -122,7 +133,9 @@ def _parse_line(
     if problems or job_id is None:
         return None, problems
     request = GenerationRequest(model, prepared, key=job_id)
-    return BatchLine(line=line, id=job_id, request=request, input=prepared), []
+    return BatchLine(
+        line=line, id=job_id, request=request, input=prepared, local_files=tuple(local_files)
+    ), []
 
 
 def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
@@ -135,11 +148,12 @@ def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
     lines: list[BatchLine] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    files: dict[Path, LocalFile | str] = {}
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            parsed, issues = _parse_line(text, number, defaults)
+            parsed, issues = _parse_line(text, number, defaults, path.parent.resolve(), files)
             problems.extend(f"line {number}: {issue}" for issue in issues)
             if parsed is None:
                 continue
