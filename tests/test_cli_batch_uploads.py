@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from vidgo_async import Journal
+from vidgo_async import BadRequestError, Journal, UploadedFile
 from vidgo_async._cli import main
-from vidgo_async._cli._batch_uploads import PLACEHOLDER_PREFIX, expiry_of, swap_local_files
+from vidgo_async._cli._batch_input import BatchDefaults, read_batch
+from vidgo_async._cli._batch_uploads import (
+    PLACEHOLDER_PREFIX,
+    BatchUploads,
+    expiry_of,
+    swap_local_files,
+)
 from vidgo_async.testing import Emulator
 
 PNG_A = b"\x89PNG\r\n\x1a\n" + b"\x0a" * 40
@@ -163,3 +170,41 @@ def test_expiry_is_never_trusted_beyond_72_hours() -> None:
     assert expiry_of(late, now) == now + 72 * 3600
     early = datetime(2023, 11, 15)
     assert expiry_of(early, now) < now + 72 * 3600
+
+
+class _FakeUploads:
+    """A client whose uploads take a few loop turns; one path fails with a 400."""
+
+    def __init__(self, failing: str) -> None:
+        self.failing = failing
+        self.calls: list[Path] = []
+
+    async def upload(self, source: Path) -> UploadedFile:
+        self.calls.append(source)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()  # let the other lines ask for the same file meanwhile
+        if source.name == self.failing:
+            raise BadRequestError("Unsupported file type: image/svg+xml", status_code=400)
+        return UploadedFile(file_url=f"https://storage.example/{source.name}")
+
+
+async def test_lines_sharing_a_file_wait_for_one_upload_and_a_failed_upload_fails_its_jobs(
+    tmp_path: Path,
+) -> None:
+    source = _batch_folder(tmp_path)
+    lines = read_batch(source, BatchDefaults())
+    uploads = BatchUploads.of(lines)
+    fake = _FakeUploads(failing="b.png")
+    ready, failed = await uploads.resolve(
+        fake,  # type: ignore[arg-type]
+        None,
+        [line.request for line in lines],
+        now=1_700_000_000.0,
+    )
+    assert sorted(path.name for path in fake.calls) == ["a.png", "b.png"]  # a-copy.png: same bytes
+    assert [request.key for request in ready] == ["one", "two", "four"]
+    assert {request.input["image_urls"][0] for request in ready} == {  # type: ignore[index]
+        "https://storage.example/a.png"
+    }
+    assert [(result.key, result.state.value) for result in failed] == [("three", "failed")]
+    assert isinstance(failed[0].error, BadRequestError)

@@ -176,7 +176,10 @@ class BatchUploads:
     @classmethod
     def of(cls, lines: Sequence[BatchLine], *, emulator: bool = False) -> BatchUploads:
         """Collect the distinct files (by content hash) of ``lines``."""
-        files = {f.sha256: f for line in lines for f in line.local_files}
+        files: dict[str, LocalFile] = {}
+        for line in lines:
+            for local in line.local_files:
+                files.setdefault(local.sha256, local)  # the first path that names it
         return cls(files, emulator=emulator)
 
     def reusable(self, sha256: str, now: float) -> bool:

@@ -1,4 +1,4 @@
-"""The emulator's HTTP routes: submit, status, balance and the generated files."""
+"""The emulator's HTTP routes: submit, status, balance, the generated files (uploads: ``_uploads``)."""
 
 from __future__ import annotations
 
