@@ -74,6 +74,8 @@ async def test_the_three_endpoints_store_and_serve_the_file(http: aiohttp.Client
         assert code == 200
         async with http.get(body["data"]["file_url"]) as r:
             assert await r.read() == PNG
+        async with http.get(emu.base_url + "/_emulator/stats", headers=auth(emu.api_key)) as r:
+            assert (await r.json())["data"]["uploads_accepted"] == 3
     assert dict(emu.uploads.accepted) == {"stream": 1, "base64": 1, "url": 1}
 
 

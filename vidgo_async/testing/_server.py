@@ -268,6 +268,7 @@ class EmulatorServer:
             "tasks_failed": stats.tasks_failed,
             "faults_injected": dict(stats.faults_injected),
             "credits_available": self._ledger.available,
+            "uploads_accepted": self.uploads.total,
         }
         return web.json_response({"code": 200, "data": data})
 
