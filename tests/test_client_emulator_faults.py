@@ -206,7 +206,9 @@ async def test_an_unknown_task_id_is_task_not_found_at_once() -> None:
         with pytest.raises(TaskNotFoundError):
             await client.wait(unknown, timeout=5)
         assert emu.stats.status_requests[unknown] == 2
-    assert caught.value.error_type == "resource_not_found_error"
+    # The status page's documented body: {"detail": "Task not found"}.
+    assert caught.value.message.endswith("Task not found")
+    assert caught.value.body == {"detail": "Task not found"}
 
 
 # -- T14: deadlines fire on time and close their connection ------------------------------

@@ -170,13 +170,36 @@ async def test_other_models_are_checked_against_the_catalog(http: aiohttp.Client
     assert "did you mean 'seedance-2'" in refusal["error"]["message"]
 
 
-async def test_unknown_task_is_404_resource_not_found(http: aiohttp.ClientSession) -> None:
-    """Status of an id the emulator never issued answers 404 resource_not_found_error."""
+async def test_unknown_task_is_404_with_the_status_pages_detail_body(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Status of an id the emulator never issued answers 404 {"detail": "Task not found"}."""
     async with Emulator(time_scale=0.01) as emu:
         code, body = await status(http, emu, "task-unified-1757165031-uyujaw3d")
     assert code == 404
-    assert body["code"] == 404
-    assert body["error"]["type"] == "resource_not_found_error"
+    assert body == {"detail": "Task not found"}
+
+
+async def test_another_keys_task_is_403(http: aiohttp.ClientSession) -> None:
+    """A task queried with another accepted key answers 403; its own key still reads it."""
+    async with Emulator(time_scale=0.01, job_seconds=1000, other_api_keys=("key-b",)) as emu:
+        _, created = await submit(http, emu)
+        task_id = created["data"]["task_id"]
+        url = f"{emu.base_url}/api/generate/status/{task_id}"
+        async with http.get(url, headers={"Authorization": "Bearer key-b"}) as r:
+            other = r.status, await r.json()
+        own, _ = await status(http, emu, task_id)
+    assert other == (403, {"detail": "Task belongs to another user"})
+    assert own == 200
+
+
+async def test_credits_amount_is_present_from_not_started(http: aiohttp.ClientSession) -> None:
+    """credits_amount shows the price deducted at submit, from the first status answer on."""
+    async with Emulator(job_seconds=1000, time_scale=0.01) as emu:
+        _, created = await submit(http, emu)
+        _, body = await status(http, emu, created["data"]["task_id"])
+    assert body["data"]["status"] == "not_started"
+    assert body["data"]["credits_amount"] == 50  # 10 credits/s x 5 s
 
 
 async def test_a_new_task_is_not_started_with_the_documented_fields(

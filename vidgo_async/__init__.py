@@ -52,7 +52,7 @@ from ._inputs import (
 )
 from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
 from ._journal import Journal, JournalEntry, JournalState
-from ._models import Balance, Task, TaskFile, TaskStatus
+from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._validation import validate_input
 from ._version import __version__
@@ -116,6 +116,7 @@ __all__ = [
     "UnknownModelError",
     "UnknownStatusError",
     "UnsafeURLError",
+    "UploadedFile",
     "ValidationIssue",
     "VidgoClient",
     "VidgoError",

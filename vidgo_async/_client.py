@@ -53,9 +53,10 @@ from ._errors import (
 )
 from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput
-from ._models import Balance, Task, TaskStatus
+from ._models import Balance, Task, TaskStatus, UploadedFile
 from ._polling import PollState
 from ._rules import check_callback_url, is_loopback_host
+from ._uploads import Uploader, UploadSource
 from ._validation import validate_input
 
 __all__ = ["VidgoClient"]
@@ -183,6 +184,7 @@ class VidgoClient:
         )
         self._submitted: OrderedDict[str, float] = OrderedDict()
         self._allow_unknown_models = bool(allow_unknown_models)
+        self._uploader = Uploader(self._transport, clock=self._clock)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -522,6 +524,30 @@ class VidgoClient:
         self._transport._check_open()
         response = await self._transport.request("GET", BALANCE_PATH)
         return structure(response.data, Balance)
+
+    async def upload(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        upload_path: str | None = None,
+    ) -> UploadedFile:
+        """Upload an image and return where Vidgo stores it (for 72 hours).
+
+        ``source`` is a local path (sent as multipart through ``/api/common/upload/stream``),
+        ``bytes`` (base64 through ``/api/common/upload/base64``; ``filename`` is then
+        required) or an ``http(s)`` URL string (fetched by Vidgo through
+        ``/api/common/upload/url``). Every upload of this client shares one gate: at most
+        5 per minute (the documented limit per key), and a 429 holds them all.
+
+        Raises:
+            InputValidationError: not a JPEG/PNG/GIF/WebP image, an empty or unreadable
+                file, or a bad name or URL (nothing was sent).
+            RateLimitError: still rate limited after the retries.
+            APIStatusError: the API refused the upload (``message`` is its ``detail``).
+        """
+        self._transport._check_open()
+        return await self._uploader.upload(source, filename=filename, upload_path=upload_path)
 
     # -- downloads -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import cattrs
 
 from ._errors import APIResponseValidationError
-from ._models import Balance, Task, TaskFile, TaskStatus
+from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 
 __all__ = ["converter", "parse_datetime", "structure"]
 
@@ -154,6 +154,26 @@ def _structure_balance(data: Any, _cls: type[Balance]) -> Balance:
     return Balance(credits_amount=credits, email=_opt_str(data.get("email")))
 
 
+def _structure_uploaded_file(data: Any, _cls: type[UploadedFile]) -> UploadedFile:
+    if not isinstance(data, Mapping):
+        raise APIResponseValidationError("an upload answer must be a JSON object", body=data)
+    url = data.get("file_url")
+    if not isinstance(url, str) or not url:
+        raise APIResponseValidationError("the upload answer has no file_url string", body=data)
+    return UploadedFile(
+        file_url=url,
+        expires_at=parse_datetime(data.get("expires_at")),
+        file_id=_opt_str(data.get("file_id")),
+        file_name=_opt_str(data.get("file_name")),
+        original_name=_opt_str(data.get("original_name")),
+        file_size=_opt_int(data.get("file_size")),
+        mime_type=_opt_str(data.get("mime_type")),
+        upload_path=_opt_str(data.get("upload_path")),
+        download_url=_opt_str(data.get("download_url")),
+        upload_time=parse_datetime(data.get("upload_time")),
+    )
+
+
 def _unstructure_task(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task_id": task.task_id,
@@ -185,6 +205,7 @@ def _unstructure_task(task: Task) -> dict[str, Any]:
 
 converter.register_structure_hook(Task, _structure_task)
 converter.register_structure_hook(Balance, _structure_balance)
+converter.register_structure_hook(UploadedFile, _structure_uploaded_file)
 converter.register_unstructure_hook(Task, _unstructure_task)
 
 # The hooks above, called directly by ``structure``: cattrs' dispatch would find the same

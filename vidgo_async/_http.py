@@ -47,6 +47,7 @@ from ._version import __version__
 
 __all__ = [
     "USER_AGENT",
+    "RawBody",
     "Response",
     "RetryBudget",
     "Transport",
@@ -226,6 +227,17 @@ class Response:
     data: Any
     headers: Mapping[str, str]
     retry_after: float | None = None
+
+
+@attrs.frozen
+class RawBody:
+    """A request body that is not JSON (e.g. a multipart upload): its bytes and content type.
+
+    Bytes, not a stream: a retry sends the same body again.
+    """
+
+    data: bytes
+    content_type: str
 
 
 class _RawResponse:
@@ -469,6 +481,7 @@ class Transport:
         path: str,
         json_body: Mapping[str, Any] | None,
         timeout: Timeout | None,
+        content: RawBody | None = None,
     ) -> _RawResponse:
         """Send one request and read its answer (``timeout=None``: the default limits)."""
         session = self._session
@@ -476,7 +489,10 @@ class Transport:
             session = await self.open()
         url = self.base_url + path
         secret = self._api_key
-        if json_body is None:
+        if content is not None:
+            data = content.data
+            headers = {**secret.headers, "Content-Type": content.content_type}
+        elif json_body is None:
             data = None
             headers = secret.headers
         else:
@@ -626,8 +642,11 @@ class Transport:
         idempotent: bool = True,
         timeout: Timeout | None = None,
         retry: RetryPolicy | None = None,
+        content: RawBody | None = None,
     ) -> Response:
         """Send a request with the retry rules; see the module docstring.
+
+        ``content`` is a non-JSON body (a multipart upload), sent instead of ``json_body``.
 
         Raises:
             SubmitOutcomeUnknownError: a non-idempotent request may have been executed.
@@ -640,7 +659,7 @@ class Transport:
             attempt += 1
             retry_after: float | None = None
             try:
-                raw = await self._attempt(method, path, json_body, timeout)
+                raw = await self._attempt(method, path, json_body, timeout, content)
                 retry_after = raw.retry_after
                 response = self._interpret(raw)
             except APIResponseValidationError as exc:

@@ -638,6 +638,52 @@ class Journal:
 
         return await self._run(delete)
 
+    # -- uploads (schema 2): files a batch uploaded, by content hash ----------------------
+
+    async def record_upload(
+        self, sha256: str, file_url: str, *, expires_at: float, size: int, source: str
+    ) -> None:
+        """Remember that the file with content hash ``sha256`` is at ``file_url`` until ``expires_at``.
+
+        ``expires_at`` is a Unix time; a later upload of the same content replaces the record.
+        """
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO uploads "
+                    "(sha256, file_url, expires_at, size, source, uploaded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (sha256, file_url, expires_at, size, source, now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
+
+    async def find_upload(self, sha256: str) -> tuple[str, float] | None:
+        """Return ``(file_url, expires_at)`` recorded for content hash ``sha256``, else ``None``.
+
+        A read-only journal of schema 1 has no uploads table: nothing is recorded there.
+        """
+
+        def query(conn: sqlite3.Connection) -> tuple[str, float] | None:
+            try:
+                row = conn.execute(
+                    "SELECT file_url, expires_at FROM uploads WHERE sha256 = ?", (sha256,)
+                ).fetchone()
+            except sqlite3.OperationalError:
+                return None  # an older journal opened read-only (not migrated)
+            return None if row is None else (str(row[0]), float(row[1]))
+
+        return await self._run(query)
+
 
 def _row_checksum(values: tuple[Any, ...]) -> str:
     return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()

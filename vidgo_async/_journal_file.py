@@ -20,7 +20,8 @@ __all__ = ["APPLICATION_ID", "DEFAULT_BUSY_TIMEOUT", "JOURNAL_SCHEMA_VERSION", "
 
 logger = logging.getLogger("vidgo_async")
 
-JOURNAL_SCHEMA_VERSION = 1
+# 1: jobs. 2: + uploads (a version-1 journal is migrated when opened for writing).
+JOURNAL_SCHEMA_VERSION = 2
 # "VdgJ": marks the SQLite header (offset 68) so a foreign database is never taken for ours.
 APPLICATION_ID = 0x5664674A
 _MAGIC = "vidgo-async journal"
@@ -50,6 +51,18 @@ CREATE TABLE jobs (
     checksum TEXT
 );
 CREATE INDEX jobs_task_id ON jobs (task_id);
+"""
+
+# Files uploaded for a batch, by content hash (schema version 2).
+_UPLOADS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    sha256 TEXT PRIMARY KEY,
+    file_url TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    size INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    uploaded_at REAL NOT NULL
+)
 """
 
 
@@ -90,6 +103,12 @@ class JournalFile:
             finally:
                 probe.close()
             conn = self._connect(readonly=self._readonly)
+            if not self._readonly:
+                try:
+                    self._migrate(conn)
+                except BaseException:
+                    conn.close()
+                    raise
         try:
             if not self._readonly:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -98,6 +117,27 @@ class JournalFile:
             conn.close()
             raise self._error(f"cannot use the journal ({exc})") from exc
         return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a validated older journal up to this schema version (one transaction)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= JOURNAL_SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                return
+            conn.execute(_UPLOADS_SCHEMA)
+            conn.execute(f"PRAGMA user_version={JOURNAL_SCHEMA_VERSION}")
+            conn.execute(
+                "UPDATE vidgo_journal SET value = ? WHERE name = 'schema'",
+                (str(JOURNAL_SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._error(f"cannot upgrade the journal ({exc})") from exc
+        logger.info("upgraded journal %s to schema %d", self._path, JOURNAL_SCHEMA_VERSION)
 
     def _error(self, message: str) -> JournalError:
         return JournalError(f"{message}: {self._path}", path=str(self._path))
@@ -165,6 +205,7 @@ class JournalFile:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            conn.execute(_UPLOADS_SCHEMA)
             conn.executemany(
                 "INSERT INTO vidgo_journal (name, value) VALUES (?, ?)",
                 [

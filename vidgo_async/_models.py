@@ -1,4 +1,4 @@
-"""Response models: Task, TaskStatus, TaskFile and Balance.
+"""Response models: Task, TaskStatus, TaskFile, Balance and UploadedFile.
 
 Models are frozen attrs classes that know nothing of HTTP. They are built from the ``data``
 of the API envelope by the converter in ``_converter``, which is tolerant: unknown keys are
@@ -12,7 +12,7 @@ from datetime import datetime
 
 import attrs
 
-__all__ = ["Balance", "Task", "TaskFile", "TaskStatus"]
+__all__ = ["Balance", "Task", "TaskFile", "TaskStatus", "UploadedFile"]
 
 
 class TaskStatus(str, enum.Enum):
@@ -117,3 +117,24 @@ class Balance:
 
     credits_amount: float
     email: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UploadedFile:
+    """A file stored by one of the ``/api/common/upload/*`` endpoints.
+
+    Pass ``file_url`` in an input's ``*_urls`` fields. Vidgo deletes uploads 72 hours after
+    ``upload_time``; ``expires_at`` says when (naive, as the API sends it: the docs name no
+    time zone). Only ``file_url`` is required; the other fields are ``None`` when missing.
+    """
+
+    file_url: str
+    expires_at: datetime | None = None
+    file_id: str | None = None
+    file_name: str | None = None
+    original_name: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    upload_path: str | None = None
+    download_url: str | None = None
+    upload_time: datetime | None = None

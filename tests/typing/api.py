@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +19,7 @@ from vidgo_async import (
     TaskFailedError,
     TaskStatus,
     Timeout,
+    UploadedFile,
     VidgoClient,
     WaitTimeoutError,
 )
@@ -58,7 +59,12 @@ async def usage(session: aiohttp.ClientSession) -> None:
         path: Path = await client.download_file(task.files[0].file_url, Path("x.mp4"))
         balance: Balance = await client.balance()
         credits: float = balance.credits_amount
-        print(url, policy, status, paths, path, credits)  # noqa: T201 - never run
+        frame: UploadedFile = await client.upload(Path("frame.png"), upload_path="frames")
+        frame = await client.upload("frame.png")
+        frame = await client.upload(b"\x89PNG...", filename="frame.png")
+        frame = await client.upload("https://example.com/frame.webp", filename="f.webp")
+        expires: datetime | None = frame.expires_at
+        print(url, policy, status, paths, path, credits, frame.file_url, expires)  # noqa: T201 - never run
     await client.aclose()
 
 

@@ -13,6 +13,7 @@ import attrs
 from .._errors import InputValidationError
 from .._jobs import GenerationRequest
 from .._validation import validate_input
+from ._batch_uploads import LocalFile, swap_local_files
 
 __all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "read_batch"]
 
@@ -47,6 +48,7 @@ class BatchLine:
     id: str
     request: GenerationRequest
     input: Mapping[str, Any]
+    local_files: tuple[LocalFile, ...] = ()  # uploaded before the job is submitted
 
     @property
     def seconds(self) -> int:
@@ -75,7 +77,11 @@ def _check_id(raw: object, line: int) -> tuple[str | None, str | None]:
 
 
 def _parse_line(
-    text: str, line: int, defaults: BatchDefaults
+    text: str,
+    line: int,
+    defaults: BatchDefaults,
+    base: Path | None = None,
+    seen: dict[Path, LocalFile | str] | None = None,
 ) -> tuple[BatchLine | None, list[str]]:
     try:
         data = json.loads(text)
@@ -115,6 +121,11 @@ def _parse_line(
     else:
         problems.append('needs "input" (an object) or "prompt" (the shorthand)')
         return None, problems
+    # Local paths in *_urls lists become placeholder URLs for the one validator call below.
+    raw_input, local_files, file_problems = swap_local_files(
+        raw_input, base if base is not None else Path.cwd(), seen if seen is not None else {}
+    )
+    problems.extend(file_problems)
     try:
         prepared = validate_input(
             model, raw_input, allow_unknown_models=defaults.allow_unknown_models
@@ -125,7 +136,9 @@ def _parse_line(
     if problems or job_id is None:
         return None, problems
     request = GenerationRequest(model, prepared, key=job_id)
-    return BatchLine(line=line, id=job_id, request=request, input=prepared), []
+    return BatchLine(
+        line=line, id=job_id, request=request, input=prepared, local_files=tuple(local_files)
+    ), []
 
 
 def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
@@ -138,11 +151,12 @@ def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
     lines: list[BatchLine] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    files: dict[Path, LocalFile | str] = {}
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            parsed, issues = _parse_line(text, number, defaults)
+            parsed, issues = _parse_line(text, number, defaults, path.parent.resolve(), files)
             problems.extend(f"line {number}: {issue}" for issue in issues)
             if parsed is None:
                 continue

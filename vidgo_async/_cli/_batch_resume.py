@@ -127,6 +127,10 @@ class BatchResume:
     reported: dict[str, JobResult] = attrs.field(factory=dict)
     files: dict[str, list[dict[str, str | None]]] = attrs.field(factory=dict)
     to_download: list[JobResult] = attrs.field(factory=list)
+    # Rewrites the lines once the journal is open, before planning (journaled upload URLs).
+    before_plan: Callable[[Journal, Sequence[BatchLine]], Awaitable[Sequence[BatchLine]]] | None = (
+        None
+    )
 
     def __attrs_post_init__(self) -> None:
         self.path = journal_path(self.args)
@@ -140,6 +144,8 @@ class BatchResume:
             _say(f"  nothing was submitted; {JOURNAL_FIX}")
             return 2
         try:
+            if self.before_plan is not None:
+                self.lines = await self.before_plan(self.journal, self.lines)
             refused = await self._plan(self.journal)
             if refused is not None:
                 return refused

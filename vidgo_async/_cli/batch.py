@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ import anyio.to_thread
 from .._config import API_KEY_ENV, PollPolicy
 from .._errors import VidgoError
 from .._jobs import JobResult, JobState, Progress
+from .._journal import Journal
 from .._orchestrator import JobHandle, Orchestrator
 from ._batch_callbacks import CallbackSetupError, callback_receiver
 from ._batch_callbacks import add_arguments as add_callback_arguments
@@ -28,6 +29,7 @@ from ._batch_guard import add_arguments as add_resume_arguments
 from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
 from ._batch_resume import BatchResume, journal_path, move_aside
+from ._batch_uploads import BatchUploads, preview_uploads
 
 __all__ = ["register"]
 
@@ -138,7 +140,16 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  {problem}")
         return 2
     if args.dry_run:  # before the key check: a dry run sends nothing
-        return dry_run(lines, args, f"shorthand defaults: {defaults.describe()}")
+        try:
+            lines, uploads = preview_uploads(
+                lines, journal_path(args), emulator=args.emulator, now=time.time()
+            )
+        except VidgoError as exc:
+            _say(f"vidgo-async batch: {exc}")
+            return 2
+        status = dry_run(lines, args, f"shorthand defaults: {defaults.describe()}")
+        sys.stdout.writelines(f"  {text}\n" for text in uploads)
+        return status
     refused = refuse_duplicates(lines, args)
     if refused is not None:
         return refused
@@ -197,7 +208,10 @@ class _BatchRun:
         self.files: dict[str, list[dict[str, str | None]]] = {}
         self.download_errors: dict[str, BaseException] = {}
         self.started = time.monotonic()
-        self.resume = BatchResume(lines, args)  # the journal: what earlier runs did
+        self.uploads = BatchUploads.of(lines, emulator=bool(args.emulator))  # local files
+        self.resume = BatchResume(  # the journal: what earlier runs did
+            lines, args, before_plan=self._recorded_uploads if self.uploads.files else None
+        )
 
     async def main(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -233,6 +247,11 @@ class _BatchRun:
                     for handle in attached:
                         group.start_soon(self._follow, handle, client, group)
                     requests = self.resume.to_submit
+                    if self.uploads.files:  # local files: uploaded before their jobs
+                        requests, failed = await self.uploads.resolve(
+                            client, self.resume.journal, requests, now=time.time()
+                        )
+                        self.results.update((result.key, result) for result in failed)
                     async for result in orchestrator.as_completed(requests, deadline=deadline):
                         self.results[result.key] = result
                         if result.ok and not self.args.no_download:
@@ -252,6 +271,13 @@ class _BatchRun:
                     await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
                     self._summary()
         return 0 if self._all_finished() else 1
+
+    async def _recorded_uploads(
+        self, journal: Journal, lines: Sequence[BatchLine]
+    ) -> Sequence[BatchLine]:
+        """Put the URLs of files uploaded by an earlier run into the lines, before planning."""
+        await self.uploads.load(journal)
+        return self.uploads.with_recorded(lines)
 
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[Any]:

@@ -1,6 +1,6 @@
 """Test your Vidgo code offline: a local emulator of the Vidgo API.
 
-``Emulator`` serves the documented submit, status, balance and file endpoints on
+``Emulator`` serves the documented submit, status, balance, upload and file endpoints on
 loopback, runs jobs on a (scaled) clock, sends callbacks with the documented retries,
 charges credits, injects faults from a :class:`FaultPlan` and counts everything in
 :class:`EmulatorStats`::

@@ -20,6 +20,7 @@ from ._faults import Fault, FaultPlan
 from ._server import EmulatorServer
 from ._stats import EmulatorStats
 from ._tasks import EmulatedTask, TaskStore
+from ._uploads import EmulatedUploads
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -61,6 +62,8 @@ class Emulator:
             scaled, but at least 0.25 s.
         callback_shape: ``"wrapped"`` (``{code, data}``, as documented) or ``"bare"`` (the
             task object alone, as PoYo's newer page shows).
+        other_api_keys: more accepted keys, each its own account for task ownership (a
+            task queried with another key than its own answers 403) and upload limits.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Emulator:
         email: str = "emulator@example.com",
         callback_timeout: float | None = None,
         callback_shape: Literal["wrapped", "bare"] = "wrapped",
+        other_api_keys: tuple[str, ...] = (),
     ) -> None:
         if not math.isfinite(time_scale) or time_scale <= 0:
             raise ValueError(f"time_scale must be a finite number > 0 (got {time_scale})")
@@ -109,6 +113,8 @@ class Emulator:
             else max(MIN_CALLBACK_TIMEOUT, RECEIVER_TIMEOUT * time_scale)
         )
         self._callback_shape = callback_shape
+        self._other_api_keys = tuple(other_api_keys)
+        self._uploads: EmulatedUploads | None = None  # kept after close, like ``stats``
         self.stats = EmulatorStats()
         self.faults = FaultPlan.coerce(faults, seed=seed)
         self.ledger = CreditLedger(credits, prices)
@@ -143,6 +149,13 @@ class Emulator:
     def time_scale(self) -> float:
         """Real seconds per emulated second."""
         return self._time_scale
+
+    @property
+    def uploads(self) -> EmulatedUploads:
+        """The upload endpoints' state: stored ``files``, ``accepted`` and ``refused`` counts."""
+        if self._uploads is None:
+            raise RuntimeError("the emulator never ran: use 'async with Emulator() as emu'")
+        return self._uploads
 
     def file_url(self, task_id: str) -> str:
         """Return the URL at which a finished task's video is served."""
@@ -198,7 +211,9 @@ class Emulator:
             time_scale=self._time_scale,
             idempotency=self._idempotency,
             file_url=self.file_url,
+            other_api_keys=self._other_api_keys,
         )
+        self._uploads = self._server.uploads
         runner = web.AppRunner(
             self._server.build_app(), handle_signals=False, access_log=None, shutdown_timeout=1.0
         )

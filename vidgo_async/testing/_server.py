@@ -1,4 +1,4 @@
-"""The emulator's HTTP routes: submit, status, balance and the generated files."""
+"""The emulator's HTTP routes: submit, status, balance, the generated files (uploads: ``_uploads``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ._inject import FaultInjector, error_body
 from ._media import SAMPLE_CONTENT_TYPE, sample_video
 from ._stats import EmulatorStats, fingerprint
 from ._tasks import EmulatedTask, TaskStore, parse_directive
+from ._uploads import EmulatedUploads
 
 __all__ = ["EmulatorServer"]
 
@@ -46,8 +47,12 @@ class EmulatorServer:
         time_scale: float,
         idempotency: bool,
         file_url: Callable[[str], str],
+        other_api_keys: tuple[str, ...] = (),
     ) -> None:
         self._api_key = api_key
+        self._keys_accepted = frozenset({api_key, *other_api_keys})
+        self._owners: dict[str, str] = {}  # task_id -> the key that submitted it
+        self.uploads = EmulatedUploads(caller=self._caller, time_scale=time_scale)
         self._email = email
         self._store = store
         self._ledger = ledger
@@ -69,6 +74,7 @@ class EmulatorServer:
         app.router.add_get("/api/user/balance", self.balance)
         app.router.add_get("/files/{name}", self.download)
         app.router.add_get("/_emulator/stats", self.stats)
+        self.uploads.add_routes(app.router)
         return app
 
     @web.middleware
@@ -82,10 +88,15 @@ class EmulatorServer:
     def _now(self) -> float:
         return asyncio.get_running_loop().time() / self._time_scale
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _caller(self, request: web.Request) -> str | None:
+        """Return the request's API key when the emulator accepts it, else ``None``."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and token.strip() == self._api_key
+        token = token.strip()
+        return token if scheme.lower() == "bearer" and token in self._keys_accepted else None
+
+    def _authorized(self, request: web.Request) -> bool:
+        return self._caller(request) is not None
 
     def _pick(self, endpoint: str, task: EmulatedTask | None = None) -> Fault | None:
         loop_now = asyncio.get_running_loop().time()
@@ -175,6 +186,7 @@ class EmulatorServer:
         )
         if self._idempotency and key is not None:
             self._keys[key] = task_id
+        self._owners[task_id] = self._caller(request) or self._api_key
         self._stats.submits_accepted += 1
         prompt = data.get("prompt")
         self._stats.submits_by_prompt[prompt if isinstance(prompt, str) else ""] += 1
@@ -201,7 +213,10 @@ class EmulatorServer:
                 error_body(401, "Invalid or missing API key (send Authorization: Bearer <key>)"),
             )
         elif task is None:
-            status, payload = 404, error_body(404, f"Task {task_id} not found")
+            # The status page's documented error body (not the {code, error} form).
+            status, payload = 404, {"detail": "Task not found"}
+        elif self._owners.get(task_id, self._api_key) != self._caller(request):
+            status, payload = 403, {"detail": "Task belongs to another user"}
         else:
             loop_now = asyncio.get_running_loop().time()
             payload = {"code": 200, "data": task.snapshot(loop_now, self._file_url)}
@@ -256,6 +271,7 @@ class EmulatorServer:
             "tasks_failed": stats.tasks_failed,
             "faults_injected": dict(stats.faults_injected),
             "credits_available": self._ledger.available,
+            "uploads_accepted": self.uploads.total,
         }
         return web.json_response({"code": 200, "data": data})
 

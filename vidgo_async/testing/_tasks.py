@@ -119,7 +119,8 @@ class EmulatedTask:
             "created_time": self.created_time,
             "progress": progress,
             "error_message": error,
-            "credits_amount": self.price if self.ended == "finished" else 0,
+            # Deducted at submit, refunded when the task fails (the status page's "Credits").
+            "credits_amount": 0 if self.ended == "failed" else self.price,
         }
 
 
