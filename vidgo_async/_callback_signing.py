@@ -52,6 +52,15 @@ def sign_callback(task_id: str, timestamp: int | str, key: str | bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Return a header whatever its case (aiohttp's headers already ignore it)."""
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    return value
+
+
 def _keys_converter(value: str | bytes | tuple[str | bytes, ...]) -> tuple[bytes, ...]:
     keys = (value,) if isinstance(value, (str, bytes)) else tuple(value)
     if not keys or not all(keys):
@@ -81,8 +90,8 @@ class CallbackSigning:
                 outside the window, or no trusted key gives the signature. Nothing else
                 escapes, whatever the headers hold.
         """
-        timestamp = headers.get(TIMESTAMP_HEADER)
-        signature = headers.get(SIGNATURE_HEADER)
+        timestamp = _header(headers, TIMESTAMP_HEADER)
+        signature = _header(headers, SIGNATURE_HEADER)
         if not timestamp or not signature:
             raise CallbackSignatureError(
                 f"the callback is not signed: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are "

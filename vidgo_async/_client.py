@@ -118,6 +118,9 @@ class VidgoClient:
         poll: how ``wait`` spaces status queries (see ``PollPolicy``).
         session: an aiohttp session to use for API calls; it is left open on close.
         allow_insecure: accept an ``http`` base URL on a non-loopback host.
+        allow_insecure_callbacks: accept a plain ``http`` ``callback_url`` on a public host.
+            Off by default: the callback token travels in the URL, so anyone who can read
+            the traffic can read it.
         max_download_bytes: the largest result file ``download`` accepts.
 
     Raises:
@@ -135,6 +138,7 @@ class VidgoClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
+        allow_insecure_callbacks: bool = False,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         _clock: Clock | None = None,
         _resolver: AbstractResolver | None = None,
@@ -157,6 +161,7 @@ class VidgoClient:
             )
         url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         self._base_url = normalise_base_url(url, allow_insecure=allow_insecure)
+        self._allow_insecure_callbacks = allow_insecure_callbacks
         self._timeout = Timeout.coerce(timeout)
         self._retry = retry if retry is not None else RetryPolicy()
         self._poll = poll if poll is not None else PollPolicy()
@@ -204,6 +209,11 @@ class VidgoClient:
     def poll(self) -> PollPolicy:
         """The default polling policy of ``wait``."""
         return self._poll
+
+    @property
+    def allow_insecure_callbacks(self) -> bool:
+        """Whether a plain ``http`` ``callback_url`` on a public host is accepted."""
+        return self._allow_insecure_callbacks
 
     @property
     def max_download_bytes(self) -> int:
@@ -256,7 +266,7 @@ class VidgoClient:
         self._transport._check_open()
         prepared = prepare_input(model, input)
         if callback_url is not None:
-            issues = check_callback_url(callback_url)
+            issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
             if issues:
                 raise InputValidationError(issues)
         return await self._send_submit(model, prepared, callback_url=callback_url)

@@ -445,7 +445,9 @@ class Orchestrator:
             raise TypeError(f"expected a GenerationRequest (got {type(request).__name__})")
         prepared = prepare_input(request.model, request.input)
         if request.callback_url is not None:
-            issues = check_callback_url(request.callback_url)
+            issues = check_callback_url(
+                request.callback_url, allow_insecure=self._client.allow_insecure_callbacks
+            )
             if issues:
                 raise InputValidationError(issues)
         self._seq += 1
