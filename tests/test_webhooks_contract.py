@@ -336,7 +336,10 @@ def test_http_callback_base_urls_need_the_opt_in() -> None:
 
 async def test_client_submit_accepts_http_callback_urls_only_when_opted_in() -> None:
     url = "http://hooks.example.com/cb/x"
-    payload = {"model": "seedance-2", "input": {"prompt": "a fox", "duration": 5, "resolution": "720p"}}
+    payload = {
+        "model": "seedance-2",
+        "input": {"prompt": "a fox", "duration": 5, "resolution": "720p"},
+    }
     submit = "https://api.vidgo.ai/api/generate/submit"
     answer = {"code": 200, "data": {"task_id": "t1", "status": "not_started"}}
     async with VidgoClient(api_key="k") as strict:

@@ -253,7 +253,8 @@ async def listen(
         stats=stats,
         started=listener.started,
     )
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # lingering_time=0: after an early answer (408, 413) the rest of a body is not awaited.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, lingering_time=0)
     await runner.setup()
     inner = runner.server
     assert inner is not None  # noqa: S101 - set by setup()
