@@ -17,7 +17,7 @@ from vidgo_async._journal import Journal, JournalState
 from vidgo_async._orchestrator import Orchestrator
 from vidgo_async._resume import JournalRecorder
 from vidgo_async.testing import Emulator
-from vidgo_async.webhooks import CallbackReceiver, VerifiedCallback
+from vidgo_async.webhooks import CallbackReceiver, VerifiedCallback, token_hash
 
 PROMPT = "A red fox trots through fresh snow at dawn, cinematic, soft light"
 
@@ -336,6 +336,12 @@ async def test_stalled_submit_is_adopted_and_journaled_with_its_task_id(tmp_path
                 results = await orch.run(requests(3, seconds=100))  # 1 s: past the timeout
         entries = {entry.key: entry for entry in await journal.entries()}
     assert [r.state for r in results] == [JobState.FINISHED] * 3
+    # The journal holds the hashes of the callback tokens, never the tokens.
+    urls = {attempt.url for attempt in emu.stats.callback_log}
+    hashes = {token_hash(url.rsplit("/", 1)[-1]) for url in urls}
+    assert {entry.callback_token for entry in entries.values()} == hashes
+    journal_bytes = b"".join(path.read_bytes() for path in tmp_path.iterdir())
+    assert not any(url.rsplit("/", 1)[-1].encode() in journal_bytes for url in urls)
     assert emu.stats.faults_injected["submit:stall"] == 1
     assert receiver.stats.adopted == 1
     assert emu.stats.submits_accepted == 3
