@@ -24,7 +24,14 @@ from aiohttp import web
 
 from ._callbacks import CallbackEndpoint, CallbackResponse, RefusalLog
 
-__all__ = ["ListenerLimits", "ListenerStats", "build_app", "handle_request", "listen"]
+__all__ = [
+    "CallbackServer",
+    "ListenerLimits",
+    "ListenerStats",
+    "build_app",
+    "handle_request",
+    "listen",
+]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -67,6 +74,16 @@ class ListenerStats:
     header_timeouts: int = 0
     body_timeouts: int = 0
     hung_up: int = 0
+
+
+@attrs.frozen
+class CallbackServer:
+    """A running callback server: where it listens, the base URL jobs are given, counters."""
+
+    host: str
+    port: int
+    base_url: str
+    stats: ListenerStats = attrs.field(factory=ListenerStats, eq=False)
 
 
 def _to_aiohttp(answer: CallbackResponse) -> web.Response:

@@ -29,7 +29,14 @@ import anyio
 import attrs
 from aiohttp import web
 
-from ._callback_http import ListenerLimits, ListenerStats, build_app, handle_request, listen
+from ._callback_http import (
+    CallbackServer,
+    ListenerLimits,
+    ListenerStats,
+    build_app,
+    handle_request,
+    listen,
+)
 from ._callback_signing import (
     DEFAULT_SIGNATURE_WINDOW,
     SIGNATURE_HEADER,
@@ -92,16 +99,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("vidgo_async")
-
-
-@attrs.frozen
-class CallbackServer:
-    """A running callback server: where it listens, the base URL jobs are given, counters."""
-
-    host: str
-    port: int
-    base_url: str
-    stats: ListenerStats = attrs.field(factory=ListenerStats, eq=False)
 
 
 @attrs.define
@@ -194,25 +191,9 @@ class CallbackReceiver:
     @property
     def stats(self) -> ReceiverStats:
         """A snapshot of the counters of what the receiver saw (for tests and metrics)."""
-        done = self._verifier.counts
-        seen = self._counts
-        return ReceiverStats(
-            received=seen.received,
-            not_found=seen.not_found,
-            too_large=seen.too_large,
-            invalid=seen.invalid,
-            accepted=done.accepted,
-            duplicates=done.duplicates + seen.late,
-            ignored=done.ignored,
-            busy=done.busy,
-            late=seen.late,
-            unsigned=seen.unsigned,
-            verifications=done.verifications,
-            verification_errors=done.verification_errors,
-            unconfirmed=done.unconfirmed,
-            delivered=done.delivered,
-            adopted=done.adopted,
-        )
+        merged = {**attrs.asdict(self._counts), **attrs.asdict(self._verifier.counts)}
+        merged["duplicates"] += self._counts.late  # late duplicates are duplicates too
+        return ReceiverStats(**merged)
 
     @property
     def registry(self) -> CallbackRegistry:
