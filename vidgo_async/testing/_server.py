@@ -133,8 +133,7 @@ class EmulatorServer:
         if not issues:
             issues = check_input(str(model), body.get("input"))
         if body.get("callback_url") is not None:
-            # Vidgo documents "a publicly reachable HTTP(S) URL": plain http is accepted.
-            issues += check_callback_url(body["callback_url"], allow_insecure=True)
+            issues += check_callback_url(body["callback_url"])
         unknown = sorted(set(body) - {"model", "input", "callback_url"})
         issues += [
             ValidationIssue(f"$.{name}", "is not a submit field", body[name]) for name in unknown
