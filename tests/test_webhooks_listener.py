@@ -121,3 +121,19 @@ def test_limits_are_checked() -> None:
         ListenerLimits(max_connections=0)
     with pytest.raises(ValueError, match="timeout"):
         ListenerLimits(header_timeout=0)
+
+
+async def test_every_answer_closes_its_connection() -> None:
+    """404 and 405 too: no idle keep-alive connection keeps a slot until the deadline."""
+    fake = FakeClient(api_task())
+    limits = ListenerLimits(max_connections=2, header_timeout=30.0)
+    async with CallbackReceiver(fake).serve("127.0.0.1", 0, limits=limits) as server:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):  # more requests than slots: each one's slot is freed
+                async with http.post(f"{server.base_url}/{'A' * 43}", data=b"{}") as response:
+                    assert response.status == 404
+                async with http.get(f"{server.base_url}/{'A' * 43}") as response:
+                    assert response.status == 405
+        assert server.stats.over_capacity == 0
+        assert server.stats.header_timeouts == 0
+        assert server.stats.connections == 10

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import attrs
@@ -144,17 +144,32 @@ def build_app(
     """Build an application answering ``POST route`` (``route`` ends with ``{token}``).
 
     ``started`` collects the transports whose request headers arrived (the listener's
-    header deadline spares them).
+    header deadline spares them); then every answer, 404 and 405 included, closes its
+    connection, so that no idle keep-alive connection holds a slot.
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        if started is not None and request.transport is not None:
-            started.add(request.transport)
         return await handle_request(
             endpoint, request, body_timeout=body_timeout, log=log, stats=stats
         )
 
-    app = web.Application(client_max_size=endpoint.max_body_bytes + 1)
+    @web.middleware
+    async def one_request_per_connection(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if started is not None and request.transport is not None:
+            started.add(request.transport)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # no route (404) or method (405)
+            response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
+        response.force_close()
+        return response
+
+    app = web.Application(
+        client_max_size=endpoint.max_body_bytes + 1,
+        middlewares=[one_request_per_connection] if started is not None else [],
+    )
     app.router.add_post(route, handler)
     return app
 
@@ -278,7 +293,13 @@ async def listen(
     try:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: listener.factory(inner), host, port, ssl=ssl_context, reuse_address=True
+            lambda: listener.factory(inner),
+            host,
+            port,
+            ssl=ssl_context,
+            # A slow TLS handshake holds a slot no longer than slow headers would.
+            ssl_handshake_timeout=limits.header_timeout if ssl_context is not None else None,
+            reuse_address=True,
         )
         try:
             yield int(server.sockets[0].getsockname()[1])
