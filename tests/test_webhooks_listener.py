@@ -13,8 +13,8 @@ from test_webhooks import TASK_ID, FakeClient, api_task, task_body
 from vidgo_async._callbacks import RefusalLog
 from vidgo_async.webhooks import CallbackReceiver, ListenerLimits
 
-CAP = 8
-SLOW = 40
+CAP = 16
+SLOW = 200
 
 
 class Clock:

@@ -230,7 +230,7 @@ async def callback_receiver(
             yield receiver
         finally:
             stats = receiver.stats
-            refused = stats.not_found + stats.invalid + stats.too_large
+            refused = stats.not_found + stats.invalid + stats.too_large + stats.unsigned
             say(
                 f"  callbacks: {stats.delivered} verified"
                 + (f" ({stats.adopted} revealed an unknown submit)" if stats.adopted else "")
