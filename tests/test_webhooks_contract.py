@@ -354,3 +354,16 @@ async def test_client_submit_accepts_http_callback_urls_only_when_opted_in() -> 
             (call,) = next(iter(mocked.requests.values()))
     assert task.task_id == "t1"
     assert json.loads(call.kwargs["data"])["callback_url"] == url
+
+
+def test_the_submits_answer_rebinds_a_token() -> None:
+    """set_task_id is the submit's answer: it replaces an earlier binding of the same token."""
+    registry = CallbackRegistry(BASE)
+    token = registry.new_token("job", task_id="task-early")
+    registry.set_task_id(token, "task-real")
+    assert registry.task_id(token) == "task-real"
+    assert registry.owner_of("task-early") is None
+    assert registry.owner_of("task-real") == token_hash(token)
+    other = registry.new_token("other")
+    with pytest.raises(ValueError, match="already bound"):
+        registry.set_task_id(other, "task-real")

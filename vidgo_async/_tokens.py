@@ -233,9 +233,20 @@ class CallbackRegistry:
         return f"{self._base_url}/{token}"
 
     def set_task_id(self, token: str, task_id: str) -> None:
-        """Record the task id a token's job got from its submit."""
-        if not self.bind(token_hash(self._checked(token)), task_id):
+        """Record the task id a token's job got from its submit (the submit's answer wins).
+
+        Raises:
+            ValueError: ``task_id`` is already bound to another token.
+        """
+        key = token_hash(self._checked(token))
+        owner = self._owners.get(task_id, key)
+        if owner != key:
             raise ValueError(f"task {task_id} is already bound to another callback token")
+        live = self._live[key]
+        if live.task_id is not None and self._owners.get(live.task_id) == key:
+            del self._owners[live.task_id]
+        live.task_id = task_id
+        self._owners[task_id] = key
 
     def bind(self, key: str, task_id: str) -> bool:
         """Bind a live token (by hash) to ``task_id``; ``False`` if another token owns it.
