@@ -33,7 +33,7 @@ async def post(url: str, body: bytes) -> int:
         return answer.status
 
 
-@pytest.mark.parametrize("shape", ["wrapped", "bare"])
+@pytest.mark.parametrize("shape", ["flat", "wrapped", "bare"])
 async def test_emulator_callback_resolves_with_one_status_request(shape: str) -> None:
     """A real callback (either shape) resolves the job; its verification is the only status GET."""
     async with (
@@ -222,6 +222,34 @@ async def test_lost_callbacks_are_covered_by_the_fallback_poll() -> None:
     assert [r.state for r in results] == [JobState.FINISHED] * 4
     assert receiver.stats.received == 0
     assert all(emu.stats.status_requests[r.task_id or ""] >= 1 for r in results)
+
+
+@pytest.mark.parametrize("receiver_key", ["hook-key", "another-key"])
+async def test_signed_callbacks_end_to_end(receiver_key: str) -> None:
+    """The right key resolves jobs by callback; a wrong one gets 401, not retried, polled."""
+    reqs = requests(4, seconds=20)
+    poll = PollPolicy().scaled(0.005)  # fallback after 2 x 0.15 s
+    async with (
+        Emulator(time_scale=SCALE, seed=3, callback_signing_key="hook-key") as emu,
+        emu.client(poll=poll) as client,
+    ):
+        receiver = CallbackReceiver(client, signing_key=receiver_key)
+        async with (
+            receiver.serve("127.0.0.1", 0),
+            Orchestrator(client, receiver=receiver) as orch,
+        ):
+            with anyio.fail_after(10):
+                results = await orch.run(reqs)
+            await emu.wait_callbacks()
+    assert [r.state for r in results] == [JobState.FINISHED] * 4
+    if receiver_key == "hook-key":
+        assert receiver.stats.delivered == 4
+        assert receiver.stats.unsigned == 0
+    else:
+        assert receiver.stats.unsigned == 4
+        assert receiver.stats.delivered == 0
+        assert emu.stats.callbacks_refused == 4  # a 4xx is final: one attempt each
+        assert emu.stats.callback_attempts == 4
 
 
 async def test_callbacks_resolve_jobs_before_any_fallback_poll() -> None:
