@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_webhooks import FakeClient, api_task, task_body
 
+from vidgo_async import TaskStatus
 from vidgo_async._cli import main
-from vidgo_async._cli._batch_callbacks import CallbackSetupError, parse_listen
+from vidgo_async._cli._batch_callbacks import (
+    CallbackSetupError,
+    add_arguments,
+    parse_listen,
+    reregister_tokens,
+    settings_from_args,
+)
+from vidgo_async._jobs import GenerationRequest, request_fingerprint
+from vidgo_async._journal import Journal, JournalState
+from vidgo_async._resume import plan_resume
 from vidgo_async.testing import Emulator
+from vidgo_async.webhooks import CallbackReceiver, CallbackRegistry, token_hash
 
 JOBS = 6
 
@@ -223,3 +236,77 @@ def test_listen_addresses_parse_with_ipv6_brackets() -> None:
     for bad in ("8080", "::1:8080", "host:", "host:-1", ":8080", "[::1]"):
         with pytest.raises(CallbackSetupError):
             parse_listen(bad)
+
+
+# -- a rerun recognises an earlier run's tokens by their journaled hashes ------------------
+
+BASE_URL = "https://hooks.example.com/vidgo"
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parser.add_argument("--emulator", action="store_true")
+    parser.add_argument("--base-url")
+    return parser.parse_args(list(argv))
+
+
+def _resume_input(key: str) -> dict[str, object]:
+    return {"prompt": f"clip {key}", "duration": 5, "resolution": "720p"}
+
+
+async def test_rerun_re_registers_journaled_token_hashes(tmp_path: Path) -> None:
+    """An unknown submit's old token reveals its task (journaled); an attached task is bound."""
+    earlier = CallbackRegistry(BASE_URL)
+    lost, attached = earlier.new_token("lost"), earlier.new_token("attached")
+    requests = [
+        GenerationRequest("seedance-2", _resume_input(k), key=k) for k in ("lost", "attached")
+    ]
+    fake = FakeClient(api_task("task-lost"), api_task("task-attached", TaskStatus.RUNNING))
+    said: list[str] = []
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        for key, token in (("lost", lost), ("attached", attached)):
+            data = _resume_input(key)
+            fingerprint = request_fingerprint("seedance-2", data)
+            await journal.record_intent(
+                key, fingerprint, "seedance-2", data, callback_token=token_hash(token)
+            )
+        await journal.record_unknown("lost", "the submit timed out")
+        await journal.record_submitted("attached", "task-attached")
+        plan = await plan_resume(journal, requests)
+        assert (len(plan.in_doubt), len(plan.attach)) == (1, 1)
+        async with CallbackReceiver(fake, BASE_URL) as receiver:
+            assert await reregister_tokens(receiver, journal, plan, said.append) == 2
+            assert receiver.registry.owner_of("task-attached") == token_hash(attached)
+            # The lost job's old token names the attached task: never adopted.
+            await receiver.handle(lost, task_body("task-attached", wrapped=False))
+            await receiver.join()
+            assert fake.calls == []
+            await receiver.handle(lost, task_body("task-lost", wrapped=False))
+            await receiver.join()
+        entry = await journal.get("lost")
+    assert fake.calls == ["task-lost"]
+    assert entry is not None
+    assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, "task-lost")
+    assert any("task-lost" in line for line in said)
+
+
+def test_http_base_url_needs_allow_insecure_callbacks() -> None:
+    base = ["--callback-base-url", "http://hooks.example.com/cb", "--listen", "0.0.0.0:8080"]
+    with pytest.raises(CallbackSetupError) as refused:
+        settings_from_args(_args(*base))
+    assert "--allow-insecure-callbacks" in " ".join(refused.value.lines)
+    settings = settings_from_args(_args(*base, "--allow-insecure-callbacks"))
+    assert settings is not None
+    assert settings.allow_insecure
+
+
+def test_signing_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = ["--listen", "127.0.0.1:0", "--emulator", "--callback-signing-key-env", "HOOK_KEY"]
+    with pytest.raises(CallbackSetupError, match="HOOK_KEY"):
+        settings_from_args(_args(*base))
+    monkeypatch.setenv("HOOK_KEY", "s3cret")
+    settings = settings_from_args(_args(*base))
+    assert settings is not None
+    assert settings.signing_key == "s3cret"
+    assert "s3cret" not in repr(settings)

@@ -1,9 +1,14 @@
-"""Callbacks from the emulator: body, headers, the 1/2/4 s retry schedule, lost and duplicates."""
+"""Callbacks from the emulator per the current contract: flat body, 30 s, 5 retries, 4xx final.
+
+The retry schedule is checked against an injected sleep (no real minutes): exponential
+from 60 s, jittered, capped at 10 minutes, multiplied by the time scale.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import random
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,10 +16,20 @@ import aiohttp
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from vidgo_async.testing import Emulator
+from vidgo_async.testing import Emulator, EmulatorStats, FaultPlan
+from vidgo_async.testing._callbacks import (
+    MAX_RETRIES,
+    RETRY_CAP,
+    CallbackSender,
+    retry_delay,
+)
+from vidgo_async.webhooks import CallbackSignatureError, CallbackSigning
 
-SCALE = 0.05  # delays of 0.05, 0.1 and 0.2 s
+SCALE = 0.02  # job seconds; the callback tests that retry use TINY
+TINY = 0.0002  # the whole retry schedule (<= 1 500 emulated s) takes at most 0.3 s
 
 
 @attrs.define
@@ -79,8 +94,8 @@ async def submit_with_callback(emu: Emulator, url: str, prompt: str = "a red fox
         return str((await r.json())["data"]["task_id"])
 
 
-async def test_finished_callback_is_the_status_shaped_body(make_receiver: Any) -> None:
-    """One POST with {code:200, data:<status>}, JSON content type and no signature header."""
+async def test_finished_callback_is_the_flat_task_object(make_receiver: Any) -> None:
+    """One POST of the flat task object (no {code, data}), JSON, and no signature header."""
     receiver = await make_receiver(lambda n: 200)
     async with Emulator(job_seconds=1, time_scale=SCALE) as emu:
         task_id = await submit_with_callback(emu, receiver.url)
@@ -89,12 +104,11 @@ async def test_finished_callback_is_the_status_shaped_body(make_receiver: Any) -
         assert emu.stats.callbacks_sent == emu.stats.callbacks_delivered == 1
         assert emu.stats.callback_attempts == 1
     assert len(receiver.calls) == 1
-    _, body, headers = receiver.calls[0]
-    assert body["code"] == 200
-    data = body["data"]
+    _, data, headers = receiver.calls[0]
+    assert "code" not in data
+    assert "data" not in data
     assert data["task_id"] == task_id
     assert data["status"] == "finished"
-    assert data["progress"] == 100
     assert data["files"][0]["file_type"] == "video"
     assert data["error_message"] is None
     assert headers["Content-Type"] == "application/json"
@@ -110,55 +124,133 @@ async def test_failed_callback_carries_the_error(make_receiver: Any) -> None:
         await submit_with_callback(emu, receiver.url, 'x [[vidgo-emulator: fail="nope"]]')
         await asyncio.sleep(SCALE * 2)
         await emu.wait_callbacks()
-    data = receiver.calls[0][1]["data"]
+    data = receiver.calls[0][1]
     assert (data["status"], data["files"], data["error_message"]) == ("failed", [], "nope")
 
 
-async def test_bare_callback_shape(make_receiver: Any) -> None:
-    """callback_shape='bare' posts the task object without the envelope."""
+async def test_wrapped_callback_shape_is_an_option(make_receiver: Any) -> None:
+    """callback_shape='wrapped' posts {code: 200, data: <task>} (the older shape)."""
     receiver = await make_receiver(lambda n: 200)
-    async with Emulator(job_seconds=1, time_scale=SCALE, callback_shape="bare") as emu:
+    async with Emulator(job_seconds=1, time_scale=SCALE, callback_shape="wrapped") as emu:
         task_id = await submit_with_callback(emu, receiver.url)
         await asyncio.sleep(SCALE * 2)
         await emu.wait_callbacks()
-    assert receiver.calls[0][1]["task_id"] == task_id
+    assert receiver.calls[0][1]["code"] == 200
+    assert receiver.calls[0][1]["data"]["task_id"] == task_id
 
 
-async def test_non_2xx_is_retried_after_1_2_4_seconds_then_given_up(make_receiver: Any) -> None:
-    """Four attempts in all, spaced 1, 2 and 4 scaled seconds, then no more."""
-    receiver = await make_receiver(lambda n: 500)
-    async with Emulator(job_seconds=0, time_scale=SCALE) as emu:
-        await submit_with_callback(emu, receiver.url)
+async def test_signed_callbacks_verify_with_the_key(make_receiver: Any) -> None:
+    """With a signing key the emulator sends the [P] headers, which the key verifies."""
+    receiver = await make_receiver(lambda n: 200)
+    async with Emulator(job_seconds=0, time_scale=SCALE, callback_signing_key="k-123") as emu:
+        task_id = await submit_with_callback(emu, receiver.url)
         await asyncio.sleep(0.01)
         await emu.wait_callbacks()
-        stats = emu.stats
-        assert stats.callback_attempts == 4
-        assert stats.callbacks_given_up == 1
-        assert stats.callbacks_delivered == 0
-        assert [a.attempt for a in stats.callback_log] == [1, 2, 3, 4]
-        assert [a.status_code for a in stats.callback_log] == [500] * 4
-    times = [t for t, _, _ in receiver.calls]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    for gap, expected in zip(gaps, (1.0, 2.0, 4.0), strict=True):
-        assert expected * SCALE * 0.9 <= gap <= expected * SCALE + 0.5
+    headers = receiver.calls[0][2]
+    CallbackSigning(keys="k-123").check(task_id, headers)  # raises if wrong
+    with pytest.raises(CallbackSignatureError, match="does not match"):
+        CallbackSigning(keys="another").check(task_id, headers)
+
+
+@given(st.integers(min_value=1, max_value=40), st.integers(min_value=0, max_value=2**32))
+def test_retry_delays_are_exponential_jittered_and_capped(retry: int, seed: int) -> None:
+    """Each delay lies in the upper half of min(600, 60 * 2**(retry-1)); never above 10 min."""
+    step = min(RETRY_CAP, 60.0 * 2 ** (retry - 1))
+    delay = retry_delay(retry, random.Random(seed))
+    assert step / 2 <= delay <= step <= RETRY_CAP
+
+
+def test_jitter_spreads_the_delays() -> None:
+    """Two senders with different seeds do not retry in lockstep."""
+    delays = {retry_delay(1, random.Random(seed)) for seed in range(20)}
+    assert len(delays) == 20
+
+
+@attrs.define
+class Sleeps:
+    """An injected sleep: records each delay and returns at once."""
+
+    delays: list[float] = attrs.field(factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def deliver(url: str, *, scale: float, seed: int = 7) -> tuple[EmulatorStats, Sleeps]:
+    """Deliver one callback to ``url`` with an injected sleep; return the stats and sleeps."""
+    stats = EmulatorStats()
+    sleeps = Sleeps()
+    sender = CallbackSender(
+        stats=stats,
+        faults=FaultPlan.coerce(None),
+        time_scale=scale,
+        timeout=2.0,
+        now=asyncio.get_running_loop().time,
+        rng=random.Random(seed),
+        sleep=sleeps,
+    )
+    await sender.start()
+    try:
+        sender.send(url, "task-1", {"task_id": "task-1", "status": "finished", "files": []})
+        await sender.drain()
+    finally:
+        await sender.close()
+    return stats, sleeps
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_5xx_is_retried_five_times_on_the_scaled_schedule(
+    make_receiver: Any, status: int
+) -> None:
+    """1 attempt + 5 retries, spaced by the jittered exponential delays times the scale."""
+    receiver = await make_receiver(lambda n: status)
+    stats, sleeps = await deliver(receiver.url, scale=0.5, seed=11)
+    rng = random.Random(11)
+    expected = [retry_delay(n, rng) * 0.5 for n in range(1, MAX_RETRIES + 1)]
+    assert sleeps.delays == pytest.approx(expected)
+    assert stats.callback_attempts == MAX_RETRIES + 1 == len(receiver.calls)
+    assert [a.attempt for a in stats.callback_log] == [1, 2, 3, 4, 5, 6]
+    assert stats.callbacks_given_up == 1
+    assert stats.callbacks_delivered == stats.callbacks_refused == 0
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410, 422, 429])
+async def test_a_4xx_is_final(make_receiver: Any, status: int) -> None:
+    """A 4xx answer is recorded and never retried (429 included: the docs say 4xx)."""
+    receiver = await make_receiver(lambda n: status)
+    stats, sleeps = await deliver(receiver.url, scale=1.0)
+    assert sleeps.delays == []
+    assert stats.callback_attempts == 1 == len(receiver.calls)
+    assert stats.callbacks_refused == 1
+    assert stats.callbacks_given_up == stats.callbacks_delivered == 0
 
 
 async def test_a_later_success_stops_the_retries(make_receiver: Any) -> None:
-    """Two failures then a 200: three attempts, delivered."""
+    """Two 5xx then a 200: three attempts, delivered, two delays slept."""
     receiver = await make_receiver(lambda n: 503 if n < 3 else 200)
-    async with Emulator(job_seconds=0, time_scale=SCALE) as emu:
-        await submit_with_callback(emu, receiver.url)
-        await asyncio.sleep(0.01)
-        await emu.wait_callbacks()
-        assert emu.stats.callback_attempts == 3
-        assert emu.stats.callbacks_delivered == 1
-    assert len(receiver.calls) == 3
+    stats, sleeps = await deliver(receiver.url, scale=1.0)
+    assert stats.callback_attempts == 3 == len(receiver.calls)
+    assert stats.callbacks_delivered == 1
+    assert len(sleeps.delays) == 2
 
 
-async def test_no_answer_within_the_timeout_counts_as_a_failure(make_receiver: Any) -> None:
-    """A receiver that never answers is retried after the timeout, like a non-2xx."""
+async def test_unreachable_receiver_is_retried_then_given_up() -> None:
+    """A refused connection (a network error) is retried like a 5xx, then given up."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stats, sleeps = await deliver(f"http://127.0.0.1:{port}/hook", scale=1.0)
+    assert stats.callback_attempts == MAX_RETRIES + 1
+    assert len(sleeps.delays) == MAX_RETRIES
+    assert stats.callbacks_given_up == 1
+    assert all(a.error is not None for a in stats.callback_log)
+
+
+async def test_no_answer_within_the_timeout_is_retried(make_receiver: Any) -> None:
+    """A receiver that does not answer in time is retried (the emulator's own scaled sleep)."""
     receiver = await make_receiver(lambda n: None if n == 1 else 200)
-    async with Emulator(job_seconds=0, time_scale=SCALE, callback_timeout=0.1) as emu:
+    async with Emulator(job_seconds=0, time_scale=TINY, callback_timeout=0.1) as emu:
         await submit_with_callback(emu, receiver.url)
         await asyncio.sleep(0.01)
         await emu.wait_callbacks()
@@ -168,16 +260,16 @@ async def test_no_answer_within_the_timeout_counts_as_a_failure(make_receiver: A
         assert emu.stats.callbacks_delivered == 1
 
 
-async def test_unreachable_receiver_is_given_up(make_receiver: Any) -> None:
-    """A refused connection is a failed attempt, retried, then given up."""
-    receiver = await make_receiver(lambda n: 200)
-    dead = receiver.url.replace("/hook", "/missing")  # 404 from the receiver app
-    async with Emulator(job_seconds=0, time_scale=0.01) as emu:
-        await submit_with_callback(emu, dead)
+async def test_emulator_gives_up_after_five_retries(make_receiver: Any) -> None:
+    """End to end at a tiny time scale: six attempts against a 500, then given up."""
+    receiver = await make_receiver(lambda n: 500)
+    async with Emulator(job_seconds=0, time_scale=TINY) as emu:
+        await submit_with_callback(emu, receiver.url)
         await asyncio.sleep(0.01)
         await emu.wait_callbacks()
-        assert emu.stats.callback_attempts == 4
+        assert emu.stats.callback_attempts == MAX_RETRIES + 1
         assert emu.stats.callbacks_given_up == 1
+    assert len(receiver.calls) == MAX_RETRIES + 1
 
 
 async def test_lost_and_duplicated_callbacks(make_receiver: Any) -> None:
@@ -197,7 +289,7 @@ async def test_lost_and_duplicated_callbacks(make_receiver: Any) -> None:
         assert emu.stats.callbacks_sent == 2
         assert emu.stats.callbacks_delivered == 2
         assert [a.duplicate for a in emu.stats.callback_log] == [False, True]
-    assert [call[1]["data"]["task_id"] for call in receiver.calls] == [task_id, task_id]
+    assert [call[1]["task_id"] for call in receiver.calls] == [task_id, task_id]
     assert receiver.calls[0][1] == receiver.calls[1][1]
 
 

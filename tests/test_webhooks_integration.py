@@ -17,7 +17,7 @@ from vidgo_async._journal import Journal, JournalState
 from vidgo_async._orchestrator import Orchestrator
 from vidgo_async._resume import JournalRecorder
 from vidgo_async.testing import Emulator
-from vidgo_async.webhooks import CallbackReceiver, VerifiedCallback
+from vidgo_async.webhooks import CallbackReceiver, VerifiedCallback, token_hash
 
 PROMPT = "A red fox trots through fresh snow at dawn, cinematic, soft light"
 
@@ -33,7 +33,7 @@ async def post(url: str, body: bytes) -> int:
         return answer.status
 
 
-@pytest.mark.parametrize("shape", ["wrapped", "bare"])
+@pytest.mark.parametrize("shape", ["flat", "wrapped", "bare"])
 async def test_emulator_callback_resolves_with_one_status_request(shape: str) -> None:
     """A real callback (either shape) resolves the job; its verification is the only status GET."""
     async with (
@@ -224,6 +224,34 @@ async def test_lost_callbacks_are_covered_by_the_fallback_poll() -> None:
     assert all(emu.stats.status_requests[r.task_id or ""] >= 1 for r in results)
 
 
+@pytest.mark.parametrize("receiver_key", ["hook-key", "another-key"])
+async def test_signed_callbacks_end_to_end(receiver_key: str) -> None:
+    """The right key resolves jobs by callback; a wrong one gets 401, not retried, polled."""
+    reqs = requests(4, seconds=20)
+    poll = PollPolicy().scaled(0.005)  # fallback after 2 x 0.15 s
+    async with (
+        Emulator(time_scale=SCALE, seed=3, callback_signing_key="hook-key") as emu,
+        emu.client(poll=poll) as client,
+    ):
+        receiver = CallbackReceiver(client, signing_key=receiver_key)
+        async with (
+            receiver.serve("127.0.0.1", 0),
+            Orchestrator(client, receiver=receiver) as orch,
+        ):
+            with anyio.fail_after(10):
+                results = await orch.run(reqs)
+            await emu.wait_callbacks()
+    assert [r.state for r in results] == [JobState.FINISHED] * 4
+    if receiver_key == "hook-key":
+        assert receiver.stats.delivered == 4
+        assert receiver.stats.unsigned == 0
+    else:
+        assert receiver.stats.unsigned == 4
+        assert receiver.stats.delivered == 0
+        assert emu.stats.callbacks_refused == 4  # a 4xx is final: one attempt each
+        assert emu.stats.callback_attempts == 4
+
+
 async def test_callbacks_resolve_jobs_before_any_fallback_poll() -> None:
     """Callbacks end the jobs while the fallback poll is still far off: the poller never ran."""
     reqs = requests(6, seconds=30)
@@ -248,9 +276,10 @@ async def test_callbacks_resolve_jobs_before_any_fallback_poll() -> None:
     log = emu.stats.callback_log
     assert sum(attempt.duplicate and attempt.attempt == 1 for attempt in log) == 6
     assert all(attempt.delivered for attempt in log if not attempt.duplicate)
-    # A duplicate arriving after its job ended finds the token forgotten: 404 (and Vidgo's
-    # retries get 404 too), no verification, no trace.
-    assert all(attempt.status_code in (200, 404) for attempt in log if attempt.duplicate)
+    # A duplicate arriving after its job ended finds the token retired: 200 (a 4xx would be
+    # final and recorded as a failed delivery), no verification, no trace.
+    assert all(attempt.status_code == 200 for attempt in log if attempt.duplicate)
+    assert emu.stats.callbacks_refused == 0
     assert all(emu.stats.status_requests[r.task_id or ""] == 1 for r in results)
 
 
@@ -318,6 +347,10 @@ class RecordingJournal(JournalRecorder):
         await super().after_submit(job, task)
 
 
+def _read_all(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in folder.iterdir())
+
+
 async def test_stalled_submit_is_adopted_and_journaled_with_its_task_id(tmp_path: Path) -> None:
     """T19: a submit stalled past the read timeout is adopted from its callback and journaled."""
     poll = PollPolicy().scaled(0.2)  # fallback after 12 s: only callbacks end these jobs
@@ -336,6 +369,12 @@ async def test_stalled_submit_is_adopted_and_journaled_with_its_task_id(tmp_path
                 results = await orch.run(requests(3, seconds=100))  # 1 s: past the timeout
         entries = {entry.key: entry for entry in await journal.entries()}
     assert [r.state for r in results] == [JobState.FINISHED] * 3
+    # The journal holds the hashes of the callback tokens, never the tokens.
+    urls = {attempt.url for attempt in emu.stats.callback_log}
+    hashes = {token_hash(url.rsplit("/", 1)[-1]) for url in urls}
+    assert {entry.callback_token for entry in entries.values()} == hashes
+    journal_bytes = _read_all(tmp_path)
+    assert not any(url.rsplit("/", 1)[-1].encode() in journal_bytes for url in urls)
     assert emu.stats.faults_injected["submit:stall"] == 1
     assert receiver.stats.adopted == 1
     assert emu.stats.submits_accepted == 3

@@ -1,30 +1,41 @@
 """Callback bodies and the small values the receiver trades in.
 
-Vidgo's callbacks carry no signature, secret or event id, so a parsed body is only a
-*claim*: it says which task to re-fetch, never what happened. This module holds the pure
-parts: the parser, the verified event handed to subscribers, and the receiver's answer and
-counters.
+Vidgo documents the callback body as a flat task object (the status endpoint's ``data``
+without the ``{code, data}`` envelope); the wrapped form is still accepted. The body carries
+no event id and at most a signature over the task id and the time, so a parsed body is only
+a *claim*: it says which task to re-fetch, never what happened. This module holds the pure
+parts: the parser, the verified event handed to subscribers, the receiver's answers and
+counters, and the rate-limited log of refusals.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
 from ._converter import structure
-from ._errors import APIResponseValidationError, CallbackTooLargeError, InvalidCallbackError
+from ._errors import (
+    APIResponseValidationError,
+    CallbackTooLargeError,
+    InvalidCallbackError,
+    WebhookError,
+)
 from ._models import Task
 
 __all__ = [
     "DEFAULT_MAX_CALLBACK_BYTES",
     "NOT_FOUND_RESPONSE",
     "OK_RESPONSE",
+    "CallbackEndpoint",
     "CallbackResponse",
     "ReceiverStats",
+    "RefusalLog",
     "Subscriber",
     "TaskFetcher",
     "VerifiedCallback",
@@ -41,7 +52,7 @@ _TASK_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 
 
 def parse_callback(body: bytes, *, max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES) -> Task:
-    """Parse a Vidgo callback body (``{code, data}`` envelope or bare task object) into a Task.
+    """Parse a Vidgo callback body (a flat task object, or a ``{code, data}`` envelope).
 
     The result is a *claim* made by whoever sent the request: use it to decide which task
     to re-fetch, never as the outcome itself.
@@ -77,7 +88,7 @@ def parse_callback(body: bytes, *, max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES) 
 
 
 def _unwrap(document: object) -> Mapping[str, Any]:
-    """Return the task object of a wrapped or bare callback body."""
+    """Return the task object of a flat (documented) or wrapped callback body."""
     if not isinstance(document, Mapping):
         raise InvalidCallbackError(
             f"the callback body is a JSON {type(document).__name__}, expected an object"
@@ -146,6 +157,8 @@ class ReceiverStats:
     duplicates: int = 0
     ignored: int = 0
     busy: int = 0
+    late: int = 0  # deliveries for jobs that had already ended (answered 2xx, not verified)
+    unsigned: int = 0  # refused by the signature check (a receiver with a signing key)
     verifications: int = 0
     verification_errors: int = 0
     unconfirmed: int = 0
@@ -160,3 +173,54 @@ def json_response(status: int, payload: object, **headers: str) -> CallbackRespo
 
 OK_RESPONSE = json_response(200, {"received": True})
 NOT_FOUND_RESPONSE = json_response(404, {"error": {"type": "not_found", "message": "not found"}})
+
+
+class CallbackEndpoint(Protocol):
+    """What the aiohttp listener serves: the receiver's framework-neutral side."""
+
+    @property
+    def max_body_bytes(self) -> int: ...
+
+    def is_known(self, token: str) -> bool: ...
+
+    async def handle(
+        self, path_or_token: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> CallbackResponse: ...
+
+    def refuse(self, error: WebhookError) -> CallbackResponse: ...
+
+    def refuse_oversized(self, size: int) -> CallbackResponse: ...
+
+
+class RefusalLog:
+    """Log refused callbacks without flooding: one line per kind of refusal per interval.
+
+    The first refusal of a kind is logged at once; later ones within ``interval`` seconds
+    are counted and summed up in the next line of that kind. No traceback is ever logged:
+    refusals are what strangers on the internet cause, not bugs.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def note(self, kind: str, detail: str, *, level: int = logging.WARNING) -> None:
+        """Count one refusal of ``kind``; log it unless one was logged within the interval."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        more = self._suppressed.pop(kind, 0)
+        suffix = f" (and {more} more since the last report)" if more else ""
+        self._logger.log(level, "callback refused (%s): %s%s", kind, detail, suffix)

@@ -120,6 +120,9 @@ class VidgoClient:
         poll: how ``wait`` spaces status queries (see ``PollPolicy``).
         session: an aiohttp session to use for API calls; it is left open on close.
         allow_insecure: accept an ``http`` base URL on a non-loopback host.
+        allow_insecure_callbacks: accept a plain ``http`` ``callback_url`` on a public host.
+            Off by default: the callback token travels in the URL, so anyone who can read
+            the traffic can read it.
         max_download_bytes: the largest result file ``download`` accepts.
         allow_unknown_models: send a model id that the catalog does not know (after
             checking only that the input is JSON) instead of raising ``UnknownModelError``.
@@ -139,6 +142,7 @@ class VidgoClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
+        allow_insecure_callbacks: bool = False,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         allow_unknown_models: bool = False,
         _clock: Clock | None = None,
@@ -162,6 +166,7 @@ class VidgoClient:
             )
         url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         self._base_url = normalise_base_url(url, allow_insecure=allow_insecure)
+        self._allow_insecure_callbacks = allow_insecure_callbacks
         self._timeout = Timeout.coerce(timeout)
         self._retry = retry if retry is not None else RetryPolicy()
         self._poll = poll if poll is not None else PollPolicy()
@@ -211,6 +216,11 @@ class VidgoClient:
     def poll(self) -> PollPolicy:
         """The default polling policy of ``wait``."""
         return self._poll
+
+    @property
+    def allow_insecure_callbacks(self) -> bool:
+        """Whether a plain ``http`` ``callback_url`` on a public host is accepted."""
+        return self._allow_insecure_callbacks
 
     @property
     def max_download_bytes(self) -> int:
@@ -269,7 +279,7 @@ class VidgoClient:
         self._transport._check_open()
         prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
         if callback_url is not None:
-            issues = check_callback_url(callback_url)
+            issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
             if issues:
                 raise InputValidationError(issues)
         return await self._send_submit(model, prepared, callback_url=callback_url)

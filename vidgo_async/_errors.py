@@ -457,6 +457,16 @@ class CallbackTooLargeError(WebhookError):
         )
 
 
+class CallbackSignatureError(WebhookError):
+    """A signed callback's ``X-Webhook-Signature`` is missing, malformed, stale or wrong.
+
+    Raised only by a receiver given a signing key; the request is answered 401 and changes
+    nothing (the sender does not retry a 4xx; the job's fallback poll covers it).
+    """
+
+    status_code = 401
+
+
 class UnknownCallbackTokenError(WebhookError):
     """No job owns the callback token in the request path (wrong, forgotten or expired)."""
 

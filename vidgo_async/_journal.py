@@ -115,7 +115,8 @@ class JournalEntry:
         error_type, error_message: why the job failed or is unknown.
         files: local paths of downloaded result files, in the task's file order.
         attempts: how many submits were started for this key.
-        callback_token: the capability token of the job's callback URL, when one was used.
+        callback_token: the SHA-256 (hex, ``webhooks.token_hash``) of the capability token
+            of the job's callback URL, when one was used; never the token itself.
         created_at, updated_at, submitted_at, finished_at: Unix times.
     """
 

@@ -448,7 +448,9 @@ class Orchestrator:
             request.model, request.input, allow_unknown_models=self._client.allow_unknown_models
         )
         if request.callback_url is not None:
-            issues = check_callback_url(request.callback_url)
+            issues = check_callback_url(
+                request.callback_url, allow_insecure=self._client.allow_insecure_callbacks
+            )
             if issues:
                 raise InputValidationError(issues)
         self._seq += 1

@@ -26,6 +26,7 @@ from ._errors import JournalConflictError
 from ._jobs import GenerationRequest, Job, JobResult, JobState, request_fingerprint
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Task, TaskStatus
+from ._tokens import token_hash
 from ._validation import validate_input
 
 __all__ = ["JournalRecorder", "ResumePlan", "plan_resume"]
@@ -42,8 +43,10 @@ class JournalRecorder:
 
     async def before_submit(self, job: Job) -> None:
         """Record the intent (key, fingerprint, request) before the submit is sent."""
+        # Only the token's hash is stored: enough for a rerun to recognise it.
+        token = None if job.callback_token is None else token_hash(job.callback_token)
         await self.journal.record_intent(
-            job.key, job.fingerprint, job.model, job.input, callback_token=job.callback_token
+            job.key, job.fingerprint, job.model, job.input, callback_token=token
         )
 
     async def after_submit(self, job: Job, task: Task) -> None:

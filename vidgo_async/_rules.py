@@ -67,11 +67,15 @@ def is_loopback_host(host: str | None) -> bool:
     return address.is_loopback
 
 
-def check_callback_url(url: object, *, path: str = "$.callback_url") -> list[ValidationIssue]:
+def check_callback_url(
+    url: object, *, path: str = "$.callback_url", allow_insecure: bool = False
+) -> list[ValidationIssue]:
     """Check a ``callback_url`` against Vidgo's receiver rules.
 
-    Vidgo only calls public HTTPS URLs of at most 2048 characters. Loopback URLs
-    (http or https) are accepted too, for testing against the emulator.
+    Vidgo calls public HTTP(S) URLs of at most 2048 characters. Plain ``http`` on a public
+    host needs ``allow_insecure=True``: the callback token travels in the URL, so over http
+    anyone on the path can read it and replay it. Loopback URLs (http or https) are
+    accepted too, for testing against the emulator.
     """
     issues = check_http_url(url, path)
     if issues:
@@ -83,8 +87,15 @@ def check_callback_url(url: object, *, path: str = "$.callback_url") -> list[Val
     host = parts.hostname or ""
     if is_loopback_host(host):
         return []
-    if parts.scheme != "https":
-        return [ValidationIssue(path, "must use https (Vidgo does not call plain http URLs)", url)]
+    if parts.scheme != "https" and not allow_insecure:
+        return [
+            ValidationIssue(
+                path,
+                "must use https: the callback token travels in the URL (pass "
+                "allow_insecure_callbacks=True to accept plain http on a public host)",
+                url,
+            )
+        ]
     if _is_private_host(host):
         return [
             ValidationIssue(

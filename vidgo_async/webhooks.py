@@ -1,43 +1,57 @@
 """Receive Vidgo callbacks safely: capability URLs, verification by re-fetching, dedupe.
 
-Vidgo's callbacks are unsigned and may be wrapped (``{code, data}``) or bare, repeated
-(three retries) or lost. So a callback is treated as a *hint*:
+Vidgo POSTs a flat task object (the wrapped ``{code, data}`` form is accepted too) to the
+job's callback URL, retries up to 5 times on timeouts, network errors and 5xx, and never
+retries a 4xx. The body carries no proof of anything, so a callback is treated as a *hint*:
 
 1. the URL carries a per-job random token (:class:`CallbackRegistry`): an unknown token is
-   answered 404 before the body is even read;
+   answered 404 before the body is even read; a token whose job has ended is answered 200
+   (a late duplicate: a 4xx would be final and recorded as a failed delivery);
 2. the body is parsed with a size limit (:func:`parse_callback`): 413 / 400 otherwise;
-3. the receiver answers 200 at once and, off the request path, re-fetches the task with an
+3. with a signing key (``[P]``, see ``_callback_signing``) an unsigned, stale or wrongly
+   signed request is answered 401 and changes nothing;
+4. the receiver answers 200 at once and, off the request path, re-fetches the task with an
    authenticated ``GET /api/generate/status/{task_id}``; only that fresh ``Task`` reaches the
-   job's subscriber, once. File URLs are never taken from the body.
-
-:class:`CallbackReceiver` holds the framework-neutral core (:meth:`CallbackReceiver.handle`)
-and an aiohttp integration (:meth:`~CallbackReceiver.aiohttp_app`,
-:meth:`~CallbackReceiver.aiohttp_handler`, :meth:`~CallbackReceiver.serve`).
+   job's subscriber, once. File URLs are never taken from the body, and a signature never
+   replaces the re-fetch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from types import TracebackType
 
 import anyio
 import attrs
 from aiohttp import web
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _callback_http
-from ._callback_http import CallbackServer
+from ._callback_http import (
+    CallbackServer,
+    ListenerLimits,
+    ListenerStats,
+    build_app,
+    handle_request,
+    listen,
+)
+from ._callback_signing import (
+    DEFAULT_SIGNATURE_WINDOW,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CallbackSigning,
+    sign_callback,
+)
+from ._callback_verify import Verifier
 from ._callbacks import (
     DEFAULT_MAX_CALLBACK_BYTES,
     NOT_FOUND_RESPONSE,
     OK_RESPONSE,
     CallbackResponse,
     ReceiverStats,
+    RefusalLog,
     Subscriber,
     TaskFetcher,
     VerifiedCallback,
@@ -46,24 +60,33 @@ from ._callbacks import (
 )
 from ._config import to_seconds
 from ._errors import (
+    CallbackSignatureError,
     CallbackTooLargeError,
     InvalidCallbackError,
     UnknownCallbackTokenError,
-    VidgoError,
     WebhookError,
 )
 from ._models import Task
-from ._tokens import DEFAULT_TOKEN_TTL, CallbackRegistry, _Entry
+from ._rules import is_loopback_host
+from ._tokens import DEFAULT_TOKEN_TTL, CallbackRegistry, CallbackToken, token_hash
 
 __all__ = [
     "DEFAULT_MAX_CALLBACK_BYTES",
+    "DEFAULT_SIGNATURE_WINDOW",
     "DEFAULT_TOKEN_TTL",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "CallbackReceiver",
     "CallbackRegistry",
     "CallbackResponse",
     "CallbackServer",
+    "CallbackSignatureError",
+    "CallbackSigning",
+    "CallbackToken",
     "CallbackTooLargeError",
     "InvalidCallbackError",
+    "ListenerLimits",
+    "ListenerStats",
     "ReceiverStats",
     "Subscriber",
     "TaskFetcher",
@@ -71,16 +94,21 @@ __all__ = [
     "VerifiedCallback",
     "WebhookError",
     "parse_callback",
+    "sign_callback",
+    "token_hash",
 ]
 
 logger = logging.getLogger("vidgo_async")
 
 
-@attrs.frozen
-class _Delivery:
-    entry: _Entry
-    task_id: str
-    key: tuple[str, str]
+@attrs.define
+class _RequestCounts:
+    received: int = 0
+    not_found: int = 0
+    too_large: int = 0
+    invalid: int = 0
+    unsigned: int = 0
+    late: int = 0
 
 
 class CallbackReceiver:
@@ -100,10 +128,15 @@ class CallbackReceiver:
         client: verifies each callback with ``await client.get_task(task_id)``.
         base_url: the public base URL of the callbacks (see :class:`CallbackRegistry`).
         registry: share a registry (default: a new one).
+        signing_key: check ``X-Webhook-Signature`` ([P]): a key, a list of keys while
+            rotating, or a :class:`CallbackSigning`; unsigned, stale or wrong requests get
+            401. ``None`` (default): no signature is required.
+        allow_insecure_callbacks: accept a plain ``http`` base URL on a public host (the
+            token travels in the URL; see :class:`CallbackRegistry`).
         max_body_bytes: larger bodies get 413.
         workers: verifications run at the same time at most.
         queue_size: callbacks waiting for verification at most; beyond it new callbacks get
-            503 (Vidgo retries after 1, 2 and 4 s).
+            503 (Vidgo retries a 5xx later).
         max_verifications_per_token: status requests one token can trigger at most without
             resolving its job, so a leaked token cannot make the receiver hammer the API.
         verify_timeout: seconds one verification may take.
@@ -116,6 +149,8 @@ class CallbackReceiver:
         base_url: str | None = None,
         *,
         registry: CallbackRegistry | None = None,
+        signing_key: str | bytes | list[str | bytes] | CallbackSigning | None = None,
+        allow_insecure_callbacks: bool = False,
         max_body_bytes: int = DEFAULT_MAX_CALLBACK_BYTES,
         workers: int = 4,
         queue_size: int = 1000,
@@ -127,23 +162,38 @@ class CallbackReceiver:
             raise ValueError(
                 "workers, queue_size, max_verifications_per_token and max_body_bytes must be >= 1"
             )
-        self._client = client
-        self._registry = registry if registry is not None else CallbackRegistry()
+        self._registry = (
+            registry
+            if registry is not None
+            else CallbackRegistry(allow_insecure_callbacks=allow_insecure_callbacks)
+        )
         if base_url is not None:
             self._registry.set_base_url(base_url)
+        if signing_key is None or isinstance(signing_key, CallbackSigning):
+            self._signing = signing_key
+        else:
+            keys = tuple(signing_key) if isinstance(signing_key, list) else signing_key
+            self._signing = CallbackSigning(keys=keys)
         self._max_body_bytes = max_body_bytes
-        self._workers = workers
-        self._queue_size = queue_size
-        self._max_verifications = max_verifications_per_token
-        self._verify_timeout = to_seconds(verify_timeout)
-        self._shutdown_timeout = to_seconds(shutdown_timeout)
-        self._send: MemoryObjectSendStream[_Delivery] | None = None
-        self._exit_stack: contextlib.AsyncExitStack | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._verifier = Verifier(
+            client,
+            self._registry,
+            workers=workers,
+            queue_size=queue_size,
+            max_verifications=max_verifications_per_token,
+            verify_timeout=to_seconds(verify_timeout),
+            shutdown_timeout=to_seconds(shutdown_timeout),
+        )
         self._closed = False
-        self._outstanding = 0
-        self._idle: anyio.Event | None = None
-        self.stats = ReceiverStats()
+        self._counts = _RequestCounts()
+        self.log = RefusalLog(logger)
+
+    @property
+    def stats(self) -> ReceiverStats:
+        """A snapshot of the counters of what the receiver saw (for tests and metrics)."""
+        merged = {**attrs.asdict(self._counts), **attrs.asdict(self._verifier.counts)}
+        merged["duplicates"] += self._counts.late  # late duplicates are duplicates too
+        return ReceiverStats(**merged)
 
     @property
     def registry(self) -> CallbackRegistry:
@@ -158,7 +208,7 @@ class CallbackReceiver:
     @property
     def running(self) -> bool:
         """Whether the verification workers run (between entering and leaving)."""
-        return self._send is not None
+        return self._verifier.running
 
     @property
     def route_path(self) -> str:
@@ -166,17 +216,9 @@ class CallbackReceiver:
         return f"{self._registry.base_path}/{{token}}"
 
     async def __aenter__(self) -> CallbackReceiver:
-        if self._closed or self._send is not None:
+        if self._closed or self._verifier.running:
             raise RuntimeError("a CallbackReceiver can be entered once")
-        send, receive = anyio.create_memory_object_stream[_Delivery](self._queue_size)
-        async with contextlib.AsyncExitStack() as stack:
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            for _ in range(self._workers):
-                task_group.start_soon(self._worker, receive.clone())
-            receive.close()
-            self._task_group = task_group
-            self._exit_stack = stack.pop_all()
-        self._send = send
+        await self._verifier.start()
         return self
 
     async def __aexit__(
@@ -191,26 +233,16 @@ class CallbackReceiver:
     async def aclose(self, *, _clean: bool = True) -> None:
         """Stop the workers; idempotent. Later callbacks get 503."""
         self._closed = True
-        send, self._send = self._send, None
-        stack, self._exit_stack = self._exit_stack, None
-        if send is None or stack is None:
-            return
-        send.close()  # the workers finish what is queued, then end
-        if self._task_group is not None:
-            if _clean:
-                self._task_group.cancel_scope.deadline = (
-                    anyio.current_time() + self._shutdown_timeout
-                )
-            else:
-                self._task_group.cancel_scope.cancel()
-        try:
-            await stack.aclose()
-        finally:
-            # Whatever was still queued is dropped: jobs fall back to polling.
-            self._outstanding = 0
-            if self._idle is not None:
-                self._idle.set()
-                self._idle = None
+        await self._verifier.aclose(clean=_clean)
+
+    async def join(self) -> None:
+        """Wait until every accepted callback has been verified (and delivered, if it counts)."""
+        await self._verifier.join()
+
+    def is_known(self, token: str) -> bool:
+        """Whether ``token`` (or a request path ending with it) belongs to a live job."""
+        found = self._registry.find(self._registry.token_from_path(token))
+        return found is not None and not found.ended
 
     async def handle(
         self, path_or_token: str, body: bytes, headers: Mapping[str, str] | None = None
@@ -220,160 +252,66 @@ class CallbackReceiver:
         Args:
             path_or_token: the request path (its last segment is the token) or the token.
             body: the raw request body.
-            headers: the request headers (unused today: Vidgo sends no signature).
+            headers: the request headers (the signature headers, when signing is on).
 
         Returns:
-            404 for an unknown token, 413 for an oversized body, 400 for a malformed one,
-            503 when the receiver is not running or its queue is full, else 200 at once (the
-            verification happens later, off the request path).
+            404 for an unknown token; 200 at once for a token whose job has ended; 413 for
+            an oversized body, 400 for a malformed one, 401 for a bad signature (with a
+            signing key); 503 when the receiver is not running or its queue is full; else
+            200 at once (the verification happens later, off the request path).
         """
-        self.stats.received += 1
-        entry = self._registry._lookup(self._registry.token_from_path(path_or_token))
-        if entry is None:
-            self.stats.not_found += 1
+        self._counts.received += 1
+        token = self._registry.token_from_path(path_or_token)
+        found = self._registry.find(token)
+        if found is None:
+            self._counts.not_found += 1
             return NOT_FOUND_RESPONSE
+        if found.ended or self._verifier.resolved(found.key):
+            # A late duplicate: acknowledged, since a 4xx would be final for the sender.
+            self._counts.late += 1
+            return OK_RESPONSE
         try:
             claim = parse_callback(body, max_bytes=self._max_body_bytes)
+            if self._signing is not None:
+                self._signing.check(claim.task_id, headers or {})
         except WebhookError as exc:
-            return self._refusal(exc)
-        return self._accept(entry, claim)
+            return self.refuse(exc)
+        return self._accept(found, token, claim)
 
-    def _refusal(self, exc: WebhookError) -> CallbackResponse:
-        if isinstance(exc, CallbackTooLargeError):
-            self.stats.too_large += 1
+    def refuse(self, error: WebhookError) -> CallbackResponse:
+        """Count and log (rate-limited) a refused callback; return its answer."""
+        if isinstance(error, CallbackTooLargeError):
+            self._counts.too_large += 1
+            kind = "too_large"
+        elif isinstance(error, CallbackSignatureError):
+            self._counts.unsigned += 1
+            kind = "bad_signature"
         else:
-            self.stats.invalid += 1
-        logger.info("callback refused with %d: %s", exc.status_code, exc)
-        kind = "too_large" if isinstance(exc, CallbackTooLargeError) else "invalid_callback"
-        return json_response(exc.status_code, {"error": {"type": kind, "message": str(exc)}})
+            self._counts.invalid += 1
+            kind = "invalid_callback"
+        self.log.note(kind, f"{error.status_code}: {error}", level=logging.INFO)
+        return json_response(error.status_code, {"error": {"type": kind, "message": str(error)}})
 
-    def _accept(self, entry: _Entry, claim: Task) -> CallbackResponse:
-        """Queue a verification unless the claim is resolved, foreign or already queued."""
-        if entry.done:
-            self.stats.duplicates += 1
-            return OK_RESPONSE
-        if entry.task_id is not None and claim.task_id != entry.task_id:
-            # The token belongs to another task: a forgery or a mix-up, never an adoption.
-            self.stats.ignored += 1
-            logger.warning(
-                "callback for job %r names task %s, but the job's task is %s; ignored",
-                entry.job_ref,
-                claim.task_id,
-                entry.task_id,
-            )
-            return OK_RESPONSE
-        key = (claim.task_id, claim.status.value)
-        if key in entry.pending:
-            self.stats.duplicates += 1
-            return OK_RESPONSE
-        if entry.verifications >= self._max_verifications:
-            self.stats.ignored += 1
-            logger.warning(
-                "callback for job %r ignored: %d verifications did not resolve it",
-                entry.job_ref,
-                entry.verifications,
-            )
-            return OK_RESPONSE
-        if self._send is None:
-            self.stats.busy += 1
-            logger.warning("callback refused with 503: the receiver is not running")
+    def refuse_oversized(self, size: int) -> CallbackResponse:
+        """Answer a request that declares a body over the limit (before reading it)."""
+        self._counts.received += 1
+        return self.refuse(CallbackTooLargeError(size, self._max_body_bytes))
+
+    def _accept(self, found: CallbackToken, token: str, claim: Task) -> CallbackResponse:
+        offer = self._verifier.offer(found, token, claim)
+        if offer == "ignored":
+            self.log.note("ignored", f"a callback naming task {claim.task_id} changed nothing")
+        elif offer == "stopped":
+            self.log.note("not running", "503: the receiver is not running")
             return json_response(
                 503, {"error": {"type": "unavailable", "message": "receiver not running"}}
             )
-        try:
-            self._send.send_nowait(_Delivery(entry, claim.task_id, key))
-        except anyio.WouldBlock:
-            self.stats.busy += 1
-            logger.warning("callback refused with 503: %d verifications queued", self._queue_size)
+        elif offer == "full":
+            self.log.note("busy", f"503: {self._verifier.queue_size} verifications queued")
             return json_response(
                 503, {"error": {"type": "busy", "message": "try again"}}, **{"Retry-After": "1"}
             )
-        entry.pending.add(key)
-        entry.verifications += 1
-        self._outstanding += 1
-        self.stats.accepted += 1
         return OK_RESPONSE
-
-    async def _worker(self, receive: MemoryObjectReceiveStream[_Delivery]) -> None:
-        async with receive:
-            async for delivery in receive:
-                try:
-                    await self._verify(delivery)
-                finally:
-                    self._outstanding -= 1
-                    if self._outstanding == 0 and self._idle is not None:
-                        self._idle.set()
-                        self._idle = None
-
-    async def join(self) -> None:
-        """Wait until every accepted callback has been verified (and delivered, if it counts)."""
-        while self._outstanding > 0:
-            if self._idle is None:
-                self._idle = anyio.Event()
-            await self._idle.wait()
-
-    async def _verify(self, delivery: _Delivery) -> None:
-        """Re-fetch the claimed task and deliver it if it resolves (or reveals) the job."""
-        entry = delivery.entry
-        self.stats.verifications += 1
-        try:
-            with anyio.fail_after(self._verify_timeout):
-                task = await self._client.get_task(delivery.task_id)
-        except (VidgoError, TimeoutError) as exc:
-            # The job's fallback poll covers it; a later delivery is verified afresh.
-            self.stats.verification_errors += 1
-            logger.warning(
-                "callback for job %r: verifying task %s failed (%s); polling continues",
-                entry.job_ref,
-                delivery.task_id,
-                exc,
-            )
-            return
-        finally:
-            entry.pending.discard(delivery.key)
-        if entry.done or self._registry._lookup(entry.token) is not entry:
-            return
-        if task.task_id != delivery.task_id or (
-            entry.task_id is not None and entry.task_id != task.task_id
-        ):
-            self.stats.ignored += 1
-            return
-        adopted = entry.task_id is None
-        if not (task.is_terminal or adopted or not task.status.is_known):
-            self.stats.unconfirmed += 1
-            logger.info(
-                "callback for task %s claimed %r, but the API says %r; nothing changed",
-                task.task_id,
-                delivery.key[1],
-                task.status.value,
-            )
-            return
-        if adopted:
-            entry.task_id = task.task_id
-            self.stats.adopted += 1
-            logger.info("job %r: a callback revealed its task %s", entry.job_ref, task.task_id)
-        event = VerifiedCallback(
-            token=entry.token, job_ref=entry.job_ref, task=task, adopted=adopted
-        )
-        if task.is_terminal:
-            entry.done = True
-            entry.result = event
-            for waiter in entry.waiters:
-                waiter.set()
-            entry.waiters.clear()
-        self.stats.delivered += 1
-        await self._notify(entry.subscriber, event)
-
-    async def _notify(self, subscriber: Subscriber | None, event: VerifiedCallback) -> None:
-        if subscriber is None:
-            return
-        try:
-            outcome = subscriber(event)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            # A subscriber's bug must not stop the receiver from serving other jobs.
-            logger.exception("callback subscriber for job %r raised", event.job_ref)
 
     async def wait(
         self,
@@ -387,19 +325,11 @@ class CallbackReceiver:
             UnknownCallbackTokenError: the token is (or becomes) unknown, forgotten or expired.
             TimeoutError: ``timeout`` seconds passed first.
         """
-        entry = self._registry._require(token)
-        if entry.result is None:
-            event = anyio.Event()
-            entry.waiters.append(event)
-            try:
-                with anyio.fail_after(None if timeout is None else to_seconds(timeout)):
-                    await event.wait()
-            finally:
-                if event in entry.waiters:
-                    entry.waiters.remove(event)
-        if entry.result is None:
-            raise UnknownCallbackTokenError("the callback token was forgotten or expired")
-        return entry.result
+        found = self._registry.find(token)
+        if found is None or found.ended:
+            raise UnknownCallbackTokenError("this callback token is unknown, forgotten or expired")
+        with anyio.fail_after(None if timeout is None else to_seconds(timeout)):
+            return await self._verifier.wait(found)
 
     # -- aiohttp (bodies in _callback_http) ------------------------------------------
 
@@ -409,7 +339,7 @@ class CallbackReceiver:
         An unknown token is refused before the body is read, a declared or streamed body
         over the limit is cut off, then :meth:`handle` answers.
         """
-        return await _callback_http.handle_request(self, request)
+        return await handle_request(self, request, log=self.log)
 
     def aiohttp_app(self, *, subapp: bool = False) -> web.Application:
         """Build an aiohttp application answering ``POST <base path>/{token}``.
@@ -418,16 +348,55 @@ class CallbackReceiver:
         ``parent.add_subapp(receiver.registry.base_path, receiver.aiohttp_app(subapp=True))``.
         The application does not start the receiver: enter it (or use :meth:`serve`).
         """
-        return _callback_http.build_app(self, subapp=subapp)
+        base_path = self._registry.base_path
+        if subapp and not base_path:
+            raise ValueError("the base URL has no path to mount a sub-application under")
+        if "{" in base_path or "}" in base_path:
+            raise ValueError(f"the base URL path {base_path!r} cannot hold '{{' or '}}'")
+        route = "/{token}" if subapp else self.route_path
+        return build_app(self, route, log=self.log)
 
-    def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
-    ) -> contextlib.AbstractAsyncContextManager[CallbackServer]:
+    @contextlib.asynccontextmanager
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: ListenerLimits | None = None,
+    ) -> AsyncIterator[CallbackServer]:
         """Run the receiver's aiohttp server on ``host:port`` (the CLI's ``--listen``).
 
         Use as ``async with receiver.serve(host, port) as server``; it starts the receiver
         too when it is not running. Without a base URL, a loopback ``host`` gives
         ``http://host:port`` (for the emulator); public setups pass the URL their proxy or
-        tunnel forwards here. The access log is off: request paths hold the tokens.
+        tunnel forwards here. ``limits`` bounds connections and read times
+        (:class:`ListenerLimits`). The access log is off: request paths hold the tokens.
         """
-        return _callback_http.serve(self, host, port, ssl_context=ssl_context)
+        registry = self._registry
+        if registry.base_url is None and not is_loopback_host(host):
+            raise ValueError(
+                f"listening on {host!r} needs the public callback base URL that reaches it: "
+                "pass base_url= (for example the https URL of your tunnel or proxy)"
+            )
+        self.aiohttp_app()  # checks the base path before anything listens
+        limits = limits if limits is not None else ListenerLimits()
+        self.log = RefusalLog(logger, interval=limits.log_interval)
+        stats = ListenerStats()
+        async with contextlib.AsyncExitStack() as stack:
+            if not self.running:
+                await stack.enter_async_context(self)
+            bound_port = await stack.enter_async_context(
+                listen(
+                    self, self.route_path, host, port, ssl_context=ssl_context,
+                    limits=limits, log=self.log, stats=stats,
+                )
+            )  # fmt: skip
+            if registry.base_url is None:
+                url_host = f"[{host}]" if ":" in host else host
+                scheme = "https" if ssl_context is not None else "http"
+                registry.set_base_url(f"{scheme}://{url_host}:{bound_port}")
+            base_url = registry.base_url
+            assert base_url is not None  # noqa: S101 - set above, or before
+            logger.info("callback receiver listening on %s:%d", host, bound_port)
+            yield CallbackServer(host, bound_port, base_url, stats)

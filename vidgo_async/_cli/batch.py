@@ -22,7 +22,7 @@ from .._errors import VidgoError
 from .._jobs import JobResult, JobState, Progress
 from .._journal import Journal
 from .._orchestrator import JobHandle, Orchestrator
-from ._batch_callbacks import CallbackSetupError, callback_receiver
+from ._batch_callbacks import CallbackSetupError, callback_receiver, reregister_tokens
 from ._batch_callbacks import add_arguments as add_callback_arguments
 from ._batch_callbacks import settings_from_args as callback_settings
 from ._batch_guard import add_arguments as add_resume_arguments
@@ -228,6 +228,7 @@ class _BatchRun:
                 refused = await self.resume.check_balance(client)
                 if refused is not None:
                     return refused
+                await reregister_tokens(receiver, self.resume.journal, self.resume.plan, _say)
                 orchestrator = Orchestrator(
                     client,
                     max_in_flight=self.args.concurrency,

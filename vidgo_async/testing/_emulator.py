@@ -58,10 +58,12 @@ class Emulator:
         idempotency: honour an ``Idempotency-Key`` header by answering a repeated key with
             the original task (the real API has no such key; for "key mode" tests).
         email: the account email shown by the balance endpoint.
-        callback_timeout: real seconds a callback receiver has to answer; default 10 s
-            scaled, but at least 0.25 s.
-        callback_shape: ``"wrapped"`` (``{code, data}``, as documented) or ``"bare"`` (the
-            task object alone, as PoYo's newer page shows).
+        callback_timeout: real seconds a callback receiver has to answer; default 30 s
+            (as documented) scaled, but at least 0.25 s.
+        callback_shape: ``"flat"`` (the task object alone, as documented; ``"bare"`` is
+            the same) or ``"wrapped"`` (``{code, data}``, the older shape).
+        callback_signing_key: sign callbacks with ``X-Webhook-Timestamp`` and
+            ``X-Webhook-Signature`` ([P], PoYo's HMAC scheme); ``None``: unsigned.
         other_api_keys: more accepted keys, each its own account for task ownership (a
             task queried with another key than its own answers 403) and upload limits.
     """
@@ -82,7 +84,8 @@ class Emulator:
         idempotency: bool = False,
         email: str = "emulator@example.com",
         callback_timeout: float | None = None,
-        callback_shape: Literal["wrapped", "bare"] = "wrapped",
+        callback_shape: Literal["flat", "wrapped", "bare"] = "flat",
+        callback_signing_key: str | None = None,
         other_api_keys: tuple[str, ...] = (),
     ) -> None:
         if not math.isfinite(time_scale) or time_scale <= 0:
@@ -96,8 +99,8 @@ class Emulator:
             )
         if not api_key:
             raise ValueError("api_key must be a non-empty string")
-        if callback_shape not in ("wrapped", "bare"):
-            raise ValueError(f"callback_shape must be 'wrapped' or 'bare' (got {callback_shape!r})")
+        if callback_shape not in ("flat", "wrapped", "bare"):
+            raise ValueError(f"callback_shape must be 'flat' or 'wrapped' (got {callback_shape!r})")
         self._host = host
         self._port = port
         self._api_key = api_key
@@ -115,6 +118,8 @@ class Emulator:
         self._callback_shape = callback_shape
         self._other_api_keys = tuple(other_api_keys)
         self._uploads: EmulatedUploads | None = None  # kept after close, like ``stats``
+        self._callback_signing_key = callback_signing_key
+        self._callback_rng = random.Random(seed)  # noqa: S311 - retry jitter, not secrets
         self.stats = EmulatorStats()
         self.faults = FaultPlan.coerce(faults, seed=seed)
         self.ledger = CreditLedger(credits, prices)
@@ -192,6 +197,8 @@ class Emulator:
             time_scale=self._time_scale,
             timeout=self._callback_timeout,
             now=loop.time,
+            rng=self._callback_rng,
+            signing_key=self._callback_signing_key,
         )
         self._store = TaskStore(
             job_seconds=self._job_seconds,

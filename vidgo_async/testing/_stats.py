@@ -28,7 +28,7 @@ class CallbackAttempt:
 
     task_id: str
     url: str
-    attempt: int  # 1 for the first try, 2..4 for the retries
+    attempt: int  # 1 for the first try, 2..6 for the retries
     at: float  # loop.time() when the attempt started
     status_code: int | None  # None when no answer arrived (error or timeout)
     error: str | None
@@ -67,6 +67,7 @@ class EmulatorStats:
     callback_attempts: int = 0  # HTTP attempts, retries included
     callbacks_delivered: int = 0  # notifications that got a 2xx
     callbacks_given_up: int = 0  # notifications abandoned after the last retry
+    callbacks_refused: int = 0  # notifications answered 4xx (or 3xx): final, never retried
     callbacks_lost: int = 0  # notifications dropped by a "lose" fault
     callback_log: list[CallbackAttempt] = attrs.field(factory=list)
     faults_injected: Counter[str] = attrs.field(factory=Counter)  # by "endpoint:kind"
