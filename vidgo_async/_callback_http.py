@@ -16,7 +16,7 @@ import attrs
 from aiohttp import web
 
 from ._errors import CallbackTooLargeError
-from ._rules import is_loopback_host
+from ._hosts import is_loopback_host
 
 if TYPE_CHECKING:
     from ._callbacks import CallbackResponse

@@ -51,11 +51,12 @@ from ._errors import (
     VidgoError,
     WaitTimeoutError,
 )
+from ._hosts import is_loopback_host
 from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput, prepare_input
 from ._models import Balance, Task, TaskStatus
 from ._polling import PollState
-from ._rules import check_callback_url, is_loopback_host
+from ._rules import check_callback_url
 
 __all__ = ["VidgoClient"]
 

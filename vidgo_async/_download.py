@@ -1,11 +1,14 @@
 """Downloads of result files: safe names, safe URLs, streaming to a temporary file.
 
 A download never carries the API key (it has its own session with no credentials), only
-fetches URLs that pass ``_urls.check_result_url`` and connects only to addresses that pass
-``_urls.check_address`` (a guarding DNS resolver checks every answer, on every redirect
-hop). Bytes stream to ``<name>.part`` opened with ``O_EXCL | O_NOFOLLOW``; a short or
+fetches URLs that pass ``_urls.check_result_url`` and connects only to addresses that
+``_hosts`` allows: a guarding DNS resolver checks every answer, on every redirect hop, and a
+socket hook checks the address each connection is actually opened to (IP literals skip the
+resolver). Bytes stream to ``<name>.part`` opened with ``O_EXCL | O_NOFOLLOW``; a short or
 oversized body deletes the partial file; a complete one is linked into place without ever
-replacing an existing file with different content.
+replacing an existing file with different content. Each file has an overall deadline
+(``Timeout.download``) across every attempt and the whole body, so a server that drips
+bytes cannot hold a download longer than that.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from ._backoff import full_jitter
 from ._clock import Clock
 from ._config import Timeout
 from ._errors import DownloadError, UnsafeURLError
+from ._hosts import is_blocked_address
 from ._http import USER_AGENT, translate_exception
-from ._urls import check_result_url, is_blocked_address
+from ._urls import check_result_url
 
 __all__ = [
     "ALLOWED_EXTENSIONS",
@@ -149,7 +153,7 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         for result in results:
             address = str(result["host"])
-            if is_blocked_address(address.split("%", 1)[0], allow_loopback=self.allow_loopback):
+            if is_blocked_address(address, allow_loopback=self.allow_loopback):
                 raise _BlockedAddressError(host.rstrip("."), address)
         return results
 
@@ -157,6 +161,24 @@ class GuardedResolver(AbstractResolver):
         """Close the inner resolver if this one created it."""
         if self._inner is not None and self._owns_inner:
             await self._inner.close()
+
+
+class _GuardedSockets:
+    """aiohttp's socket factory: refuse to open a socket to a blocked address.
+
+    The resolver never sees IP literals (aiohttp skips it for them), so this is the check
+    on the address that is actually connected to, whatever the URL said.
+    """
+
+    def __init__(self, *, allow_loopback: bool) -> None:
+        self.allow_loopback = allow_loopback
+
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        address = str(sockaddr[0])
+        if is_blocked_address(address, allow_loopback=self.allow_loopback):
+            raise _BlockedAddressError(address, address)
+        return socket.socket(family=family, type=type_, proto=proto)
 
 
 def _open_part(path: Path) -> int:
@@ -261,7 +283,11 @@ class Downloader:
             self._resolver = GuardedResolver(
                 self._inner_resolver, allow_loopback=self.allow_loopback
             )
-            connector = aiohttp.TCPConnector(resolver=self._resolver, use_dns_cache=False)
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver,
+                use_dns_cache=False,
+                socket_factory=_GuardedSockets(allow_loopback=self.allow_loopback),
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -330,6 +356,20 @@ class Downloader:
         except UnsafeURLError as exc:
             exc.task_id = task_id
             raise
+        deadline = self.timeout.download
+        if deadline is None:
+            return await self._attempts(url, part, task_id)
+        with anyio.move_on_after(deadline):
+            return await self._attempts(url, part, task_id)
+        # Cancelled at the deadline: ``_save`` has already closed and removed the .part file.
+        raise DownloadError(
+            f"The download did not finish within Timeout.download={deadline:g} s "
+            "(the file is too large or the storage too slow); nothing was kept.",
+            task_id=task_id,
+            url=url,
+        )
+
+    async def _attempts(self, url: str, part: Path, task_id: str | None) -> str | None:
         attempt = 0
         while True:
             attempt += 1

@@ -10,7 +10,6 @@ available: strict in what we send.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._errors import ValidationIssue
+from ._hosts import host_problem, is_loopback_host, url_host
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -338,31 +338,6 @@ def check_input(model: str, data: object, *, path: str = "$.input") -> list[Vali
     return issues
 
 
-def _is_private_host(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        lowered = host.lower().rstrip(".")
-        return lowered == "localhost" or lowered.endswith((".localhost", ".local", ".internal"))
-    return not address.is_global
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8 or ::1)."""
-    if not host:
-        return False
-    lowered = host.lower().strip("[]").rstrip(".")
-    if lowered == "localhost" or lowered.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(lowered)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
 def check_callback_url(url: object, *, path: str = "$.callback_url") -> list[ValidationIssue]:
     """Check a ``callback_url`` against Vidgo's receiver rules.
 
@@ -375,13 +350,12 @@ def check_callback_url(url: object, *, path: str = "$.callback_url") -> list[Val
     assert isinstance(url, str)  # noqa: S101 - checked by check_http_url
     if len(url) > MAX_CALLBACK_URL_LENGTH:
         return [ValidationIssue(path, f"must be at most {MAX_CALLBACK_URL_LENGTH} characters", url)]
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = url_host(url)  # as the transport folds it: full-width or IDNA digits included
     if is_loopback_host(host):
         return []
-    if parts.scheme != "https":
+    if urlsplit(url).scheme != "https":
         return [ValidationIssue(path, "must use https (Vidgo does not call plain http URLs)", url)]
-    if _is_private_host(host):
+    if host_problem(host) is not None:
         return [
             ValidationIssue(
                 path, "must be publicly reachable (Vidgo refuses private and internal hosts)", url
