@@ -518,7 +518,7 @@ class VidgoClient:
     async def download(self, task: Task, directory: str | os.PathLike[str]) -> list[Path]:
         """Download every file of a finished task into ``directory``.
 
-        Files are named ``<task_id>.<ext>`` (``<task_id>-<n>.<ext>`` when there are
+        Files are named ``<task_id>.<ext>`` (``<task_id>~<n>.<ext>`` when there are
         several), from a sanitised task id, never from the URL. Each file is streamed to
         a temporary ``.part`` file and renamed when complete. Downloads never carry the
         API key. An expired URL (403/404) triggers one fresh ``get_task``.

@@ -22,6 +22,7 @@ import re
 import socket
 import stat
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -41,9 +42,11 @@ from ._urls import check_result_url
 
 __all__ = [
     "ALLOWED_EXTENSIONS",
+    "INDEX_SEPARATOR",
     "Downloader",
     "ExpiredURLError",
     "GuardedResolver",
+    "case_collisions",
     "extension_for",
     "file_name_for",
 ]
@@ -73,6 +76,8 @@ DOWNLOAD_ATTEMPTS = 3
 _CHUNK_SIZE = 64 * 1024
 _WRITE_BUFFER = 1024 * 1024
 _MAX_STEM = 100
+# Separates an id from its markers (``~h<hash>``, ``~<n>``); never part of a kept id.
+INDEX_SEPARATOR = "~"
 _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 )
@@ -98,10 +103,14 @@ class _BlockedAddressError(OSError):
 
 
 def file_name_for(task_id: str, index: int | None = None) -> str:
-    """Return a safe file stem for a task's file: never a path, never hidden, never reserved.
+    """Return a safe file stem for a task's (or job's) file, distinct for every id and index.
 
-    Characters outside ``[A-Za-z0-9._-]`` become ``_``; when the id had to be changed
-    (or cut to 100 characters) a short hash of the original keeps distinct ids distinct.
+    A plain id (``[A-Za-z0-9._-]``, not starting with a dot, at most 100 characters, not a
+    reserved device name) is kept as it is. Any other id is cleaned (other characters
+    become ``_``, cut to 100) and marked ``~h<hash of the original>``. The file number of a
+    multi-file task follows as ``~<n>``. ``~`` never occurs in a kept id, so no id, cleaned
+    id or numbered name can equal another's: job ``j1``'s second file is ``j1~2`` and can
+    never be job ``j1-2``'s (or ``j1~2``'s, which is cleaned and hashed).
     """
     normalised = unicodedata.normalize("NFKC", task_id)
     clean = re.sub(r"[^A-Za-z0-9._-]", "_", normalised)
@@ -113,8 +122,21 @@ def file_name_for(task_id: str, index: int | None = None) -> str:
         clean, changed = f"task_{clean}".rstrip("._-"), True
     if changed:
         digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-        clean = f"{clean}-{digest}"
-    return clean if index is None else f"{clean}-{index}"
+        clean = f"{clean}{INDEX_SEPARATOR}h{digest}"
+    return clean if index is None else f"{clean}{INDEX_SEPARATOR}{index}"
+
+
+def case_collisions(ids: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of ids whose file names differ only in case (one file on macOS or Windows)."""
+    seen: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    for name in ids:
+        folded = file_name_for(name).casefold()
+        if folded in seen and seen[folded] != name:
+            clashes.append((seen[folded], name))
+        else:
+            seen.setdefault(folded, name)
+    return clashes
 
 
 def extension_for(url: str, content_type: str | None = None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from .._download import case_collisions
 from .._errors import InputValidationError
 from .._inputs import prepare_input
 from .._jobs import GenerationRequest
@@ -150,6 +151,11 @@ def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
                 continue
             seen[parsed.id] = number
             lines.append(parsed)
+    for first, second in case_collisions(line.id for line in lines):
+        problems.append(
+            f"ids {first!r} and {second!r} differ only in case: their video files would be one "
+            "file on macOS or Windows (rename one)"
+        )
     if problems:
         raise BatchInputError(problems)
     if not lines:
