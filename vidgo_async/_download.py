@@ -97,7 +97,8 @@ class _BlockedAddressError(OSError):
     """Raised inside the resolver so aiohttp aborts before connecting."""
 
     def __init__(self, host: str, address: str) -> None:
-        super().__init__(f"{host} resolves to {address}, which is not a public address")
+        what = f"{host} resolves to {address}" if host != address else address
+        super().__init__(f"{what}, which is not a public address, was not connected to")
         self.host = host
         self.address = address
 
