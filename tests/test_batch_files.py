@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from vidgo_async._cli import main
-from vidgo_async._download import case_collisions, file_name_for
+from vidgo_async._filenames import case_collisions, file_name_for
 
 KEY = "sk-test-batch-files"
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from vidgo_async import UnsafeURLError, VidgoClient
 from vidgo_async._clock import VirtualClock
-from vidgo_async._download import _BlockedAddressError, _GuardedSockets
+from vidgo_async._download import BlockedAddressError, GuardedSockets
 from vidgo_async._hosts import host_problem, is_loopback_host, normalise_host, url_host
 from vidgo_async._rules import check_callback_url
 from vidgo_async._urls import check_result_url
@@ -142,10 +142,10 @@ def test_unusable_hosts_are_refused(host: str | None) -> None:
 def test_connect_hook_refuses_blocked_addresses(address: str, blocked: bool) -> None:
     """The socket factory judges the address actually connected to (IP literals skip DNS)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    hook = _GuardedSockets(allow_loopback=False)
+    hook = GuardedSockets(allow_loopback=False)
     info = (family, socket.SOCK_STREAM, 6, "", (address, 443))
     if blocked:
-        with pytest.raises(_BlockedAddressError):
+        with pytest.raises(BlockedAddressError):
             hook(info)
     else:
         hook(info).close()

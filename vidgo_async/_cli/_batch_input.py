@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from .._download import case_collisions
 from .._errors import InputValidationError
+from .._filenames import case_collisions
 from .._inputs import prepare_input
 from .._jobs import GenerationRequest
 

@@ -30,7 +30,6 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from .._download import INDEX_SEPARATOR, file_name_for
 from .._errors import (
     AuthenticationError,
     JournalError,
@@ -38,6 +37,7 @@ from .._errors import (
     SubmitOutcomeUnknownError,
     VidgoError,
 )
+from .._filenames import INDEX_SEPARATOR, file_name_for
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
 from .._resume import JournalRecorder, ResumePlan, plan_resume

@@ -18,8 +18,8 @@ import anyio.abc
 import anyio.to_thread
 
 from .._config import API_KEY_ENV, PollPolicy
-from .._download import file_name_for
 from .._errors import DownloadError, VidgoError
+from .._filenames import file_name_for
 from .._jobs import JobResult, JobState, Progress
 from .._orchestrator import JobHandle, Orchestrator
 from ._batch_callbacks import CallbackSetupError, callback_receiver
@@ -405,7 +405,7 @@ def _remaining(started: float, deadline: float | None) -> float | None:
 
 
 def _extension(url: str) -> str:
-    from .._download import extension_for
+    from .._filenames import extension_for
 
     return extension_for(url) if "." in url.rsplit("/", 1)[-1] else "mp4"
 
