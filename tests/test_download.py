@@ -7,12 +7,23 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from _client_support import KEY, base_of, envelope, serve, task_data
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from hypothesis import given
+from hypothesis import strategies as st
 
-from vidgo_async import DownloadError, Task, TaskFile, TaskStatus, UnsafeURLError, VidgoClient
+from vidgo_async import (
+    DownloadError,
+    Task,
+    TaskFile,
+    TaskStatus,
+    Timeout,
+    UnsafeURLError,
+    VidgoClient,
+)
 from vidgo_async._clock import VirtualClock
 from vidgo_async._download import extension_for, file_name_for
 
@@ -124,9 +135,21 @@ def test_hostile_task_ids_give_safe_names(task_id: str, tmp_path: Path) -> None:
 
 
 def test_plain_task_ids_are_kept() -> None:
-    """A normal task id is the file name, with -n for several files."""
+    """A normal task id is the file name, with ~n for several files."""
     assert file_name_for("task-unified-1757165031-uyujaw3d") == "task-unified-1757165031-uyujaw3d"
-    assert file_name_for("KC9IIO8MLOAN18JX", 2) == "KC9IIO8MLOAN18JX-2"
+    assert file_name_for("KC9IIO8MLOAN18JX", 2) == "KC9IIO8MLOAN18JX~2"
+
+
+@given(
+    st.tuples(st.text(max_size=130), st.none() | st.integers(1, 12)),
+    st.tuples(st.text(max_size=130), st.none() | st.integers(1, 12)),
+)
+def test_derived_names_are_distinct_for_distinct_ids_and_numbers(
+    first: tuple[str, int | None], second: tuple[str, int | None]
+) -> None:
+    """No two (id, file number) pairs share a name: job j1's file 1 is never job j1-1's file."""
+    if first != second:
+        assert file_name_for(*first) != file_name_for(*second)
 
 
 def test_distinct_hostile_ids_stay_distinct() -> None:
@@ -161,7 +184,7 @@ async def test_download_writes_task_named_files_without_the_key(
     task = _finished("t1", f"{storage.base}/files/a.mp4", f"{storage.base}/files/b.noext")
     async with _client(storage.base) as client:
         paths = await client.download(task, tmp_path / "out")
-    assert [p.name for p in paths] == ["t1-1.mp4", "t1-2.png"]
+    assert [p.name for p in paths] == ["t1~1.mp4", "t1~2.png"]
     assert all(p.read_bytes() == VIDEO for p in paths)
     assert not list((tmp_path / "out").glob("*.part"))
     assert storage.seen
@@ -367,3 +390,37 @@ async def test_rebinding_resolver_is_checked_on_every_lookup(tmp_path: Path) -> 
             with pytest.raises(UnsafeURLError):
                 await client.download_file("https://rebind.example.com/x.mp4", tmp_path / "x.mp4")
     assert len(resolver.lookups) == 2
+
+
+async def test_download_deadline_ends_a_dripping_body(tmp_path: Path) -> None:
+    """A body dripping 1 byte every 0.5 s ends with DownloadError at Timeout.download, no .part."""
+    started: list[int] = []
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        started.append(1)
+        response = web.StreamResponse(headers={"Content-Length": "100000"})
+        await response.prepare(request)
+        for _ in range(100000):
+            await response.write(b"x")
+            await anyio.sleep(0.5)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/drip.mp4", drip)
+    async with serve(app) as server:
+        base = base_of(server)
+        timeout = Timeout(read=5.0, download=1.2)
+        async with _client(base, timeout=timeout) as client:
+            with pytest.raises(DownloadError, match=r"Timeout\.download=1\.2") as info:
+                await client.download(_finished("drip", f"{base}/drip.mp4"), tmp_path)
+    assert info.value.task_id == "drip"
+    assert started == [1]  # one attempt: the deadline covers every attempt, not each
+    assert _entries(tmp_path) == []
+
+
+def test_download_deadline_defaults_to_thirty_minutes() -> None:
+    """The default is sized for a large video on a slow link; None disables it."""
+    assert Timeout().download == 1800.0
+    assert Timeout(download=None).download is None
+    with pytest.raises(ValueError, match="download"):
+        Timeout(download=0)

@@ -1,4 +1,4 @@
-"""Tests for the shared AIMD rate gates."""
+"""Tests for the shared rate gates: Retry-After holds, clustered decreases, timed recovery."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import anyio.lowlevel
 import pytest
 
 from vidgo_async._clock import VirtualClock
-from vidgo_async._gates import RateGate
+from vidgo_async._gates import DEFAULT_MIN_RATE, DEFAULT_RECOVERY_SECONDS, RateGate
 
 
 async def grant_times(gate: RateGate, clock: VirtualClock, count: int) -> list[float]:
@@ -38,73 +38,120 @@ async def test_unpaced_gate_does_not_sleep() -> None:
     assert gate.rate is None
 
 
-async def test_throttle_holds_everyone_for_retry_after_and_lowers_the_rate() -> None:
-    """A 429 with Retry-After pushes the shared not-before time and multiplies the rate by 0.7."""
+def storm(gate: RateGate, clock: VirtualClock, *, accepted: int, refused: int) -> None:
+    """One second of answers: ``accepted`` then ``refused`` ones, each sent 0.1 s before."""
+    step = 1.0 / (accepted + refused)
+    for n in range(accepted + refused):
+        clock.advance(step)
+        if n < accepted:
+            gate.on_success()
+        else:
+            gate.on_throttle(None, issued_at=clock.monotonic() - 0.1)
+
+
+async def test_retry_after_holds_everyone_without_lowering_the_rate() -> None:
+    """One 429 with Retry-After pushes the shared not-before time; one 429 is not a rate limit."""
     clock = VirtualClock()
     gate = RateGate(10.0, clock=clock)
     issued = await gate.acquire()
     gate.on_throttle(3.0, issued_at=issued)
-    assert gate.rate == pytest.approx(7.0)
+    assert gate.not_before == pytest.approx(issued + 3.0)
+    assert gate.rate == pytest.approx(10.0)
     granted = await gate.acquire()
     assert granted >= issued + 3.0
+    assert gate.decreases == 0
+
+
+async def test_a_steady_trickle_of_429s_never_lowers_the_rate() -> None:
+    """1 answer in 7 a 429 (issue 11.3) for 2 000 answers: the rate stays where it was."""
+    clock = VirtualClock()
+    gate = RateGate(20.0, clock=clock)
+    for n in range(2000):
+        issued = await gate.acquire()
+        if n % 7 == 6:
+            gate.on_throttle(None, issued_at=issued)
+        else:
+            gate.on_success()
+    assert gate.throttles == 2000 // 7
+    assert gate.decreases == 0
+    assert gate.rate == pytest.approx(20.0)
+
+
+async def test_a_refuse_everything_pause_holds_but_does_not_lower_the_rate() -> None:
+    """25 submit 429s in a row with Retry-After and nothing accepted: a pause, not a rate."""
+    clock = VirtualClock()
+    gate = RateGate(None, clock=clock)
+    for _ in range(25):
+        issued = await gate.acquire()
+        gate.on_throttle(1.0, issued_at=issued)
+    assert gate.rate is None
+    assert gate.decreases == 0
+    assert clock.sleeps == [pytest.approx(1.0)] * 24  # each retry waited out the Retry-After
+
+
+async def test_clustered_429s_lower_the_rate_just_under_what_the_server_accepted() -> None:
+    """A rate limit (10 accepted, 10 refused in a second) lowers the rate to 0.95 x accepted."""
+    clock = VirtualClock()
+    gate = RateGate(40.0, clock=clock)
+    storm(gate, clock, accepted=10, refused=10)
+    assert gate.decreases == 1
+    assert gate.rate == pytest.approx(0.95 * 10, rel=0.15)
 
 
 async def test_one_storm_lowers_the_rate_once() -> None:
-    """Answers to requests sent before the last decrease do not lower the rate again."""
+    """Answers to requests sent before the decrease do not lower the rate again."""
     clock = VirtualClock()
     gate = RateGate(10.0, clock=clock)
-    tickets = [await gate.acquire() for _ in range(5)]
+    tickets = [await gate.acquire() for _ in range(8)]
     for ticket in tickets:
         gate.on_throttle(None, issued_at=ticket)
+    assert gate.decreases == 1
     assert gate.rate == pytest.approx(7.0)
-    later = await gate.acquire()
-    gate.on_throttle(None, issued_at=later)  # within a second of the decrease: same window
-    assert gate.rate == pytest.approx(7.0)
-    clock.advance(1.5)
-    later = await gate.acquire()
-    gate.on_throttle(None, issued_at=later)
-    assert gate.rate == pytest.approx(4.9)
 
 
-async def test_successes_ramp_back_to_the_ceiling_never_above() -> None:
-    """Every 20 successes add one step, up to the configured ceiling."""
-    clock = VirtualClock()
-    gate = RateGate(10.0, clock=clock, increase_step=1.0)
-    gate.on_throttle(None)
-    assert gate.rate == pytest.approx(7.0)
-    for _ in range(19):
-        gate.on_success()
-    assert gate.rate == pytest.approx(7.0)
-    gate.on_success()
-    assert gate.rate == pytest.approx(8.0)
-    for _ in range(20 * 10):
-        gate.on_success()
-    assert gate.rate == pytest.approx(10.0)
-
-
-async def test_unpaced_gate_starts_pacing_from_the_measured_rate() -> None:
-    """An unpaced gate that meets a 429 paces at 0.7 × what it was sending."""
+async def test_unpaced_gate_starts_pacing_from_the_measured_rate_and_returns_to_unpaced() -> None:
+    """An unpaced gate meeting a rate limit paces at 0.7 x what it sent, then unpaces again."""
     clock = VirtualClock()
     gate = RateGate(None, clock=clock)
     for _ in range(10):
         await gate.acquire()
         clock.advance(0.05)  # 20 grants per second
-    gate.on_throttle(None)
-    assert gate.rate is not None
+    for _ in range(3):
+        gate.on_throttle(None)
     assert gate.rate == pytest.approx(0.7 * 20, rel=0.25)
+    clock.advance(DEFAULT_RECOVERY_SECONDS)
+    assert gate.rate is None
 
 
-async def test_throttle_resumes_just_under_what_the_server_accepted() -> None:
-    """After a 429 the rate is no higher than 0.95 × the successes of the last second."""
+@pytest.mark.parametrize("ceiling", [2.0, 50.0, 1000.0])
+async def test_recovery_takes_the_same_time_however_low_the_rate_fell(ceiling: float) -> None:
+    """Back to the ceiling linearly within recovery_seconds, from any depth (issue 11.3)."""
     clock = VirtualClock()
-    gate = RateGate(None, clock=clock)
-    for _ in range(40):
-        await gate.acquire()  # sending 40/s ...
-        clock.advance(0.025)
-    for _ in range(10):
-        gate.on_success()  # ... of which the server accepted 10 in the last second
-    gate.on_throttle(None)
-    assert gate.rate == pytest.approx(0.95 * 10)
+    gate = RateGate(ceiling, clock=clock, recovery_seconds=4.0, min_rate=0.5)
+    for _ in range(3):
+        gate.on_throttle(None)
+    low = gate.rate
+    assert low is not None
+    assert low == pytest.approx(max(0.7 * ceiling, 0.5))
+    clock.advance(2.0)
+    assert gate.rate == pytest.approx((low + ceiling) / 2)
+    clock.advance(2.0)
+    assert gate.rate == pytest.approx(ceiling)
+    clock.advance(100.0)
+    assert gate.rate == pytest.approx(ceiling)
+
+
+async def test_a_second_storm_recovers_to_what_the_server_accepted() -> None:
+    """Recovering into the limit again shows where it is: the gate stops climbing past it."""
+    clock = VirtualClock()
+    gate = RateGate(40.0, clock=clock, recovery_seconds=2.0)
+    storm(gate, clock, accepted=8, refused=8)
+    clock.advance(3.0)
+    assert gate.rate == pytest.approx(40.0)
+    storm(gate, clock, accepted=8, refused=8)
+    assert gate.decreases == 2
+    clock.advance(3.0)
+    assert gate.rate == pytest.approx(8.0, rel=0.2)
 
 
 async def test_accepted_rate_only_counts_the_last_second() -> None:
@@ -113,30 +160,38 @@ async def test_accepted_rate_only_counts_the_last_second() -> None:
     gate = RateGate(100.0, clock=clock)
     for _ in range(50):
         gate.on_success()
-    clock.advance(2.0)
+    clock.advance(2.5)
     for _ in range(4):
         gate.on_success()
-    gate.on_throttle(None)
-    assert gate.rate == pytest.approx(0.95 * 4)
+    for _ in range(3):
+        gate.on_throttle(None)
+    assert gate.rate == pytest.approx(max(0.95 * 4, DEFAULT_MIN_RATE))
 
 
 async def test_rate_never_falls_below_the_floor() -> None:
-    """Repeated decreases stop at the minimum rate."""
+    """Repeated storms stop at the minimum rate (never below it, even with nothing accepted)."""
     clock = VirtualClock()
-    gate = RateGate(1.0, clock=clock, min_rate=0.5)
+    gate = RateGate(10.0, clock=clock, min_rate=2.0)
     for _ in range(20):
-        clock.advance(1.5)
-        gate.on_throttle(None)
-    assert gate.rate == pytest.approx(0.5)
+        clock.advance(0.1)
+        for _ in range(3):
+            gate.on_throttle(None)
+        assert gate.rate is not None
+        assert gate.rate >= 2.0
+    assert gate.rate == pytest.approx(2.0, abs=0.5)
 
 
 def test_invalid_settings_are_refused() -> None:
-    """A non-positive rate or a bad factor is a clear ValueError."""
+    """A non-positive rate or a bad factor, recovery or floor is a clear ValueError."""
     clock = VirtualClock()
     with pytest.raises(ValueError, match="rate"):
         RateGate(0.0, clock=clock)
     with pytest.raises(ValueError, match="decrease_factor"):
         RateGate(1.0, clock=clock, decrease_factor=1.5)
+    with pytest.raises(ValueError, match="recovery_seconds"):
+        RateGate(1.0, clock=clock, recovery_seconds=0)
+    with pytest.raises(ValueError, match="min_rate"):
+        RateGate(1.0, clock=clock, min_rate=-1)
 
 
 class _ManualClock:

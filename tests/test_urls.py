@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vidgo_async import UnsafeURLError
-from vidgo_async._urls import check_address, check_result_url, is_blocked_address
+from vidgo_async._hosts import check_address, is_blocked_address
+from vidgo_async._urls import check_result_url
 
 REFUSED = [
     "http://169.254.169.254/latest/meta-data/",

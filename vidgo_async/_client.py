@@ -51,11 +51,12 @@ from ._errors import (
     VidgoError,
     WaitTimeoutError,
 )
+from ._hosts import is_loopback_host
 from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
 from ._polling import PollState
-from ._rules import check_callback_url, is_loopback_host
+from ._rules import check_callback_url
 from ._uploads import Uploader, UploadSource
 from ._validation import validate_input
 
@@ -564,7 +565,7 @@ class VidgoClient:
     async def download(self, task: Task, directory: str | os.PathLike[str]) -> list[Path]:
         """Download every file of a finished task into ``directory``.
 
-        Files are named ``<task_id>.<ext>`` (``<task_id>-<n>.<ext>`` when there are
+        Files are named ``<task_id>.<ext>`` (``<task_id>~<n>.<ext>`` when there are
         several), from a sanitised task id, never from the URL. Each file is streamed to
         a temporary ``.part`` file and renamed when complete. Downloads never carry the
         API key. An expired URL (403/404) triggers one fresh ``get_task``.

@@ -28,6 +28,11 @@ BASE_URL_ENV = "VIDGO_BASE_URL"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_TOTAL_TIMEOUT = 60.0
+# One result file, every attempt and the whole body: a 2 GiB file (the default
+# max_download_bytes) needs ~28 min at 10 Mbit/s, and a 15 s 1080p video (~50 MB) needs
+# under 7 min even at 1 Mbit/s; 30 min lets slow links finish and still ends a stalled or
+# dripping download.
+DEFAULT_DOWNLOAD_TIMEOUT = 1800.0
 
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_RETRY_INITIAL_DELAY = 0.5
@@ -89,6 +94,8 @@ class Timeout:
         read: the longest gap between two chunks of the answer.
         total: the whole request, start to last byte; a server that trickles bytes
             cannot hold a call longer than this.
+        download: the whole download of one result file (every attempt, redirect and
+            byte); ``total`` does not apply to downloads, which are large. Default 30 min.
     """
 
     connect: float | None = attrs.field(
@@ -99,6 +106,9 @@ class Timeout:
     )
     total: float | None = attrs.field(
         default=DEFAULT_TOTAL_TIMEOUT, converter=_optional_seconds, validator=_positive_or_none
+    )
+    download: float | None = attrs.field(
+        default=DEFAULT_DOWNLOAD_TIMEOUT, converter=_optional_seconds, validator=_positive_or_none
     )
 
     @classmethod

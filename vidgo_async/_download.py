@@ -1,27 +1,25 @@
-"""Downloads of result files: safe names, safe URLs, streaming to a temporary file.
+"""Downloads of result files: safe URLs, streaming to a temporary file, one deadline per file.
 
 A download never carries the API key (it has its own session with no credentials), only
-fetches URLs that pass ``_urls.check_result_url`` and connects only to addresses that pass
-``_urls.check_address`` (a guarding DNS resolver checks every answer, on every redirect
-hop). Bytes stream to ``<name>.part`` opened with ``O_EXCL | O_NOFOLLOW``; a short or
+fetches URLs that pass ``_urls.check_result_url`` and connects only to addresses that
+``_hosts`` allows: a guarding DNS resolver checks every answer, on every redirect hop, and a
+socket hook checks the address each connection is actually opened to (IP literals skip the
+resolver). Bytes stream to ``<name>.part`` opened with ``O_EXCL | O_NOFOLLOW``; a short or
 oversized body deletes the partial file; a complete one is linked into place without ever
-replacing an existing file with different content.
+replacing an existing file with different content (``_partfiles``); names come from
+``_filenames``. Each file has an overall deadline
+(``Timeout.download``) across every attempt and the whole body, so a server that drips
+bytes cannot hold a download longer than that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import mimetypes
 import os
-import re
 import socket
-import stat
-import unicodedata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio.to_thread
@@ -32,46 +30,28 @@ from ._backoff import full_jitter
 from ._clock import Clock
 from ._config import Timeout
 from ._errors import DownloadError, UnsafeURLError
+from ._filenames import ALLOWED_EXTENSIONS, extension_for, file_name_for
+from ._hosts import is_blocked_address
 from ._http import USER_AGENT, translate_exception
-from ._urls import check_result_url, is_blocked_address
+from ._partfiles import WRITE_BUFFER, finish, open_part, place, remove_quietly, write_all
+from ._urls import check_result_url
 
 __all__ = [
     "ALLOWED_EXTENSIONS",
+    "BlockedAddressError",
     "Downloader",
     "ExpiredURLError",
     "GuardedResolver",
+    "GuardedSockets",
     "extension_for",
     "file_name_for",
 ]
 
 logger = logging.getLogger("vidgo_async")
 
-ALLOWED_EXTENSIONS = frozenset(
-    {"mp4", "mov", "webm", "png", "jpg", "jpeg", "webp", "gif", "mp3", "wav", "glb", "bin"}
-)
-_CONTENT_TYPES = {
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "model/gltf-binary": "glb",
-}
 MAX_REDIRECTS = 3
 DOWNLOAD_ATTEMPTS = 3
 _CHUNK_SIZE = 64 * 1024
-_WRITE_BUFFER = 1024 * 1024
-_MAX_STEM = 100
-_WINDOWS_RESERVED = frozenset(
-    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
-)
 _EXPIRED_STATUSES = frozenset({403, 404, 410})
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -84,52 +64,14 @@ class _TransientDownloadError(DownloadError):
     """A failure worth another attempt (connection, 5xx, short body)."""
 
 
-class _BlockedAddressError(OSError):
+class BlockedAddressError(OSError):
     """Raised inside the resolver so aiohttp aborts before connecting."""
 
     def __init__(self, host: str, address: str) -> None:
-        super().__init__(f"{host} resolves to {address}, which is not a public address")
+        what = f"{host} resolves to {address}" if host != address else address
+        super().__init__(f"{what}, which is not a public address, was not connected to")
         self.host = host
         self.address = address
-
-
-def file_name_for(task_id: str, index: int | None = None) -> str:
-    """Return a safe file stem for a task's file: never a path, never hidden, never reserved.
-
-    Characters outside ``[A-Za-z0-9._-]`` become ``_``; when the id had to be changed
-    (or cut to 100 characters) a short hash of the original keeps distinct ids distinct.
-    """
-    normalised = unicodedata.normalize("NFKC", task_id)
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", normalised)
-    clean = re.sub(r"\.{2,}", "_", clean).strip("._-")
-    changed = clean != task_id
-    if len(clean) > _MAX_STEM:
-        clean, changed = clean[:_MAX_STEM].rstrip("._-"), True
-    if not clean or clean.split(".", 1)[0].lower() in _WINDOWS_RESERVED:
-        clean, changed = f"task_{clean}".rstrip("._-"), True
-    if changed:
-        digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-        clean = f"{clean}-{digest}"
-    return clean if index is None else f"{clean}-{index}"
-
-
-def extension_for(url: str, content_type: str | None = None) -> str:
-    """Pick a whitelisted extension from the URL path, else the content type, else ``bin``."""
-    try:
-        path = unquote(urlsplit(url).path)
-    except ValueError:
-        path = ""
-    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
-    if suffix in ALLOWED_EXTENSIONS:
-        return suffix
-    if content_type:
-        kind = content_type.split(";", 1)[0].strip().lower()
-        if kind in _CONTENT_TYPES:
-            return _CONTENT_TYPES[kind]
-        guessed = (mimetypes.guess_extension(kind) or "").lstrip(".")
-        if guessed in ALLOWED_EXTENSIONS:
-            return guessed
-    return "bin"
 
 
 class GuardedResolver(AbstractResolver):
@@ -149,8 +91,8 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         for result in results:
             address = str(result["host"])
-            if is_blocked_address(address.split("%", 1)[0], allow_loopback=self.allow_loopback):
-                raise _BlockedAddressError(host.rstrip("."), address)
+            if is_blocked_address(address, allow_loopback=self.allow_loopback):
+                raise BlockedAddressError(host.rstrip("."), address)
         return results
 
     async def close(self) -> None:
@@ -159,71 +101,22 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
-def _open_part(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        return os.open(path, flags, 0o644)
-    except FileExistsError:
-        # A stale partial file from an interrupted run (or a planted link): remove the
-        # entry itself (unlink never follows a symlink) and create ours exclusively.
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            raise
-        os.unlink(path)
-        return os.open(path, flags, 0o644)
+class GuardedSockets:
+    """aiohttp's socket factory: refuse to open a socket to a blocked address.
 
+    The resolver never sees IP literals (aiohttp skips it for them), so this is the check
+    on the address that is actually connected to, whatever the URL said.
+    """
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    def __init__(self, *, allow_loopback: bool) -> None:
+        self.allow_loopback = allow_loopback
 
-
-def _finish(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_WRITE_BUFFER), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # pragma: no cover - best effort cleanup
-        logger.warning("vidgo could not remove partial file %s: %s", path, exc)
-
-
-def _place(part: Path, destination: Path) -> str:
-    """Move ``part`` to ``destination`` without replacing anything; say what happened."""
-    try:
-        os.link(part, destination)
-    except FileExistsError:
-        info = os.lstat(destination)
-        if stat.S_ISLNK(info.st_mode):
-            return "symlink"
-        if not stat.S_ISREG(info.st_mode) or _sha256(part) != _sha256(destination):
-            return "different"
-        os.unlink(part)
-        return "same"
-    except (NotImplementedError, PermissionError, OSError):
-        # File systems without hard links: check, then rename (a tiny race remains).
-        if os.path.lexists(destination):
-            raise
-        os.rename(part, destination)
-        return "placed"
-    os.unlink(part)
-    return "placed"
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        address = str(sockaddr[0])
+        if is_blocked_address(address, allow_loopback=self.allow_loopback):
+            raise BlockedAddressError(address, address)
+        return socket.socket(family=family, type=type_, proto=proto)
 
 
 class Downloader:
@@ -261,7 +154,11 @@ class Downloader:
             self._resolver = GuardedResolver(
                 self._inner_resolver, allow_loopback=self.allow_loopback
             )
-            connector = aiohttp.TCPConnector(resolver=self._resolver, use_dns_cache=False)
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver,
+                use_dns_cache=False,
+                socket_factory=GuardedSockets(allow_loopback=self.allow_loopback),
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -308,14 +205,14 @@ class Downloader:
 
     async def _place(self, part: Path, destination: Path, url: str, task_id: str | None) -> Path:
         try:
-            outcome = await anyio.to_thread.run_sync(_place, part, destination)
+            outcome = await anyio.to_thread.run_sync(place, part, destination)
         except OSError as exc:
-            _remove_quietly(part)
+            remove_quietly(part)
             raise DownloadError(
                 f"Could not move the download into {destination}: {exc}", task_id=task_id, url=url
             ) from exc
         if outcome in ("symlink", "different"):
-            _remove_quietly(part)
+            remove_quietly(part)
             what = "a symbolic link" if outcome == "symlink" else "a different file"
             raise DownloadError(
                 f"{destination} already exists as {what}; it was not overwritten.",
@@ -330,6 +227,20 @@ class Downloader:
         except UnsafeURLError as exc:
             exc.task_id = task_id
             raise
+        deadline = self.timeout.download
+        if deadline is None:
+            return await self._attempts(url, part, task_id)
+        with anyio.move_on_after(deadline):
+            return await self._attempts(url, part, task_id)
+        # Cancelled at the deadline: ``_save`` has already closed and removed the .part file.
+        raise DownloadError(
+            f"The download did not finish within Timeout.download={deadline:g} s "
+            "(the file is too large or the storage too slow); nothing was kept.",
+            task_id=task_id,
+            url=url,
+        )
+
+    async def _attempts(self, url: str, part: Path, task_id: str | None) -> str | None:
         attempt = 0
         while True:
             attempt += 1
@@ -373,10 +284,10 @@ class Downloader:
                         current = check_result_url(target, allow_loopback=self.allow_loopback)
                         continue
                     return await self._save(response, part, task_id, url)
-            except _BlockedAddressError as exc:
+            except BlockedAddressError as exc:
                 raise UnsafeURLError(str(exc), task_id=task_id, url=url) from exc
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, _BlockedAddressError):
+                if isinstance(exc.os_error, BlockedAddressError):
                     raise UnsafeURLError(str(exc.os_error), task_id=task_id, url=url) from exc
                 raise self._transient(exc, current, task_id) from exc
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -414,7 +325,7 @@ class Downloader:
                 task_id=task_id,
                 url=url,
             )
-        fd = await anyio.to_thread.run_sync(_open_part, part)
+        fd = await anyio.to_thread.run_sync(open_part, part)
         complete = False
         try:
             written = await self._stream(response, fd, task_id, url)
@@ -425,11 +336,11 @@ class Downloader:
             complete = True
         finally:
             if complete:
-                await anyio.to_thread.run_sync(_finish, fd)
+                await anyio.to_thread.run_sync(finish, fd)
             else:
                 # Runs on cancellation too: these calls are quick and must not be skipped.
                 os.close(fd)
-                _remove_quietly(part)
+                remove_quietly(part)
         content_type: Any = response.headers.get("Content-Type")
         return content_type if isinstance(content_type, str) else None
 
@@ -448,9 +359,9 @@ class Downloader:
                     url=url,
                 )
             buffer += chunk
-            if len(buffer) >= _WRITE_BUFFER:
+            if len(buffer) >= WRITE_BUFFER:
                 data, buffer = bytes(buffer), bytearray()
-                await anyio.to_thread.run_sync(_write_all, fd, data)
+                await anyio.to_thread.run_sync(write_all, fd, data)
         if buffer:
-            await anyio.to_thread.run_sync(_write_all, fd, bytes(buffer))
+            await anyio.to_thread.run_sync(write_all, fd, bytes(buffer))
         return written

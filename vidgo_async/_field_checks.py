@@ -27,6 +27,7 @@ __all__ = [
     "json_issues",
     "object_check",
     "text_issue",
+    "url_rule",
 ]
 
 Issues = list[ValidationIssue]
@@ -58,7 +59,7 @@ _URL_SPACE = re.compile(r"[\s\x00-\x1f]")
 
 
 @functools.lru_cache(maxsize=4096)
-def _url_rule(url: str) -> str | None:
+def url_rule(url: str) -> str | None:
     """Return the rule an URL breaks, or ``None``; cached, as batches reuse their URLs."""
     if len(url) > MAX_URL_LENGTH:
         return f"must be a URL of at most {MAX_URL_LENGTH} characters"
@@ -77,7 +78,7 @@ def _url_rule(url: str) -> str | None:
 
 def _url_issue(url: str, path: str) -> ValidationIssue | None:
     """Check that ``url`` is an absolute http(s) URL with a host (media the API fetches)."""
-    rule = _url_rule(url)
+    rule = url_rule(url)
     return None if rule is None else ValidationIssue(path, rule, url)
 
 

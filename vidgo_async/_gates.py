@@ -1,12 +1,26 @@
-"""Shared request-rate gates with additive-increase / multiplicative-decrease (AIMD).
+"""Shared request-rate gates that slow down for a rate limit and recover on a clock.
 
 One gate paces one kind of request for a whole orchestrator (one for submits, one for
 status queries). A gate is a token bucket of depth one: grants are spaced at least
-``1 / rate`` seconds apart, so a rate of 5/s never bursts. A 429 or a timeout lowers the
-rate to ``0.7 ×`` what was being sent and pushes a shared *not-before* time (the server's
-``Retry-After``) that every waiter honours; every ``increase_every`` successes raise it one
-step again, up to the configured ceiling. A gate never touches ``max_in_flight``: that
-bound is the user's (it caps spend), and only request *rates* adapt.
+``1 / rate`` seconds apart, so a rate of 5/s never bursts. A gate never touches
+``max_in_flight``: that bound is the user's (it caps spend), and only request *rates* adapt.
+
+What a 429 (or a timeout) does:
+
+- its ``Retry-After`` becomes the shared *not-before* time: nobody is granted before it;
+- the rate is lowered only when the 429s show a rate limit: at least
+  ``_MIN_THROTTLES`` of them, making up at least ``_LIMIT_SHARE`` of the last
+  ``_SIGNAL_ANSWERS`` answers of the last ``_SIGNAL_WINDOW`` seconds. A steady trickle (1
+  answer in 7 reaches 8 of 20 about once in 230 looks, and then costs seconds) is not a limit, and a
+  server that refuses *everything* with a ``Retry-After`` is pausing, not limiting a rate:
+  the not-before time already does what it asks, so neither lowers the rate;
+- after a decrease the rate climbs back *linearly in time* to where it was within
+  ``recovery_seconds``, however low it fell, so recovery never gets slower as the rate
+  falls (the old per-success steps did: fewer grants, fewer successes, slower climb);
+- the rate never falls below ``min_rate`` (:data:`DEFAULT_MIN_RATE`, see its reason).
+
+A second clustered storm shows that the rate recovered to is above the server's limit:
+from then on the gate recovers to what the server accepted, not to the old rate.
 """
 
 from __future__ import annotations
@@ -19,24 +33,31 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-__all__ = ["DEFAULT_DECREASE_FACTOR", "DEFAULT_INCREASE_EVERY", "RateGate"]
+__all__ = ["DEFAULT_DECREASE_FACTOR", "DEFAULT_MIN_RATE", "DEFAULT_RECOVERY_SECONDS", "RateGate"]
 
 logger = logging.getLogger("vidgo_async")
 
 DEFAULT_DECREASE_FACTOR = 0.7
-DEFAULT_INCREASE_EVERY = 20
-DEFAULT_MIN_RATE = 0.1
+# The floor of an adapted rate. Retry-After holds already pause everyone for as long as the
+# server asks, so the rate only has to stop a steady overrun, never to wait out an outage.
+# A run of the documented 30-120 s jobs needs about max_in_flight / 30 status queries and
+# far fewer submits per second: 1/s serves 30 jobs in flight, and a floor this high keeps
+# recovery to any earlier rate within recovery_seconds.
+DEFAULT_MIN_RATE = 1.0
+# From the lowered rate back to the earlier one, linearly, in this many seconds.
+DEFAULT_RECOVERY_SECONDS = 5.0
+# The answers judged together when deciding whether 429s show a rate limit.
+_SIGNAL_WINDOW = 2.0
+_SIGNAL_ANSWERS = 20
+_MIN_THROTTLES = 3
+_LIMIT_SHARE = 0.4
 # The window over which the sent rate is measured when the gate has no ceiling.
 _MEASURE_WINDOW = 1.0
 # A burst at start-up is not a rate: measure over at least this span.
 _MIN_MEASURE_SPAN = 0.5
-# At most one decrease per this many seconds (servers count requests per second).
-_DECREASE_COOLDOWN = 0.5
-# After a 429 the rate is set at most this fraction of what the server accepted over the
+# After a decrease the rate is at most this fraction of what the server accepted over the
 # last window: just under its limit, so the gate does not keep knocking at it.
 _BELOW_ACCEPTED = 0.95
-# Without a ceiling the additive step is this fraction of the rate the server accepted.
-_STEP_FRACTION = 0.05
 
 
 class GateClock(Protocol):
@@ -52,14 +73,13 @@ class RateGate:
 
     Args:
         rate: the ceiling in requests per second; ``None`` means no ceiling (the gate then
-            only paces after the server has pushed back, starting from the measured rate).
+            only paces after a rate limit showed, starting from the measured rate).
         clock: the clock to read and sleep on.
         name: a label for log lines (``"submit"``, ``"status"``).
-        decrease_factor: the multiplicative decrease on a 429 or timeout.
-        increase_every: successes per additive step back up.
-        increase_step: requests per second added per step; defaults to a tenth of the
-            ceiling (or of the rate measured at the first 429 when there is no ceiling).
-        min_rate: the floor of the adapted rate.
+        decrease_factor: the multiplicative decrease when 429s show a rate limit.
+        recovery_seconds: how long the climb from a lowered rate back to the earlier one
+            takes (linear in time).
+        min_rate: the floor of the adapted rate (never above ``rate``).
     """
 
     def __init__(
@@ -69,8 +89,7 @@ class RateGate:
         clock: GateClock,
         name: str = "requests",
         decrease_factor: float = DEFAULT_DECREASE_FACTOR,
-        increase_every: int = DEFAULT_INCREASE_EVERY,
-        increase_step: float | None = None,
+        recovery_seconds: float = DEFAULT_RECOVERY_SECONDS,
         min_rate: float = DEFAULT_MIN_RATE,
     ) -> None:
         if rate is not None and not (math.isfinite(rate) and rate > 0):
@@ -79,40 +98,57 @@ class RateGate:
             )
         if not 0 < decrease_factor < 1:
             raise ValueError(f"decrease_factor must be between 0 and 1 (got {decrease_factor!r})")
-        if increase_every < 1:
-            raise ValueError(f"increase_every must be at least 1 (got {increase_every!r})")
+        if not (math.isfinite(recovery_seconds) and recovery_seconds > 0):
+            raise ValueError(
+                f"recovery_seconds must be a positive number of seconds (got {recovery_seconds!r})"
+            )
+        if not (math.isfinite(min_rate) and min_rate > 0):
+            raise ValueError(f"min_rate must be a positive number per second (got {min_rate!r})")
         self.name = name
         self.ceiling = rate
-        self._rate = rate
         self._clock = clock
         self._decrease_factor = decrease_factor
-        self._increase_every = increase_every
-        self._increase_step = increase_step
+        self._recovery = recovery_seconds
         self._min_rate = min(min_rate, rate) if rate is not None else min_rate
         self._lock = anyio.Lock()
         self._next_free = -math.inf
         self._not_before = -math.inf
-        self._successes = 0
-        self._step = increase_step or (max(rate * 0.1, self._min_rate) if rate is not None else 1.0)
-        self._last_decrease = -math.inf
-        self._recent: deque[float] = deque()
+        # After a decrease: from ``_low`` at ``_decreased_at`` up to ``_target`` (``None``:
+        # back to unpaced) over ``_recovery`` seconds.
+        self._decreased_at: float | None = None
+        self._low = 0.0
+        self._sending = 0.0  # the rate sent when the gate was unpaced and first lowered
+        self._target: float | None = rate
+        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, throttled)
+        self._throttled_in_window = 0
+        self._sent: deque[float] = deque()
         self._accepted: deque[float] = deque()
         self._first_grant: float | None = None
         self.grants = 0
         self.throttles = 0
+        self.decreases = 0
 
     def __repr__(self) -> str:
-        return f"RateGate({self.name!r}, rate={self._rate!r}, ceiling={self.ceiling!r})"
+        return f"RateGate({self.name!r}, rate={self.rate!r}, ceiling={self.ceiling!r})"
 
     @property
     def rate(self) -> float | None:
         """The rate in force now (requests per second); ``None`` when unpaced."""
-        return self._rate
+        return self._rate_at(self._clock.monotonic())
 
     @property
     def not_before(self) -> float:
         """The monotonic time before which nothing passes (after a ``Retry-After``)."""
         return self._not_before
+
+    def _rate_at(self, now: float) -> float | None:
+        if self._decreased_at is None:
+            return self.ceiling
+        progress = (now - self._decreased_at) / self._recovery
+        if progress >= 1.0:
+            return self._target
+        top = self._target if self._target is not None else self._sending
+        return self._low + (max(top, self._low) - self._low) * max(progress, 0.0)
 
     async def acquire(self) -> float:
         """Wait for a turn and return the monotonic time it was granted.
@@ -120,8 +156,7 @@ class RateGate:
         Pass the returned time to :meth:`on_throttle` so that answers to requests sent
         before the last decrease do not lower the rate again (one storm, one decrease).
         """
-        # Fast path: nobody holds or waits for the lock and no wait is due (an unpaced gate
-        # that was never throttled, or a paced one whose next turn has come). The grant is
+        # Fast path: nobody holds or waits for the lock and no wait is due. The grant is
         # the one the locked path would make; only the lock's yield is skipped. A cancelled
         # caller still gets its cancellation here, as it would from the lock.
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -140,30 +175,29 @@ class RateGate:
 
     def _grant(self, now: float) -> float:
         """Account one turn granted at ``now`` (no wait is due) and return ``now``."""
-        rate = self._rate
+        rate = self._rate_at(now)
         interval = 0.0 if rate is None else 1.0 / rate
         next_free = self._next_free
         self._next_free = (next_free if next_free > now else now) + interval
         self.grants += 1
-        if self.ceiling is None:
-            if self._first_grant is None:
-                self._first_grant = now
-            recent = self._recent
-            recent.append(now)
-            while recent and recent[0] <= now - _MEASURE_WINDOW:
-                recent.popleft()
+        if self._first_grant is None:
+            self._first_grant = now
+        sent = self._sent
+        sent.append(now)
+        while sent and sent[0] <= now - _MEASURE_WINDOW:
+            sent.popleft()
         return now
 
     def _measured_rate(self, now: float) -> float:
         """Grants per second over the last window (or since the first grant, if sooner)."""
-        recent = self._recent
-        while recent and recent[0] <= now - _MEASURE_WINDOW:
-            recent.popleft()
-        if not recent:
+        sent = self._sent
+        while sent and sent[0] <= now - _MEASURE_WINDOW:
+            sent.popleft()
+        if not sent:
             return 0.0
         span = max(now - self._first_grant, 0.0) if self._first_grant is not None else 0.0
         window = min(_MEASURE_WINDOW, span) if span > 0 else _MEASURE_WINDOW
-        return len(recent) / max(window, _MIN_MEASURE_SPAN)
+        return len(sent) / max(window, _MIN_MEASURE_SPAN)
 
     def _accepted_rate(self, now: float) -> float:
         """Successes per second over the last window: what the server let through."""
@@ -172,65 +206,82 @@ class RateGate:
             accepted.popleft()
         return len(accepted) / _MEASURE_WINDOW
 
+    def _record(self, now: float, throttled: bool) -> None:
+        outcomes = self._outcomes
+        outcomes.append((now, throttled))
+        self._throttled_in_window += throttled
+        while outcomes and (
+            outcomes[0][0] <= now - _SIGNAL_WINDOW or len(outcomes) > _SIGNAL_ANSWERS
+        ):
+            _, old = outcomes.popleft()
+            self._throttled_in_window -= old
+
     def on_success(self) -> None:
-        """Count one success; every ``increase_every`` of them raise the rate one step."""
+        """Record one answer that was not a 429."""
         now = self._clock.monotonic()
         accepted = self._accepted
         accepted.append(now)
         while accepted[0] <= now - _MEASURE_WINDOW:
             accepted.popleft()
-        if self._rate is None:
-            return
-        self._successes += 1
-        if self._successes < self._increase_every:
-            return
-        self._successes = 0
-        raised = self._rate + self._step
-        if self.ceiling is not None and raised >= self.ceiling:
-            raised = self.ceiling
-        self._rate = raised
+        self._record(now, False)
 
     def on_throttle(
         self, retry_after: float | None = None, *, issued_at: float | None = None
     ) -> None:
-        """Record a 429 (or a timeout): hold everyone for ``retry_after`` and lower the rate.
+        """Record a 429 (or a timeout): hold everyone for ``retry_after``; maybe lower the rate.
 
         Args:
             retry_after: the server's requested wait in seconds, when it sent one.
-            issued_at: when the throttled request was granted (from :meth:`acquire`); a
-                request sent before the last decrease only extends the hold.
+            issued_at: when the throttled request was granted (from :meth:`acquire`); an
+                answer to a request sent before the last decrease never lowers it again.
         """
         now = self._clock.monotonic()
         self.throttles += 1
-        self._successes = 0
-        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+        held = retry_after is not None and math.isfinite(retry_after) and retry_after > 0
+        if retry_after is not None and held:
             self._not_before = max(self._not_before, now + retry_after)
-        if issued_at is not None and issued_at <= self._last_decrease:
-            return
-        if now - self._last_decrease < _DECREASE_COOLDOWN:
-            # Rate limits count per second: the 429s of one window are one signal.
-            return
-        current = self._rate
-        first = current is None
-        if current is None:
-            current = max(self._measured_rate(now), self._min_rate / self._decrease_factor)
-        lowered = current * self._decrease_factor
+        decreased = self._decreased_at
+        if issued_at is not None and decreased is not None and issued_at <= decreased:
+            return  # sent before the last decrease: that storm was already answered
+        self._record(now, True)
+        throttled = self._throttled_in_window
+        if throttled < _MIN_THROTTLES or throttled < _LIMIT_SHARE * len(self._outcomes):
+            return  # a trickle, not a rate limit
         accepted = self._accepted_rate(now)
+        if held and accepted == 0:
+            return  # nothing gets through: a pause, which the not-before time honours
+        self._decrease(now, accepted, retry_after)
+
+    def _decrease(self, now: float, accepted: float, retry_after: float | None) -> None:
+        current = self._rate_at(now)
+        sending = current if current is not None else self._measured_rate(now)
+        lowered = sending * self._decrease_factor
         if accepted > 0:
             # Never resume above what the server just let through: that is its limit.
             lowered = min(lowered, accepted * _BELOW_ACCEPTED)
         lowered = max(lowered, self._min_rate)
-        if first and self._increase_step is None:
-            # Additive, not proportional: a step that shrank with the rate would let a
-            # steady trickle of 429s drive the rate down to the floor.
-            self._step = max(lowered * _STEP_FRACTION, self._min_rate)
-        self._rate = lowered
-        self._last_decrease = now
+        if self._decreased_at is not None:
+            # A second storm: the rate recovered to was above the limit; aim at what the
+            # server accepted (or at the rate that ran into it) from now on.
+            target = accepted if accepted > 0 else sending
+            if self._target is not None:
+                target = min(target, self._target)
+            self._target = max(target, lowered)
+        else:
+            self._sending = sending
+        self._low = lowered
+        self._decreased_at = now
+        self.decreases += 1
+        self._outcomes.clear()
+        self._throttled_in_window = 0
         # Space the next grant at the new rate from now, so the decrease takes effect at once.
         self._next_free = max(self._next_free, now + 1.0 / lowered)
         logger.info(
-            "%s rate lowered to %.2f/s after a 429 or timeout%s",
+            "%s rate lowered to %.2f/s: 429s or timeouts show a rate limit%s; back to %s "
+            "within %g s",
             self.name,
             lowered,
             "" if retry_after is None else f" (server asked for {retry_after:g} s)",
+            "unpaced" if self._target is None else f"{self._target:.2f}/s",
+            self._recovery,
         )

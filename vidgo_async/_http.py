@@ -42,7 +42,7 @@ from ._errors import (
     SubmitOutcomeUnknownError,
     status_error_class,
 )
-from ._rules import is_loopback_host
+from ._hosts import is_loopback_host
 from ._version import __version__
 
 __all__ = [

@@ -1,70 +1,34 @@
-"""The callback and media URL rules, and the host checks they use.
+"""The callback and media URL rules.
 
-Input rules (fields, limits, cross-field rules) moved to the model catalog
-(``_catalog``, ``_cross_rules``) and the one validation engine (``_validation``).
-This module is pure (no I/O, no client imports).
+Input rules (fields, limits, cross-field rules) live in the model catalog (``_catalog``,
+``_cross_rules``) and the one validation engine (``_validation``); host and address policy
+lives in ``_hosts``. This module is pure (no I/O, no client imports).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from ._errors import ValidationIssue
+from ._field_checks import MAX_URL_LENGTH, url_rule
+from ._hosts import host_problem, is_loopback_host, url_host
 
 __all__ = [
     "MAX_CALLBACK_URL_LENGTH",
+    "MAX_URL_LENGTH",
     "check_callback_url",
     "check_http_url",
-    "is_loopback_host",
 ]
 
 MAX_CALLBACK_URL_LENGTH = 2048
-MAX_URL_LENGTH = 2048
 
 
 def check_http_url(url: object, path: str) -> list[ValidationIssue]:
     """Check that ``url`` is an absolute http(s) URL with a host (media the API must fetch)."""
     if not isinstance(url, str):
         return [ValidationIssue(path, "must be a URL string", url)]
-    if len(url) > MAX_URL_LENGTH:
-        return [ValidationIssue(path, f"must be at most {MAX_URL_LENGTH} characters", url)]
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return [ValidationIssue(path, "must be an absolute http(s) URL without spaces", url)]
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port
-    except ValueError:
-        return [ValidationIssue(path, "must be an absolute http(s) URL", url)]
-    if parts.scheme not in ("http", "https") or not host:
-        return [ValidationIssue(path, "must be an absolute http(s) URL with a host", url)]
-    return []
-
-
-def _is_private_host(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        lowered = host.lower().rstrip(".")
-        return lowered == "localhost" or lowered.endswith((".localhost", ".local", ".internal"))
-    return not address.is_global
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8 or ::1)."""
-    if not host:
-        return False
-    lowered = host.lower().strip("[]").rstrip(".")
-    if lowered == "localhost" or lowered.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(lowered)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    rule = url_rule(url)  # the one URL-shape rule, shared with input validation
+    return [] if rule is None else [ValidationIssue(path, rule, url)]
 
 
 def check_callback_url(
@@ -83,11 +47,10 @@ def check_callback_url(
     assert isinstance(url, str)  # noqa: S101 - checked by check_http_url
     if len(url) > MAX_CALLBACK_URL_LENGTH:
         return [ValidationIssue(path, f"must be at most {MAX_CALLBACK_URL_LENGTH} characters", url)]
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = url_host(url)  # as the transport folds it: full-width or IDNA digits included
     if is_loopback_host(host):
         return []
-    if parts.scheme != "https" and not allow_insecure:
+    if urlsplit(url).scheme != "https" and not allow_insecure:
         return [
             ValidationIssue(
                 path,
@@ -96,7 +59,7 @@ def check_callback_url(
                 url,
             )
         ]
-    if _is_private_host(host):
+    if host_problem(host) is not None:
         return [
             ValidationIssue(
                 path, "must be publicly reachable (Vidgo refuses private and internal hosts)", url

@@ -2,78 +2,23 @@
 
 A result URL comes from the API, so it is treated as untrusted input: downloading it must
 not reach this machine, the local network or a cloud metadata service (SSRF). Only
-``https`` URLs on public addresses pass. The one exception is for tests against the
-emulator: when the client's own base URL is loopback, loopback result URLs (``http`` or
-``https``) are allowed too. Hostnames are checked again after DNS resolution by
-:func:`check_address`, on every redirect hop.
+``https`` URLs on public hosts pass. The one exception is for tests against the emulator:
+when the client's own base URL is loopback, loopback result URLs (``http`` or ``https``)
+are allowed too. The host judged is the one aiohttp will use (folded by yarl), and the
+judgement is :mod:`._hosts`'s, the one host policy of the package; the address actually
+connected to is checked again by the download's resolver and connect hook.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from ._errors import UnsafeURLError
-from ._rules import is_loopback_host
+from ._hosts import host_problem, is_loopback_host, url_host
 
-__all__ = ["MAX_URL_LENGTH", "check_address", "check_result_url", "is_blocked_address"]
+__all__ = ["MAX_URL_LENGTH", "check_result_url"]
 
 MAX_URL_LENGTH = 8192
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address hidden in an IPv6 one (mapped, 6to4, Teredo, NAT64), if any."""
-    if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in ipaddress.IPv6Network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def is_blocked_address(address: IPAddress | str, *, allow_loopback: bool = False) -> bool:
-    """Whether a download must not connect to ``address``.
-
-    Blocked: loopback (unless ``allow_loopback``), private, link-local (cloud metadata),
-    shared, reserved, multicast and unspecified addresses, including when an IPv4
-    address hides inside an IPv6 one.
-    """
-    try:
-        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    except ValueError:
-        return True
-    inner = _embedded_ipv4(ip)
-    if inner is not None:
-        return is_blocked_address(inner, allow_loopback=allow_loopback)
-    if ip.is_loopback:
-        return not allow_loopback
-    return (
-        not ip.is_global
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_link_local
-        or ip.is_private
-        or ip.is_unspecified
-    )
-
-
-def check_address(
-    address: str, *, host: str, url: str | None = None, allow_loopback: bool = False
-) -> None:
-    """Raise ``UnsafeURLError`` when ``host`` resolved to a blocked ``address``."""
-    if is_blocked_address(address.split("%", 1)[0], allow_loopback=allow_loopback):
-        raise UnsafeURLError(
-            f"Refused to download from {host}: it resolves to {address}, which is not a "
-            "public address.",
-            url=url,
-        )
 
 
 def check_result_url(url: object, *, allow_loopback: bool = False) -> str:
@@ -108,26 +53,16 @@ def check_result_url(url: object, *, allow_loopback: bool = False) -> str:
         raise UnsafeURLError(
             "Refused a result URL that carries credentials (user:password@host).", url=None
         )
-    loopback = is_loopback_host(host)
-    if loopback and allow_loopback:
+    folded = url_host(url)
+    if folded is None:
+        raise UnsafeURLError(f"Refused result URL {shown!r}: its host is not valid.", url=url)
+    if allow_loopback and is_loopback_host(folded):
         return url
     if parts.scheme != "https":
         raise UnsafeURLError(
             f"Refused result URL {shown!r}: only https URLs are downloaded.", url=url
         )
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if is_blocked_address(literal, allow_loopback=allow_loopback):
-            raise UnsafeURLError(
-                f"Refused result URL {shown!r}: {host} is not a public address.", url=url
-            )
-        return url
-    lowered = host.lower().rstrip(".")
-    if loopback or lowered.endswith((".local", ".internal", ".localdomain")) or "." not in lowered:
-        raise UnsafeURLError(
-            f"Refused result URL {shown!r}: {host} is not a public host name.", url=url
-        )
+    problem = host_problem(folded, allow_loopback=allow_loopback)
+    if problem is not None:
+        raise UnsafeURLError(f"Refused result URL {shown!r}: {problem}.", url=url)
     return url

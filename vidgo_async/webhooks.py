@@ -66,8 +66,8 @@ from ._errors import (
     UnknownCallbackTokenError,
     WebhookError,
 )
+from ._hosts import is_loopback_host
 from ._models import Task
-from ._rules import is_loopback_host
 from ._tokens import DEFAULT_TOKEN_TTL, CallbackRegistry, CallbackToken, token_hash
 
 __all__ = [

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._errors import InputValidationError
-from .._rules import is_loopback_host
+from .._hosts import is_loopback_host
 
 if TYPE_CHECKING:
     from .._client import VidgoClient

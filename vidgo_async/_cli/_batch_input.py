@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from .._errors import InputValidationError
+from .._filenames import case_collisions
 from .._jobs import GenerationRequest
 from .._validation import validate_input
 from ._batch_uploads import LocalFile, swap_local_files
@@ -167,6 +168,11 @@ def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
                 continue
             seen[parsed.id] = number
             lines.append(parsed)
+    for first, second in case_collisions(line.id for line in lines):
+        problems.append(
+            f"ids {first!r} and {second!r} differ only in case: their video files would be one "
+            "file on macOS or Windows (rename one)"
+        )
     if problems:
         raise BatchInputError(problems)
     if not lines:

@@ -37,6 +37,7 @@ from .._errors import (
     SubmitOutcomeUnknownError,
     VidgoError,
 )
+from .._filenames import INDEX_SEPARATOR, file_name_for
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
 from .._resume import JournalRecorder, ResumePlan, plan_resume
@@ -364,14 +365,22 @@ def _whole(path: Path) -> bool:
 
 
 def _remove_stale_parts(directory: Path, ids: set[str]) -> None:
-    """Remove ``<id>.<ext>.part`` / ``<id>-<n>.<ext>.part`` files a killed run left behind."""
+    """Remove ``<id>.<ext>.part`` / ``<id>~<n>.<ext>.part`` files a killed run left behind.
+
+    Names from before the ``~<n>`` scheme (``<id>-<n>``) are recognised too.
+    """
+    stems = {file_name_for(job_id) for job_id in ids} | ids
     with contextlib.suppress(OSError):
         for path in directory.iterdir():
             name = path.name
             if not name.endswith(".part"):
                 continue
             stem = name[: -len(".part")].rsplit(".", 1)[0]
-            base, _, number = stem.rpartition("-")
-            if stem in ids or (base in ids and number.isdigit()) or name.startswith(".results-"):
+            numbered = [stem.rpartition(INDEX_SEPARATOR), stem.rpartition("-")]
+            if (
+                stem in stems
+                or any(base in stems and number.isdigit() for base, _, number in numbered)
+                or name.startswith(".results-")
+            ):
                 with contextlib.suppress(OSError):
                     path.unlink()

@@ -18,7 +18,8 @@ import anyio.abc
 import anyio.to_thread
 
 from .._config import API_KEY_ENV, PollPolicy
-from .._errors import VidgoError
+from .._errors import DownloadError, VidgoError
+from .._filenames import file_name_for
 from .._jobs import JobResult, JobState, Progress
 from .._journal import Journal
 from .._orchestrator import JobHandle, Orchestrator
@@ -37,7 +38,8 @@ _DESCRIPTION = """\
 Run every job of a JSONL file (one job a line) with at most --concurrency jobs in flight.
 A line is {"id": ..., "model": ..., "input": {...}} or the shorthand {"id": ..., "prompt": ...},
 filled from the defaults below. Every line is checked before the first submit.
-Writes OUT/results.jsonl and downloads each video to OUT/<id>.mp4.
+Writes OUT/results.jsonl and downloads each video to OUT/<id>.mp4 (OUT/<id>~<n>.mp4 for
+several files of one job).
 Every submit is journaled in OUT/journal.sqlite first: rerunning the same command resumes
 (finished jobs are skipped, created tasks are polled, never submitted again).
 Exit status: 0 all finished, 1 some job failed/timed out/unknown, 2 usage or input error
@@ -307,18 +309,23 @@ class _BatchRun:
         paths: list[Path | None] = []
         files = result.task.files
         try:
-            for index, file in enumerate(files, start=1):
-                extension = _extension(file.file_url)
-                name = (
-                    f"{result.key}.{extension}"
-                    if len(files) == 1
-                    else f"{result.key}-{index}.{extension}"
-                )
-                destination = self.out / name
-                if destination.exists():
-                    destination.unlink()  # a rerun replaces what an earlier run left
-                paths.append(
-                    await client.download_file(file.file_url, destination, task_id=result.task_id)
+            # --deadline bounds the downloads too; a cancelled download leaves no .part.
+            with anyio.move_on_after(_remaining(self.started, self.args.deadline)) as scope:
+                for index, file in enumerate(files, start=1):
+                    stem = file_name_for(result.key, index if len(files) > 1 else None)
+                    destination = self.out / f"{stem}.{_extension(file.file_url)}"
+                    if destination.exists():
+                        destination.unlink()  # a rerun replaces what an earlier run left
+                    paths.append(
+                        await client.download_file(
+                            file.file_url, destination, task_id=result.task_id
+                        )
+                    )
+            if scope.cancelled_caught:
+                raise DownloadError(
+                    f"--deadline {self.args.deadline:g} s passed during the download; rerun "
+                    "the same command to download it (the task is not submitted again)",
+                    task_id=result.task_id,
                 )
             await self.resume.record_download(result.key, paths)
         except VidgoError as exc:
@@ -427,8 +434,13 @@ def _progress_line(snapshot: Progress, total: int, elapsed: float) -> str:
     )
 
 
+def _remaining(started: float, deadline: float | None) -> float | None:
+    """Seconds left of ``--deadline`` (``None``: no deadline)."""
+    return None if deadline is None else max(started + deadline - time.monotonic(), 0.0)
+
+
 def _extension(url: str) -> str:
-    from .._download import extension_for
+    from .._filenames import extension_for
 
     return extension_for(url) if "." in url.rsplit("/", 1)[-1] else "mp4"
 
