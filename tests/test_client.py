@@ -36,6 +36,7 @@ from vidgo_async import (
     Seedance2Input,
     Task,
     TaskFailedError,
+    TaskLostError,
     TaskNotFoundError,
     TaskStatus,
     Timeout,
@@ -454,13 +455,15 @@ async def test_unknown_status_then_finished_with_poll_policy() -> None:
     assert task.is_finished
 
 
-async def test_wait_404_for_foreign_task_is_task_not_found() -> None:
-    """wait on an id the API does not know raises TaskNotFoundError."""
+async def test_wait_404_for_foreign_task_is_task_lost() -> None:
+    """wait on an id the API does not know loses track of it, the 404 kept as the cause."""
     async with make_client() as client:
         with aioresponses() as mocked:
             _status_sequence(mocked, "t1", [404])
-            with pytest.raises(TaskNotFoundError):
+            with pytest.raises(TaskLostError) as caught:
                 await client.wait("t1")
+    assert isinstance(caught.value.cause, TaskNotFoundError)
+    assert caught.value.task_id == "t1"
 
 
 async def test_wait_polls_slowly_once_the_budget_is_empty() -> None:

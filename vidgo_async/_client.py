@@ -36,25 +36,19 @@ from ._config import (
 from ._converter import structure
 from ._download import Downloader, ExpiredURLError, file_name_for
 from ._errors import (
-    APIConnectionError,
     APIResponseValidationError,
     DownloadError,
     InputValidationError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
     SubmitOutcomeUnknownError,
-    TaskFailedError,
     TaskNotFoundError,
-    UnknownStatusError,
     ValidationIssue,
     VidgoError,
-    WaitTimeoutError,
 )
 from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput, prepare_input
 from ._models import Balance, Task, TaskStatus
-from ._polling import PollState
+from ._polling import PollTracker, StepKind
 from ._rules import check_callback_url, is_loopback_host
 
 __all__ = ["VidgoClient"]
@@ -71,8 +65,6 @@ _MAX_REMEMBERED_SUBMITS = 10_000
 _PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
-# Unreadable status answers in a row that end a wait (a wrong base URL, not a blip).
-_MAX_UNREADABLE_POLLS = 3
 
 
 class _Default:
@@ -350,11 +342,15 @@ class VidgoClient:
     ) -> Task:
         """Poll until the task ends; return it when ``finished``.
 
-        Transient errors (5xx, 429, dropped connections, timeouts) never end a wait: it
-        keeps polling, backing off, until its deadline. A status this client does not
-        know raises ``UnknownStatusError`` at once, or is polled through until the
-        deadline with ``PollPolicy(unknown_status="poll")``. Cancelling the wait leaves
-        nothing running.
+        What each answer means is decided by :class:`~vidgo_async._polling.PollTracker`
+        (the same table the orchestrator uses). Transient errors (5xx, 429, dropped
+        connections, timeouts) never end a wait: it keeps polling, backing off, until its
+        deadline. An answer that says nothing about the task any more (401, 403, another
+        4xx, a redirect, a 404 past the not-found grace, three unreadable answers in a
+        row) raises ``TaskLostError``: the task may still run, and be billed. A status this
+        client does not know raises ``UnknownStatusError`` (a ``TaskLostError``) at once, or
+        is polled through until the deadline with ``PollPolicy(unknown_status="poll")``.
+        Cancelling the wait leaves nothing running.
 
         Args:
             task_or_id: a Task (e.g. from ``submit``) or a task id.
@@ -362,12 +358,12 @@ class VidgoClient:
             poll: the polling policy for this wait.
 
         Raises:
-            TaskFailedError: the task failed (``.task.error_message`` says why).
-            UnknownStatusError: the task reported an unknown status.
-            WaitTimeoutError: the deadline passed (``.task`` is the last seen Task).
-            TaskNotFoundError: the API does not know the task.
-            APIResponseValidationError: three status answers in a row could not be read
-                (for example a base URL that serves something other than the API).
+            TaskFailedError: the API reported the task ``failed`` (``.task.error_message``).
+            TaskLostError: the task's status can no longer be read (``.cause`` says why,
+                ``.task_id`` names it); never resubmit it blindly.
+            UnknownStatusError: the task reported an unknown status (a ``TaskLostError``).
+            WaitTimeoutError: the deadline passed (a ``TaskLostError``; ``.task`` is the
+                last seen Task).
         """
         self._transport._check_open()
         policy = poll if poll is not None else self._poll
@@ -382,71 +378,51 @@ class VidgoClient:
             task_id, last = task_or_id, None
         clock = self._clock
         started = clock.monotonic()
-        deadline = None if limit_seconds is None else started + limit_seconds
-        state = PollState(policy, started_at=self._submitted.get(task_id, started))
-        delay = 0.0
-        if last is not None:
-            outcome = self._settle(last, policy)
-            if outcome is not None:
-                return outcome
-            # The first poll comes ``initial_delay`` (±jitter) after the answer we hold.
-            delay = state.next_delay(started, rng=clock.rng)
-        errors = 0
-        unreadable = 0
-        while True:
-            now = clock.monotonic()
-            if deadline is not None:
-                if now >= deadline:
-                    raise WaitTimeoutError(self._last_seen(task_id, last), limit_seconds or 0.0)
-                delay = min(delay, deadline - now)
-            if delay > 0:
-                await clock.sleep(delay)
+        submitted_at = self._submitted.get(task_id)
+        tracker = PollTracker(
+            task_id,
+            policy,
+            started_at=started if submitted_at is None else submitted_at,
+            submitted_at=submitted_at,
+            deadline=None if limit_seconds is None else started + limit_seconds,
+            timeout=limit_seconds,
+            budget=self._transport.retry_budget,
+            rng=clock.rng,
+        )
+        step = tracker.start(started, last)
+        while step.kind is StepKind.AGAIN:
+            if step.delay > 0:
+                await clock.sleep(step.delay)
             try:
                 task, hint = await self._get_task_once(
-                    task_id, timeout=self._poll_timeout(deadline)
+                    task_id, timeout=self._poll_timeout(tracker.deadline)
                 )
-            except APIResponseValidationError as exc:
-                unreadable += 1
-                if unreadable >= _MAX_UNREADABLE_POLLS:
-                    raise
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
+            except VidgoError as exc:
+                step = tracker.on_error(exc, clock.monotonic())
+                if step.kind is StepKind.AGAIN:
+                    logger.info(
+                        "vidgo status query for %s failed (%s); polling again in %.2f s",
+                        task_id,
+                        exc,
+                        step.delay,
+                    )
                 continue
-            except (APIConnectionError, ServerError, RateLimitError) as exc:
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
-                logger.info(
-                    "vidgo status query for %s failed (%s); polling again in %.2f s",
-                    task_id,
-                    exc,
-                    delay,
-                )
-                continue
-            except TaskNotFoundError:
-                raise
-            except NotFoundError as exc:
-                if self._grace_left(task_id, policy) <= 0:
-                    raise TaskNotFoundError.from_not_found(task_id, exc) from exc
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
-                continue
-            if errors == 0:
+            if tracker.errors == 0:
                 self._transport.retry_budget.record_success()
-            errors = unreadable = 0
-            last = task
-            outcome = self._settle(task, policy)
-            if outcome is not None:
-                return outcome
-            now = clock.monotonic()
-            state.observe(now, task.progress)
-            delay = state.next_delay(now, rng=clock.rng, hint=hint)
+            step = tracker.on_task(task, clock.monotonic(), hint)
             logger.debug(
-                "vidgo task %s is %s (progress %s); next poll in %.2f s",
+                "vidgo task %s is %s (progress %s); next step %s in %.2f s",
                 task_id,
                 task.status.value,
                 task.progress,
-                delay,
+                step.kind.value,
+                step.delay,
             )
+        if step.kind is StepKind.DONE:
+            assert step.task is not None  # noqa: S101 - done carries the finished task
+            return step.task
+        assert step.error is not None  # noqa: S101 - failed and lost carry their error
+        raise step.error
 
     def _poll_timeout(self, deadline: float | None) -> Timeout | None:
         """Bound one status query by what is left of the wait (at least a second)."""
@@ -462,35 +438,6 @@ class VidgoClient:
             connect=None if self._timeout.connect is None else min(self._timeout.connect, left),
             read=None if self._timeout.read is None else min(self._timeout.read, left),
         )
-
-    @staticmethod
-    def _settle(task: Task, policy: PollPolicy) -> Task | None:
-        """Return the task when it finished, raise when it ended otherwise, else ``None``."""
-        if task.status is TaskStatus.FINISHED:
-            return task
-        if task.status is TaskStatus.FAILED:
-            raise TaskFailedError(task)
-        if not task.status.is_known and policy.unknown_status == "raise":
-            raise UnknownStatusError(task)
-        return None
-
-    @staticmethod
-    def _last_seen(task_id: str, last: Task | None) -> Task:
-        # Every status query failed: say so rather than invent a known status.
-        return last if last is not None else Task(task_id=task_id, status=TaskStatus("unknown"))
-
-    def _error_delay(
-        self, state: PollState, policy: PollPolicy, errors: int, exc: Exception
-    ) -> float:
-        """The wait after a failed status query: backoff, a server's Retry-After, or the slowest rate."""
-        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-        budget = self._transport.retry_budget
-        if not budget.try_acquire(timeout=isinstance(exc, TimeoutError)):
-            # An outage: poll at the slowest rate instead of adding load.
-            return policy.max_interval
-        if retry_after is not None:
-            return min(max(retry_after, policy.min_interval), max(policy.max_interval, 60.0))
-        return state.failure_delay(errors, rng=self._clock.rng)
 
     async def generate(
         self,
