@@ -18,8 +18,10 @@ from ._errors import (
     InputValidationError,
     InsufficientCreditsError,
     InvalidCallbackError,
+    JobClaimedError,
     JournalConflictError,
     JournalError,
+    JournalLockedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -38,7 +40,15 @@ from ._errors import (
     WebhookError,
 )
 from ._inputs import ModelInput, Seedance2Input, Seedance10ProInput, Seedance15ProInput
-from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
+from ._jobs import (
+    GenerationRequest,
+    JobAbandonedError,
+    JobEvent,
+    JobResult,
+    JobState,
+    Progress,
+    RerunAction,
+)
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Balance, Task, TaskFile, TaskStatus
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
@@ -61,6 +71,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidCallbackError",
     "JobAbandonedError",
+    "JobClaimedError",
     "JobEvent",
     "JobHandle",
     "JobRecorder",
@@ -70,6 +81,7 @@ __all__ = [
     "JournalConflictError",
     "JournalEntry",
     "JournalError",
+    "JournalLockedError",
     "JournalState",
     "ModelInput",
     "NotFoundError",
@@ -78,6 +90,7 @@ __all__ = [
     "PollPolicy",
     "Progress",
     "RateLimitError",
+    "RerunAction",
     "RetryPolicy",
     "Seedance2Input",
     "Seedance10ProInput",

@@ -27,7 +27,9 @@ Everything the package raises on purpose derives from :class:`VidgoError`::
     ├── DownloadError                            a result file could not be fetched
     │   └── UnsafeURLError                       a result URL failed the safety checks
     ├── JournalError                             the journal file is unusable (never overwritten)
-    │   └── JournalConflictError                 same job key, different request
+    │   ├── JournalConflictError                 same job key, different request
+    │   ├── JobClaimedError                      the job is held by another submit or task
+    │   └── JournalLockedError                   another process holds the writer lock
     └── WebhookError                             a callback request was refused (``status_code``)
         ├── InvalidCallbackError (also ValueError)  400: not a task body
         ├── CallbackTooLargeError                413: the body is over the size limit
@@ -58,8 +60,10 @@ __all__ = [
     "InputValidationError",
     "InsufficientCreditsError",
     "InvalidCallbackError",
+    "JobClaimedError",
     "JournalConflictError",
     "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -503,3 +507,33 @@ class JournalConflictError(JournalError):
         self.key = key
         self.recorded = recorded
         self.given = given
+
+
+class JobClaimedError(JournalError):
+    """A job's submit was not sent: the journal holds it for another submit or a task.
+
+    ``key`` is the job key, ``state`` its recorded state and ``task_id`` its task, if any.
+    Nothing was sent for it by this process.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str,
+        state: str,
+        task_id: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.state = state
+        self.task_id = task_id
+
+
+class JournalLockedError(JournalError):
+    """Another process holds the journal's writer lock (``owner`` says which, when known)."""
+
+    def __init__(self, message: str, *, owner: str | None = None, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.owner = owner

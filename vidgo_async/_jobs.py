@@ -2,11 +2,19 @@
 
 A job moves through one enum of states::
 
-    queued ─► submitting ─► in_flight(task_id) ─► finished | failed | timeout
+    queued ─► submitting ─► in_flight(task_id) ─► finished | failed (the API said so)
+      │           │  │                      ├───► lost(task_id): its status can no longer be
+      │           │  │                      │     read (401/403, 4xx, 3xx, unknown status)
+      │           │  │                      └───► timeout(task_id): our deadline came first
       │           │  └─────► unknown   (sent, no answer: never resubmitted silently)
       │           ├────────► failed    (rejected: nothing was created)
       │           └────────► queued    (429: re-queued behind the shared submit gate)
       └──► cancelled | timeout          (never submitted: nothing was paid for)
+
+What a rerun does with each end state is one table, :data:`RERUN` (see
+:class:`RerunAction`): only ``failed`` (the API said so, or nothing was created) and the
+never-submitted states are submitted again; ``lost``, ``timeout`` and ``in_flight`` are
+polled; ``unknown`` and ``submitting`` are left to the user; ``finished`` is skipped.
 
 Every transition is one method of :class:`Job` that emits exactly one :class:`JobEvent`
 to the job's listeners (the orchestrator's counters, the user's ``on_event`` hook, a
@@ -31,6 +39,7 @@ from ._inputs import ModelInput
 from ._models import Task
 
 __all__ = [
+    "RERUN",
     "GenerationRequest",
     "InvalidTransitionError",
     "Job",
@@ -39,6 +48,7 @@ __all__ = [
     "JobResult",
     "JobState",
     "Progress",
+    "RerunAction",
     "request_fingerprint",
 ]
 
@@ -81,20 +91,60 @@ class JobState(str, enum.Enum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     UNKNOWN = "unknown"
+    LOST = "lost"
     CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the job has reached an end state (nothing more will happen to it)."""
+        """Whether the job has reached an end state in this run (nothing more will happen)."""
         return self in _TERMINAL
+
+    @property
+    def rerun(self) -> RerunAction:
+        """What a rerun does with a job that ended (or stopped) in this state."""
+        return RERUN[self]
 
     def __str__(self) -> str:
         return str(self.value)
 
 
 _TERMINAL = frozenset(
-    {JobState.FINISHED, JobState.FAILED, JobState.TIMEOUT, JobState.UNKNOWN, JobState.CANCELLED}
+    {
+        JobState.FINISHED,
+        JobState.FAILED,
+        JobState.TIMEOUT,
+        JobState.UNKNOWN,
+        JobState.LOST,
+        JobState.CANCELLED,
+    }
 )
+
+
+class RerunAction(str, enum.Enum):
+    """What a rerun (a resumed batch, ``plan_resume``) does with a journaled job."""
+
+    RESUBMIT = "resubmit"  # nothing was billed (rejected, or the API said failed)
+    POLL = "poll"  # a task exists: follow it by its task id, never submit it again
+    LEAVE = "leave"  # a submit may have created a task: reported, left to the user
+    SKIP = "skip"  # finished: reported (missing files downloaded again)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+# The one table of what a rerun does with each state. A job ``lost`` or ``timeout`` holds
+# a task id that may still run (and be billed): it is polled, never submitted again.
+RERUN: Mapping[JobState, RerunAction] = {
+    JobState.QUEUED: RerunAction.RESUBMIT,
+    JobState.CANCELLED: RerunAction.RESUBMIT,
+    JobState.FAILED: RerunAction.RESUBMIT,
+    JobState.SUBMITTING: RerunAction.LEAVE,
+    JobState.UNKNOWN: RerunAction.LEAVE,
+    JobState.IN_FLIGHT: RerunAction.POLL,
+    JobState.TIMEOUT: RerunAction.POLL,
+    JobState.LOST: RerunAction.POLL,
+    JobState.FINISHED: RerunAction.SKIP,
+}
 
 
 class JobAbandonedError(VidgoError):
@@ -129,12 +179,12 @@ class JobEvent:
     Attributes:
         kind: what happened: ``queued``, ``submitting``, ``requeued``, ``submitted``,
             ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
-            ``cancelled`` or ``abandoned``.
+            ``lost``, ``cancelled`` or ``abandoned``.
         key: the job's key.
         state: the job's state after the event; ``previous`` the one before.
         task_id: the task id once known.
         task: the task as last seen from the API, if any.
-        error: the error behind a ``failed``/``timeout``/``unknown``/``requeued`` event.
+        error: the error behind a ``failed``/``timeout``/``unknown``/``lost``/``requeued`` event.
         at: the wall-clock time of the event (POSIX seconds).
     """
 
@@ -166,8 +216,9 @@ class JobResult:
         key: the job's key.
         state: the final state (``IN_FLIGHT`` only when the orchestrator stopped first).
         task: the last ``Task`` seen from the API (the finished task on success).
-        error: why the job did not finish: ``TaskFailedError``, ``WaitTimeoutError``,
-            ``SubmitOutcomeUnknownError``, an ``APIStatusError``, ``JobAbandonedError``...
+        error: why the job did not finish: ``TaskFailedError``, ``TaskLostError``,
+            ``WaitTimeoutError``, ``SubmitOutcomeUnknownError``, an ``APIStatusError``,
+            ``JobAbandonedError``...
         queued_at / submitted_at / finished_at: UTC times, ``None`` when not reached.
     """
 
@@ -218,6 +269,7 @@ class Progress:
     timeout: int = 0
     unknown: int = 0
     cancelled: int = 0
+    lost: int = 0
 
     @property
     def total(self) -> int:
@@ -232,7 +284,9 @@ class Progress:
     @property
     def done(self) -> int:
         """Jobs that have ended, whatever the outcome."""
-        return self.finished + self.failed + self.timeout + self.unknown + self.cancelled
+        return (
+            self.finished + self.failed + self.timeout + self.unknown + self.lost + self.cancelled
+        )
 
 
 Listener = Callable[[JobEvent], None]
@@ -381,7 +435,7 @@ class Job:
         self._end("finished", JobState.FINISHED, (JobState.IN_FLIGHT,))
 
     def fail(self, error: BaseException, task: Task | None = None) -> None:
-        """SUBMITTING|IN_FLIGHT|QUEUED -> FAILED: rejected, failed on the server, or untrackable."""
+        """SUBMITTING|IN_FLIGHT|QUEUED -> FAILED: rejected, or the API reported the task failed."""
         if task is not None:
             self.task = task
         self.error = error
@@ -390,6 +444,13 @@ class Job:
             JobState.FAILED,
             (JobState.QUEUED, JobState.SUBMITTING, JobState.IN_FLIGHT),
         )
+
+    def lose(self, error: BaseException, task: Task | None = None) -> None:
+        """IN_FLIGHT -> LOST: the task's status can no longer be read (it may still run)."""
+        if task is not None:
+            self.task = task
+        self.error = error
+        self._end("lost", JobState.LOST, (JobState.IN_FLIGHT,))
 
     def outcome_unknown(self, error: BaseException) -> None:
         """SUBMITTING -> UNKNOWN: sent, but no answer says whether a task was created."""

@@ -7,8 +7,15 @@ only where the client writes them down. The journal writes them down *before* th
    is sent (a crash after this point leaves the job ``submitting``: in doubt, never resent
    silently);
 2. ``record_submitted`` — the ``task_id``, committed before the job counts as in flight;
-3. ``record_terminal`` / ``record_failed`` / ``record_unknown`` — how it ended;
+3. ``record_terminal`` / ``record_failed`` / ``record_unknown`` — how it ended (``lost``:
+   the task id is kept, its status could no longer be read);
 4. ``record_download`` — where its files were written.
+
+Claims: ``record_intent`` is an atomic conditional write (``BEGIN IMMEDIATE``): it refuses a
+key whose recorded state a rerun must not submit again (``JobState.rerun``), so two
+processes sharing a journal never both send one job's submit; the loser gets
+:class:`~vidgo_async.JobClaimedError`. A whole run can also take the journal's writer lock
+(:meth:`Journal.lock_writer`), which is released when the journal is closed or the process dies.
 
 Durability: the file is in WAL mode with ``synchronous=FULL``, so every ``record_*`` call has
 reached the disk when it returns. Several processes on one machine may share one journal:
@@ -45,14 +52,20 @@ import anyio.to_thread
 import attrs
 
 from ._converter import converter, structure
-from ._errors import APIResponseValidationError, JournalConflictError, JournalError
-from ._jobs import request_fingerprint
+from ._errors import (
+    APIResponseValidationError,
+    JobClaimedError,
+    JournalConflictError,
+    JournalError,
+)
+from ._jobs import JobState, RerunAction, request_fingerprint
 from ._journal_file import (
     APPLICATION_ID,
     DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SCHEMA_VERSION,
     JournalFile,
 )
+from ._journal_lock import WriterLock
 from ._models import Task
 
 __all__ = [
@@ -71,19 +84,34 @@ T = TypeVar("T")
 
 
 class JournalState(str, enum.Enum):
-    """Where a journaled job stands."""
+    """Where a journaled job stands: the job states a journal records (same names, same values).
+
+    Its meaning is the job's: :attr:`job_state`, :attr:`is_terminal` and :attr:`rerun`
+    come from :class:`~vidgo_async.JobState` and its rerun table.
+    """
 
     SUBMITTING = "submitting"  # intent written; the submit may or may not have been sent
     IN_FLIGHT = "in_flight"  # the API gave a task_id; not yet seen terminal
     UNKNOWN = "unknown"  # sent, no answer: a task may exist (and be billed)
     FINISHED = "finished"
-    FAILED = "failed"  # rejected before a task existed, or the task failed
+    FAILED = "failed"  # rejected before a task existed, or the API said the task failed
     TIMEOUT = "timeout"  # our deadline passed; the task goes on under its task_id
+    LOST = "lost"  # its status could no longer be read; the task may go on under its task_id
+
+    @property
+    def job_state(self) -> JobState:
+        """The job state this journal state records."""
+        return JobState(self.value)
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the job needs nothing more (``finished`` or ``failed``)."""
-        return self in (JournalState.FINISHED, JournalState.FAILED)
+        """Whether the run that recorded it was done with the job (``JobState.is_terminal``)."""
+        return self.job_state.is_terminal
+
+    @property
+    def rerun(self) -> RerunAction:
+        """What a rerun does with a job recorded in this state (``JobState.rerun``)."""
+        return self.job_state.rerun
 
     def __str__(self) -> str:
         return str(self.value)
@@ -148,17 +176,21 @@ class JournalEntry:
         """Whether a submit may have created a task whose id was never recorded.
 
         True for ``unknown`` and for ``submitting`` (the process died between the intent
-        and the answer). Such jobs must not be resubmitted without the user's consent.
+        and the answer), and for a state to poll that lost its task id. Such jobs must not
+        be resubmitted without the user's consent.
         """
-        return self.state in (JournalState.SUBMITTING, JournalState.UNKNOWN)
+        action = self.state.rerun
+        return action is RerunAction.LEAVE or (action is RerunAction.POLL and self.task_id is None)
 
     @property
     def needs_poll(self) -> bool:
         """Whether the job has a task id but no terminal task yet (re-attach by polling)."""
-        return self.task_id is not None and self.state in (
-            JournalState.IN_FLIGHT,
-            JournalState.TIMEOUT,
-        )
+        return self.task_id is not None and self.state.rerun is RerunAction.POLL
+
+    @property
+    def rerun(self) -> RerunAction:
+        """What a rerun does with this job (the state's action; ``leave`` when it cannot poll)."""
+        return RerunAction.LEAVE if self.submit_in_doubt else self.state.rerun
 
 
 # Literal statements (no string building), one per query shape; the column order is _entry's.
@@ -216,6 +248,7 @@ class Journal:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._writer = WriterLock(Path(f"{self._path}.lock"))
 
     @property
     def path(self) -> Path:
@@ -257,8 +290,25 @@ class Journal:
         if self._closed:
             return
         self._closed = True
-        if self._conn is not None:
-            await anyio.to_thread.run_sync(self._close_sync)
+        try:
+            if self._conn is not None:
+                await anyio.to_thread.run_sync(self._close_sync)
+        finally:
+            self._writer.release()
+
+    async def lock_writer(self, owner: str) -> None:
+        """Take this journal's writer lock for ``owner`` (e.g. one batch run) until closed.
+
+        The lock is held by the process: it is released by :meth:`aclose` and by the
+        operating system when the process dies (``kill -9`` included), so a crashed run
+        never blocks the next one.
+
+        Raises:
+            JournalLockedError: another process holds the lock (its owner is named).
+        """
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+        await anyio.to_thread.run_sync(self._writer.acquire, owner)
 
     def _close_sync(self) -> None:
         with self._lock:
@@ -439,17 +489,22 @@ class Journal:
         model: str,
         input: Mapping[str, Any] | str,
         callback_token: str | None = None,
+        *,
+        retry_in_doubt: bool = False,
     ) -> JournalEntry:
-        """Record that a submit for ``key`` is about to be sent; call it before sending.
+        """Claim ``key`` for a submit about to be sent; call it before sending.
 
-        ``input`` is the input mapping as it will be sent (or its JSON). A new key starts in
-        ``submitting`` with ``attempts == 1``; a key that is ``unknown``, ``submitting`` or
-        ``failed`` without a task may be submitted again (``attempts`` grows).
+        An atomic conditional write: ``input`` is the input mapping as it will be sent (or
+        its JSON). A new key starts in ``submitting`` with ``attempts == 1``. A recorded key
+        is claimed again only when its state's rerun action is ``resubmit`` (``failed``:
+        rejected, or the API said the task failed); ``unknown`` and ``submitting`` only with
+        ``retry_in_doubt`` (the user accepts paying twice); a key holding a task never.
 
         Raises:
             JournalConflictError: the key is recorded with another fingerprint.
-            JournalError: the key already has a task (re-attach to it instead), or the
-                fingerprint does not match ``model`` and ``input``.
+            JobClaimedError: the key is held by another submit or task (another process,
+                or an earlier run): poll its task instead of submitting again.
+            ValueError: the fingerprint does not match ``model`` and ``input``.
         """
         data = json.loads(input) if isinstance(input, str) else dict(input)
         computed = _fingerprint_of(model, data)
@@ -471,10 +526,23 @@ class Journal:
                 )  # fmt: skip
                 return
             self._check_same(entry, fingerprint)
-            if entry.task_id is not None and entry.state is not JournalState.FAILED:
-                raise self._error(
-                    f"job {key!r} was already submitted as task {entry.task_id} "
-                    f"(state {entry.state.value}); poll that task instead of submitting again"
+            action = entry.rerun
+            if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
+                action = RerunAction.RESUBMIT
+            if action is not RerunAction.RESUBMIT:
+                held = f" as task {entry.task_id}" if entry.task_id else ""
+                raise JobClaimedError(
+                    f"job {key!r} is already recorded{held} (state {entry.state.value}) in the "
+                    f"journal {self._path}; it was not submitted again. HINT: "
+                    + (
+                        "poll its task (a rerun does) instead of submitting it again"
+                        if entry.task_id
+                        else "another run may be submitting it; rerun once it has ended"
+                    ),
+                    key=key,
+                    state=entry.state.value,
+                    task_id=entry.task_id,
+                    path=str(self._path),
                 )
             conn.execute(
                 "UPDATE jobs SET state = ?, callback_token = ?, task_id = NULL, task_json = NULL, "
@@ -569,15 +637,17 @@ class Journal:
         error_type: str | None = None,
         message: str | None = None,
     ) -> JournalEntry:
-        """Record how the task of ``key`` ended: ``finished``, ``failed`` or ``timeout``.
+        """Record how the task of ``key`` ended: ``finished``, ``failed``, ``timeout`` or ``lost``.
 
         ``task`` is the last task seen; ``files`` the local paths already downloaded, if
         any. A ``finished`` job never goes back to another state; recording the same
         outcome twice only refreshes it (duplicates collapse).
         """
         state = JournalState(state)
-        if state not in (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT):
-            raise ValueError(f"record_terminal takes finished, failed or timeout (got {state})")
+        if state not in _OUTCOMES:
+            raise ValueError(
+                f"record_terminal takes finished, failed, timeout or lost (got {state})"
+            )
         task_json = _task_json(task)
         task_id = _task_id(task)
         files_json = json.dumps([str(path) for path in files])
@@ -602,7 +672,7 @@ class Journal:
                 "task_json = coalesce(?, task_json), "
                 "files_json = CASE WHEN ? THEN files_json ELSE ? END, "
                 "error_type = ?, error_message = ?, "
-                "finished_at = CASE WHEN ? = 'timeout' THEN finished_at ELSE ? END, "
+                "finished_at = CASE WHEN ? IN ('timeout', 'lost') THEN finished_at ELSE ? END, "
                 "updated_at = ? WHERE key = ?",
                 (state.value, task_id, task_json, keep_files, files_json, error_type, message,
                  state.value, now, now, key),
@@ -637,6 +707,9 @@ class Journal:
             return conn.execute("DELETE FROM jobs WHERE key = ?", (key,)).rowcount > 0
 
         return await self._run(delete)
+
+
+_OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
 
 
 def _row_checksum(values: tuple[Any, ...]) -> str:

@@ -36,10 +36,10 @@ from ._config import PollPolicy, to_seconds
 from ._errors import (
     APITimeoutError,
     InputValidationError,
+    JobClaimedError,
     RateLimitError,
     SubmitOutcomeUnknownError,
-    TaskFailedError,
-    UnknownStatusError,
+    TaskLostError,
     VidgoError,
     WaitTimeoutError,
 )
@@ -55,7 +55,8 @@ from ._jobs import (
     JobState,
     Progress,
 )
-from ._models import Task, TaskStatus
+from ._models import Task
+from ._polling import StepKind, settle
 from ._rules import check_callback_url
 from ._scheduler import DEFAULT_MAX_CONCURRENT_POLLS, Scheduler
 
@@ -426,6 +427,7 @@ class Orchestrator:
             timeout=counts[JobState.TIMEOUT],
             unknown=counts[JobState.UNKNOWN],
             cancelled=counts[JobState.CANCELLED],
+            lost=counts[JobState.LOST],
         )
 
     def unfinished(self) -> list[JobResult]:
@@ -700,6 +702,13 @@ class Orchestrator:
         if self._journal is not None:
             try:
                 await self._journal.before_submit(job)
+            except JobClaimedError as exc:
+                # Another submit or task holds the job: nothing is sent for it here.
+                logger.warning("vidgo did not submit job %r: %s", job.key, exc)
+                claimed = exc
+                if job.state is JobState.QUEUED:
+                    await self._end(job, lambda: job.cancel(claimed))
+                return
             except Exception as exc:
                 logger.error("vidgo did not submit job %r: %s", job.key, exc)
                 refused = exc
@@ -772,25 +781,26 @@ class Orchestrator:
     # -- the scheduler's handler -------------------------------------------------------------
 
     async def task_seen(self, job: Job, task: Task) -> bool:
-        """Decide what a fresh task means for its job; return whether to keep polling."""
+        """Apply what a fresh task means for its job (``settle``); return whether to keep polling."""
         if job.state is not JobState.IN_FLIGHT or task.task_id != job.task_id:
             return False
-        if task.status is TaskStatus.FINISHED:
+        step = settle(task, self._poll)
+        if step is None:
+            job.observe(task)
+            return True
+        error = step.error
+        if step.kind is StepKind.DONE:
             await self._end(job, lambda: job.finish(task))
-            return False
-        if task.status is TaskStatus.FAILED:
-            await self._end(job, lambda: job.fail(TaskFailedError(task), task))
-            return False
-        if not task.status.is_known and self._poll.unknown_status == "raise":
-            await self._end(job, lambda: job.fail(UnknownStatusError(task), task))
-            return False
-        job.observe(task)
-        return True
+        elif step.kind is StepKind.FAILED and error is not None:
+            await self._end(job, lambda: job.fail(error, task))
+        elif error is not None:
+            await self._end(job, lambda: job.lose(error, task))
+        return False
 
-    async def poll_failed(self, job: Job, error: BaseException) -> None:
-        """The job's task cannot be tracked (404 past the grace, 401, 403): it failed."""
+    async def lost(self, job: Job, error: TaskLostError) -> None:
+        """The job's task can no longer be read: the job is lost, its task id kept."""
         if job.state is JobState.IN_FLIGHT:
-            await self._end(job, lambda: job.fail(error))
+            await self._end(job, lambda: job.lose(error))
 
     async def deadline_passed(self, job: Job) -> None:
         """The job's deadline passed: it times out (a submit on the wire finishes first)."""

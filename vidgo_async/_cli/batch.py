@@ -38,8 +38,10 @@ filled from the defaults below. Every line is checked before the first submit.
 Writes OUT/results.jsonl and downloads each video to OUT/<id>.mp4.
 Every submit is journaled in OUT/journal.sqlite first: rerunning the same command resumes
 (finished jobs are skipped, created tasks are polled, never submitted again).
-Exit status: 0 all finished, 1 some job failed/timed out/unknown, 2 usage or input error
-or a refused spend (nothing submitted), 130 interrupted (after writing what is known).
+Only one batch at a time runs on a journal: a second one is refused (exit 2).
+Exit status: 0 all finished, 1 some job failed/timed out/lost/unknown, 2 usage or input
+error, a refused spend or a journal in use (nothing submitted), 130 interrupted (after
+writing what is known).
 """
 
 # The --emulator timing: Seedance-like 30-120 s jobs played 50x faster.
@@ -364,7 +366,8 @@ class _BatchRun:
         wall = time.monotonic() - self.started
         _say(
             f"vidgo-async batch: {counts[JobState.FINISHED]} finished, {counts[JobState.FAILED]} failed, "
-            f"{counts[JobState.TIMEOUT]} timed out, {counts[JobState.UNKNOWN]} unknown"
+            f"{counts[JobState.TIMEOUT]} timed out, {counts[JobState.LOST]} lost, "
+            f"{counts[JobState.UNKNOWN]} unknown"
             + (
                 f", {counts[JobState.IN_FLIGHT]} still in flight"
                 if counts[JobState.IN_FLIGHT]
@@ -373,6 +376,11 @@ class _BatchRun:
             + f" in {wall:.1f} s; {videos} video(s), {seconds} s of video generated"
             + (f"; {len(self.download_errors)} download(s) failed" if self.download_errors else "")
         )
+        if counts[JobState.LOST] or counts[JobState.TIMEOUT]:
+            _say(
+                "  HINT: 'lost' and 'timed out' jobs have a task that may still run (and be "
+                "billed); rerun the same command to poll them again (never submitted again)."
+            )
         if counts[JobState.UNKNOWN]:
             _say(
                 "  HINT: 'unknown' jobs were sent but got no answer; they may exist (and be billed). "
@@ -386,7 +394,8 @@ def _progress_line(snapshot: Progress, total: int, elapsed: float) -> str:
     filled = int(width * done / total) if total else width
     return (
         f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} "
-        f"finished {snapshot.finished} failed {snapshot.failed + snapshot.timeout + snapshot.unknown} "
+        f"finished {snapshot.finished} "
+        f"failed {snapshot.failed + snapshot.timeout + snapshot.unknown + snapshot.lost} "
         f"in flight {snapshot.in_flight + snapshot.submitting} queued {snapshot.queued} "
         f"({elapsed:.0f} s)"
     )
