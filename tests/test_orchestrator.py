@@ -121,13 +121,13 @@ async def test_limits_hold_under_random_durations_and_faults(seed: int) -> None:
     async with Emulator(job_seconds=(1, 30), time_scale=SCALE, seed=seed, faults=faults) as emu:  # noqa: SIM117 - the server outlives the client
         async with emu.client(poll=POLL) as client:
             status_times: list[float] = []
-            fetch = client._get_task_once
+            fetch = client.query_status
 
             async def spy_fetch(task_id: str) -> tuple[Task, float | None]:
                 status_times.append(time.monotonic())
                 return await fetch(task_id)
 
-            client._get_task_once = spy_fetch  # type: ignore[method-assign]
+            client.query_status = spy_fetch  # type: ignore[method-assign]
             spy = InFlightSpy()
             async with Orchestrator(client, max_in_flight=5, status_rate=40, on_event=spy) as orch:
                 results = await orch.run([request(n) for n in range(40)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._client import VidgoClient
+from ._client import ClientState, StatusAnswer, VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
@@ -52,6 +52,7 @@ from ._jobs import (
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Balance, Task, TaskFile, TaskStatus
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
+from ._resume import JournalRecorder, ResumePlan, plan_resume
 from ._version import __version__
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "BadRequestError",
     "Balance",
     "CallbackTooLargeError",
+    "ClientState",
     "ConflictError",
     "DownloadError",
     "GenerationRequest",
@@ -82,6 +84,7 @@ __all__ = [
     "JournalEntry",
     "JournalError",
     "JournalLockedError",
+    "JournalRecorder",
     "JournalState",
     "ModelInput",
     "NotFoundError",
@@ -91,11 +94,13 @@ __all__ = [
     "Progress",
     "RateLimitError",
     "RerunAction",
+    "ResumePlan",
     "RetryPolicy",
     "Seedance2Input",
     "Seedance10ProInput",
     "Seedance15ProInput",
     "ServerError",
+    "StatusAnswer",
     "SubmitOutcomeUnknownError",
     "Task",
     "TaskError",
@@ -114,4 +119,5 @@ __all__ = [
     "WaitTimeoutError",
     "WebhookError",
     "__version__",
+    "plan_resume",
 ]

@@ -7,6 +7,7 @@ rides out transient errors until its deadline) and downloads of the result files
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -45,13 +46,13 @@ from ._errors import (
     ValidationIssue,
     VidgoError,
 )
-from ._http import Transport, normalise_base_url
+from ._http import RetryBudget, Transport, normalise_base_url
 from ._inputs import ModelInput, prepare_input
 from ._models import Balance, Task, TaskStatus
 from ._polling import PollTracker, StepKind
 from ._rules import check_callback_url, is_loopback_host
 
-__all__ = ["VidgoClient"]
+__all__ = ["ClientState", "StatusAnswer", "VidgoClient"]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -65,6 +66,21 @@ _MAX_REMEMBERED_SUBMITS = 10_000
 _PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
+
+
+class ClientState(enum.Enum):
+    """Where a :class:`VidgoClient` is in its life (after httpx's ``ClientState``)."""
+
+    UNOPENED = "unopened"  # created; its connection pool opens on first use
+    OPENED = "opened"  # in use
+    CLOSED = "closed"  # ``aclose`` was called: every call raises
+
+
+class StatusAnswer(NamedTuple):
+    """One status answer: the task, and the server's poll hint (``Retry-After``) in seconds."""
+
+    task: Task
+    poll_hint: float | None
 
 
 class _Default:
@@ -170,12 +186,30 @@ class VidgoClient:
             resolver=_resolver,
         )
         self._submitted: OrderedDict[str, float] = OrderedDict()
+        self._opened = False
 
     # -- lifecycle -----------------------------------------------------------------
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"
         return f"<VidgoClient base_url={self._base_url!r} {state}>"
+
+    @property
+    def state(self) -> ClientState:
+        """Whether the client is unopened, opened or closed."""
+        if self._transport.closed:
+            return ClientState.CLOSED
+        return ClientState.OPENED if self._opened else ClientState.UNOPENED
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the client reads and sleeps on (a ``VirtualClock`` in tests)."""
+        return self._clock
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The retry budget shared by every request of this client (read-only use)."""
+        return self._transport.retry_budget
 
     @property
     def base_url(self) -> str:
@@ -209,6 +243,7 @@ class VidgoClient:
 
     async def __aenter__(self) -> VidgoClient:
         await self._transport.open()
+        self._opened = True
         return self
 
     async def __aexit__(
@@ -234,8 +269,16 @@ class VidgoClient:
         input: ModelInput | Mapping[str, Any],
         *,
         callback_url: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Task:
         """Create a generation task and return it (usually ``not_started``).
+
+        Args:
+            model: the model id.
+            input: a typed input or a mapping of fields (checked before anything is sent).
+            callback_url: where Vidgo should POST the result.
+            retry: this call's retry policy instead of the client's (e.g. without 429 in
+                ``retry_statuses``, to reschedule rate-limited submits yourself).
 
         Raises:
             InputValidationError: the input breaks a documented rule (nothing was sent).
@@ -251,22 +294,17 @@ class VidgoClient:
             issues = check_callback_url(callback_url)
             if issues:
                 raise InputValidationError(issues)
-        return await self._send_submit(model, prepared, callback_url=callback_url)
+        return await self._send_submit(model, prepared, callback_url=callback_url, retry=retry)
 
     async def _send_submit(
         self,
         model: str,
         prepared_input: Mapping[str, Any],
         *,
-        callback_url: str | None = None,
-        retry: RetryPolicy | None = None,
+        callback_url: str | None,
+        retry: RetryPolicy | None,
     ) -> Task:
-        """Send a submit whose input and callback URL were already checked.
-
-        The orchestrator calls this with its own ``retry`` so that 429s reach its shared
-        submit gate instead of being slept through here.
-        """
-        self._transport._check_open()
+        """Send a submit whose input and callback URL were checked by :meth:`submit`."""
         body: dict[str, Any] = {"model": model, "input": prepared_input}
         if callback_url is not None:
             body["callback_url"] = callback_url
@@ -299,13 +337,25 @@ class VidgoClient:
             return 0.0
         return max(0.0, submitted_at + policy.not_found_grace - self._clock.monotonic())
 
-    async def _get_task_once(
-        self, task_id: str, *, timeout: Timeout | None = None
-    ) -> tuple[Task, float | None]:
-        """Send one status query (no retries, no grace); return the task and the server's poll hint."""
+    async def query_status(self, task_id: str, *, timeout: Timeout | None = None) -> StatusAnswer:
+        """Send one status query: no retries, no not-found grace, no interpretation.
+
+        For callers that run their own poll loop (the orchestrator's scheduler): feed the
+        answer, or the error raised, to a ``PollTracker``.
+
+        Args:
+            task_id: the task.
+            timeout: this query's time limits instead of the client's.
+
+        Returns:
+            the task and the server's poll hint (its ``Retry-After``, in seconds, if any).
+
+        Raises:
+            APIError: the query failed (the mapped error of its single attempt).
+        """
         self._transport._check_open()
         response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
-        return structure(response.data, Task), response.retry_after
+        return StatusAnswer(structure(response.data, Task), response.retry_after)
 
     async def get_task(self, task_id: str) -> Task:
         """Return the task's current state, retrying transient errors per ``RetryPolicy``.
@@ -394,7 +444,7 @@ class VidgoClient:
             if step.delay > 0:
                 await clock.sleep(step.delay)
             try:
-                task, hint = await self._get_task_once(
+                task, hint = await self.query_status(
                     task_id, timeout=self._poll_timeout(tracker.deadline)
                 )
             except VidgoError as exc:

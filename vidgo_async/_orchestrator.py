@@ -182,7 +182,7 @@ class Orchestrator:
                 f"max_in_flight must be an integer of at least 1 (got {max_in_flight!r})"
             )
         self._client = client
-        self._clock: Clock = getattr(client, "_clock", None) or Clock()
+        self._clock: Clock = client.clock
         self._poll = poll if poll is not None else client.poll
         timeout = self._poll.timeout if job_timeout is None else to_seconds(job_timeout)
         if timeout is not None and not timeout > 0:
@@ -194,9 +194,9 @@ class Orchestrator:
         self._limiter = anyio.CapacityLimiter(max_in_flight)
         self.submit_gate = RateGate(submit_rate, clock=self._clock, name="submit")
         self.status_gate = RateGate(status_rate, clock=self._clock, name="status")
-        self._budget = client._transport.retry_budget
+        self._budget = client.retry_budget
         self._scheduler = Scheduler(
-            client._get_task_once,
+            client.query_status,
             self,
             gate=self.status_gate,
             clock=self._clock,
@@ -774,7 +774,7 @@ class Orchestrator:
     def _send_submit(self, job: Job) -> Awaitable[Task]:
         """Send one submit: the client's submit, but a 429 comes back to the orchestrator."""
         # The client's coroutine is returned, not awaited here: one frame less per resume.
-        return self._client._send_submit(
+        return self._client.submit(
             job.model, job.input, callback_url=job.callback_url, retry=self._submit_retry
         )
 

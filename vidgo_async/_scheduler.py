@@ -108,7 +108,7 @@ class Scheduler:
     """Poll every in-flight job through one timer and one shared status gate.
 
     Args:
-        fetch: one status query without retries (``client._get_task_once``).
+        fetch: one status query without retries (``client.query_status``).
         handler: told about every answer, failure and deadline.
         gate: the shared status-rate gate.
         clock: the clock to read and sleep on.
