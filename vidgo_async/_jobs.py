@@ -6,6 +6,8 @@ A job moves through one enum of states::
       │           │  │                      ├───► lost(task_id): its status can no longer be
       │           │  │                      │     read (401/403, 4xx, 3xx, unknown status)
       │           │  │                      └───► timeout(task_id): our deadline came first
+      │           │  ├─────► in_doubt  (sent, no answer: a callback may still reveal the
+      │           │  │                 task, which is then adopted ─► in_flight)
       │           │  └─────► unknown   (sent, no answer: never resubmitted silently)
       │           ├────────► failed    (rejected: nothing was created)
       │           └────────► queued    (429: re-queued behind the shared submit gate)
@@ -86,6 +88,7 @@ class JobState(str, enum.Enum):
 
     QUEUED = "queued"
     SUBMITTING = "submitting"
+    IN_DOUBT = "in_doubt"
     IN_FLIGHT = "in_flight"
     FINISHED = "finished"
     FAILED = "failed"
@@ -139,6 +142,7 @@ RERUN: Mapping[JobState, RerunAction] = {
     JobState.CANCELLED: RerunAction.RESUBMIT,
     JobState.FAILED: RerunAction.RESUBMIT,
     JobState.SUBMITTING: RerunAction.LEAVE,
+    JobState.IN_DOUBT: RerunAction.LEAVE,
     JobState.UNKNOWN: RerunAction.LEAVE,
     JobState.IN_FLIGHT: RerunAction.POLL,
     JobState.TIMEOUT: RerunAction.POLL,
@@ -177,8 +181,8 @@ class JobEvent:
     """One thing that happened to one job.
 
     Attributes:
-        kind: what happened: ``queued``, ``submitting``, ``requeued``, ``submitted``,
-            ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
+        kind: what happened: ``queued``, ``submitting``, ``requeued``, ``in_doubt``,
+            ``submitted``, ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
             ``lost``, ``cancelled`` or ``abandoned``.
         key: the job's key.
         state: the job's state after the event; ``previous`` the one before.
@@ -263,6 +267,7 @@ class Progress:
 
     queued: int = 0
     submitting: int = 0
+    in_doubt: int = 0
     in_flight: int = 0
     finished: int = 0
     failed: int = 0
@@ -279,7 +284,7 @@ class Progress:
     @property
     def pending(self) -> int:
         """Jobs not yet ended."""
-        return self.queued + self.submitting + self.in_flight
+        return self.queued + self.submitting + self.in_doubt + self.in_flight
 
     @property
     def done(self) -> int:
@@ -318,6 +323,7 @@ class Job:
         "key",
         "queued_at",
         "request",
+        "revealed",
         "state",
         "submitted_at",
         "submitted_mono",
@@ -348,6 +354,8 @@ class Job:
         # Set when a deadline passes while the submit is on the wire.
         self.expired = False
         self.submitted_mono: float | None = None
+        # A task a verified callback revealed while the submit was still on the wire.
+        self.revealed: Task | None = None
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = list(listeners or [])
         self.queued_at: float = wall_clock()
@@ -402,12 +410,18 @@ class Job:
         """SUBMITTING -> QUEUED: the submit was refused with a 429; nothing was created."""
         self._move("requeued", JobState.QUEUED, (JobState.SUBMITTING,), error=error)
 
+    def doubt(self, error: BaseException) -> None:
+        """SUBMITTING -> IN_DOUBT: sent, no answer; a callback may still reveal the task."""
+        self.error = error
+        self._move("in_doubt", JobState.IN_DOUBT, (JobState.SUBMITTING,), error=error)
+
     def submitted(self, task: Task, *, monotonic: float) -> None:
-        """SUBMITTING -> IN_FLIGHT: the API answered with a task id."""
+        """SUBMITTING|IN_DOUBT -> IN_FLIGHT: the API answered, or a callback revealed the task."""
         self.task = task
+        self.error = None
         self.submitted_mono = monotonic
         self.submitted_at = self._wall_clock()
-        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING,))
+        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING, JobState.IN_DOUBT))
 
     def attach(self, task: Task, *, monotonic: float) -> None:
         """QUEUED|UNKNOWN -> IN_FLIGHT: follow a task created earlier (resume, adopted callback)."""
@@ -453,9 +467,9 @@ class Job:
         self._end("lost", JobState.LOST, (JobState.IN_FLIGHT,))
 
     def outcome_unknown(self, error: BaseException) -> None:
-        """SUBMITTING -> UNKNOWN: sent, but no answer says whether a task was created."""
+        """SUBMITTING|IN_DOUBT -> UNKNOWN: sent, but no answer says whether a task was created."""
         self.error = error
-        self._end("unknown", JobState.UNKNOWN, (JobState.SUBMITTING,))
+        self._end("unknown", JobState.UNKNOWN, (JobState.SUBMITTING, JobState.IN_DOUBT))
 
     def time_out(self, error: BaseException) -> None:
         """QUEUED|IN_FLIGHT -> TIMEOUT: the job's deadline passed first (the task goes on)."""
