@@ -288,7 +288,7 @@ class VidgoClient:
                 retries ran out (``retry_after`` holds the server's wait when known).
             APIStatusError: the API refused the request (400, 401, 402, 403, ...).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         prepared = prepare_input(model, input)
         if callback_url is not None:
             issues = check_callback_url(callback_url)
@@ -353,7 +353,7 @@ class VidgoClient:
         Raises:
             APIError: the query failed (the mapped error of its single attempt).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
         return StatusAnswer(structure(response.data, Task), response.retry_after)
 
@@ -364,7 +364,7 @@ class VidgoClient:
             TaskNotFoundError: the API does not know the task (after the grace period
                 when this client submitted it moments ago).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         path = _status_path(task_id)
         attempt = 0
         while True:
@@ -415,7 +415,7 @@ class VidgoClient:
             WaitTimeoutError: the deadline passed (a ``TaskLostError``; ``.task`` is the
                 last seen Task).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         policy = poll if poll is not None else self._poll
         limit = policy.timeout if isinstance(timeout, _Default) else timeout
         limit_seconds = None if limit is None else to_seconds(limit)
@@ -505,7 +505,7 @@ class VidgoClient:
 
     async def balance(self) -> Balance:
         """Return the account's credit balance."""
-        self._transport._check_open()
+        self._transport.check_open()
         response = await self._transport.request("GET", BALANCE_PATH)
         return structure(response.data, Balance)
 
@@ -523,7 +523,7 @@ class VidgoClient:
             DownloadError: a file could not be fetched (``UnsafeURLError`` when its URL
                 failed the safety checks).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         if not task.is_finished:
             raise DownloadError(
                 f"Task {task.task_id} is {task.status.value!r}, not finished: nothing to download.",
@@ -573,5 +573,5 @@ class VidgoClient:
             DownloadError: the file could not be fetched, is too large or already exists
                 with other content.
         """
-        self._transport._check_open()
+        self._transport.check_open()
         return await self._downloader.fetch_to(url, Path(destination), task_id=task_id)

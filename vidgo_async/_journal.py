@@ -463,10 +463,11 @@ class Journal:
         """
         entry = await self.get(key)
         if entry is not None:
-            self._check_same(entry, fingerprint)
+            self.check_same(entry, fingerprint)
         return entry
 
-    def _check_same(self, entry: JournalEntry, given: str) -> None:
+    def check_same(self, entry: JournalEntry, given: str) -> None:
+        """Raise ``JournalConflictError`` unless ``entry`` was recorded with fingerprint ``given``."""
         if entry.fingerprint != given:
             raise JournalConflictError(
                 f"job {entry.key!r} is already in the journal {self._path} with a different "
@@ -525,7 +526,7 @@ class Journal:
                      JournalState.SUBMITTING.value, now, now),
                 )  # fmt: skip
                 return
-            self._check_same(entry, fingerprint)
+            self.check_same(entry, fingerprint)
             action = entry.rerun
             if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
                 action = RerunAction.RESUBMIT

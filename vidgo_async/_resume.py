@@ -156,7 +156,7 @@ async def plan_resume(
         given = request_fingerprint(request.model, prepare_input(request.model, request.input))
         if entry.fingerprint != given:
             try:
-                journal._check_same(entry, given)
+                journal.check_same(entry, given)
             except JournalConflictError as exc:
                 plan.conflicts.append(exc)
             continue
