@@ -330,13 +330,6 @@ class VidgoClient:
         while len(self._submitted) > _MAX_REMEMBERED_SUBMITS:
             self._submitted.popitem(last=False)
 
-    def _grace_left(self, task_id: str, policy: PollPolicy) -> float:
-        """Seconds left in the not-found grace of a task this client submitted (0 if none)."""
-        submitted_at = self._submitted.get(task_id)
-        if submitted_at is None:
-            return 0.0
-        return max(0.0, submitted_at + policy.not_found_grace - self._clock.monotonic())
-
     async def query_status(self, task_id: str, *, timeout: Timeout | None = None) -> StatusAnswer:
         """Send one status query: no retries, no not-found grace, no interpretation.
 
@@ -366,20 +359,32 @@ class VidgoClient:
         """
         self._transport.check_open()
         path = _status_path(task_id)
-        attempt = 0
+        # The same reading of a 404 as ``wait``: within the grace of this client's own
+        # submit it means "not visible yet"; past it (or for a foreign id) the task is unknown.
+        tracker: PollTracker | None = None
         while True:
             try:
                 response = await self._transport.request("GET", path)
             except TaskNotFoundError:
                 raise
             except NotFoundError as exc:
-                left = self._grace_left(task_id, self._poll)
-                if left <= 0:
+                if tracker is None:
+                    submitted_at = self._submitted.get(task_id)
+                    now = self._clock.monotonic()
+                    tracker = PollTracker(
+                        task_id,
+                        self._poll,
+                        started_at=now if submitted_at is None else submitted_at,
+                        submitted_at=submitted_at,
+                        rng=self._clock.rng,
+                    )
+                step = tracker.on_error(exc, self._clock.monotonic())
+                if step.kind is not StepKind.AGAIN:
                     raise TaskNotFoundError.from_not_found(task_id, exc) from exc
-                attempt += 1
-                delay = min(left, max(self._poll.min_interval, 0.5 * 2 ** min(attempt, 6)))
-                logger.info("vidgo task %s not visible yet; asking again in %.2f s", task_id, delay)
-                await self._clock.sleep(delay)
+                logger.info(
+                    "vidgo task %s not visible yet; asking again in %.2f s", task_id, step.delay
+                )
+                await self._clock.sleep(step.delay)
                 continue
             return structure(response.data, Task)
 
