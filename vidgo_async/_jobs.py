@@ -27,17 +27,19 @@ happens once what it depends on is safe.
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
-import attrs
-
-from ._errors import VidgoError
-from ._inputs import ModelInput
+from ._job_states import RERUN, JobState, RerunAction
+from ._job_values import (
+    GenerationRequest,
+    JobAbandonedError,
+    JobEvent,
+    JobResult,
+    Progress,
+    request_fingerprint,
+    utc_from_timestamp,
+)
 from ._models import Task
 
 __all__ = [
@@ -55,243 +57,8 @@ __all__ = [
 ]
 
 
-def request_fingerprint(model: str, input: Mapping[str, Any]) -> str:
-    """Return sha256 (hex) of the model id followed by the canonical JSON of the input.
-
-    Canonical JSON has sorted keys, no spaces and unescaped non-ASCII text, so two requests
-    that differ only in key order share a fingerprint (the emulator counts jobs the same way).
-    """
-    canonical = json.dumps(input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((model + canonical).encode("utf-8")).hexdigest()
-
-
-@attrs.frozen
-class GenerationRequest:
-    """What to generate: a model, its input, and an optional key naming the job.
-
-    Args:
-        model: the model id, e.g. ``"seedance-2"``.
-        input: a typed input (``Seedance2Input(...)``) or a mapping of fields.
-        key: your name for the job (a clip id, a row id); reported back in every event and
-            result. Defaults to ``job-<n>``.
-        callback_url: where Vidgo should POST the result (public HTTPS).
-    """
-
-    model: str
-    input: ModelInput | Mapping[str, Any]
-    key: str | None = None
-    callback_url: str | None = None
-
-
-class JobState(str, enum.Enum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    SUBMITTING = "submitting"
-    IN_DOUBT = "in_doubt"
-    IN_FLIGHT = "in_flight"
-    FINISHED = "finished"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    UNKNOWN = "unknown"
-    LOST = "lost"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job has reached an end state in this run (nothing more will happen)."""
-        return self in _TERMINAL
-
-    @property
-    def rerun(self) -> RerunAction:
-        """What a rerun does with a job that ended (or stopped) in this state."""
-        return RERUN[self]
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-_TERMINAL = frozenset(
-    {
-        JobState.FINISHED,
-        JobState.FAILED,
-        JobState.TIMEOUT,
-        JobState.UNKNOWN,
-        JobState.LOST,
-        JobState.CANCELLED,
-    }
-)
-
-
-class RerunAction(str, enum.Enum):
-    """What a rerun (a resumed batch, ``plan_resume``) does with a journaled job."""
-
-    RESUBMIT = "resubmit"  # nothing was billed (rejected, or the API said failed)
-    POLL = "poll"  # a task exists: follow it by its task id, never submit it again
-    LEAVE = "leave"  # a submit may have created a task: reported, left to the user
-    SKIP = "skip"  # finished: reported (missing files downloaded again)
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-# The one table of what a rerun does with each state. A job ``lost`` or ``timeout`` holds
-# a task id that may still run (and be billed): it is polled, never submitted again.
-RERUN: Mapping[JobState, RerunAction] = {
-    JobState.QUEUED: RerunAction.RESUBMIT,
-    JobState.CANCELLED: RerunAction.RESUBMIT,
-    JobState.FAILED: RerunAction.RESUBMIT,
-    JobState.SUBMITTING: RerunAction.LEAVE,
-    JobState.IN_DOUBT: RerunAction.LEAVE,
-    JobState.UNKNOWN: RerunAction.LEAVE,
-    JobState.IN_FLIGHT: RerunAction.POLL,
-    JobState.TIMEOUT: RerunAction.POLL,
-    JobState.LOST: RerunAction.POLL,
-    JobState.FINISHED: RerunAction.SKIP,
-}
-
-
-class JobAbandonedError(VidgoError):
-    """The orchestrator stopped before this job ended.
-
-    When ``task_id`` is set the task was created and goes on (and is billed) on the server:
-    keep the id and look it up later with ``client.wait(task_id)``.
-    """
-
-    def __init__(self, key: str, task_id: str | None, *, reason: str | None = None) -> None:
-        self.key = key
-        self.task_id = task_id
-        if task_id is None:
-            why = reason or "the orchestrator stopped before the job was submitted"
-            message = f"job {key!r} was dropped: {why}; nothing was created or billed"
-        else:
-            message = (
-                f"the orchestrator stopped while job {key!r} was in flight; task {task_id} "
-                "goes on on the server. HINT: await client.wait(task_id) to collect it."
-            )
-        super().__init__(message)
-
-
 class InvalidTransitionError(RuntimeError):
     """A job was asked to make a transition its current state does not allow (a bug)."""
-
-
-@attrs.frozen(kw_only=True)
-class JobEvent:
-    """One thing that happened to one job.
-
-    Attributes:
-        kind: what happened: ``queued``, ``submitting``, ``requeued``, ``in_doubt``,
-            ``submitted``, ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
-            ``lost``, ``cancelled`` or ``abandoned``.
-        key: the job's key.
-        state: the job's state after the event; ``previous`` the one before.
-        task_id: the task id once known.
-        task: the task as last seen from the API, if any.
-        error: the error behind a ``failed``/``timeout``/``unknown``/``lost``/``requeued`` event.
-        at: the wall-clock time of the event (POSIX seconds).
-    """
-
-    kind: str
-    key: str
-    state: JobState
-    previous: JobState
-    task_id: str | None
-    task: Task | None
-    error: BaseException | None
-    at: float
-
-    @property
-    def progress(self) -> int | None:
-        """The task's reported progress (0-100), when known."""
-        return None if self.task is None else self.task.progress
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-@attrs.frozen(kw_only=True)
-class JobResult:
-    """How one job ended (or where it stood when the orchestrator stopped).
-
-    Attributes:
-        request: the request as given.
-        key: the job's key.
-        state: the final state (``IN_FLIGHT`` only when the orchestrator stopped first).
-        task: the last ``Task`` seen from the API (the finished task on success).
-        error: why the job did not finish: ``TaskFailedError``, ``TaskLostError``,
-            ``WaitTimeoutError``, ``SubmitOutcomeUnknownError``, an ``APIStatusError``,
-            ``JobAbandonedError``...
-        queued_at / submitted_at / finished_at: UTC times, ``None`` when not reached.
-    """
-
-    request: GenerationRequest
-    key: str
-    state: JobState
-    task: Task | None
-    error: BaseException | None
-    queued_at: datetime | None
-    submitted_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def task_id(self) -> str | None:
-        """The task id, once the submit answered (kept for failed and timed-out jobs too)."""
-        return None if self.task is None else self.task.task_id
-
-    @property
-    def ok(self) -> bool:
-        """Whether the job finished with a video."""
-        return self.state is JobState.FINISHED
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from submit to the end, when both are known."""
-        if self.submitted_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.submitted_at).total_seconds()
-
-    def unwrap(self) -> Task:
-        """Return the finished task, or raise the job's error."""
-        if self.state is JobState.FINISHED and self.task is not None:
-            return self.task
-        if self.error is not None:
-            raise self.error
-        raise JobAbandonedError(self.key, self.task_id)
-
-
-@attrs.frozen(kw_only=True)
-class Progress:
-    """A snapshot of how many jobs are in each state."""
-
-    queued: int = 0
-    submitting: int = 0
-    in_doubt: int = 0
-    in_flight: int = 0
-    finished: int = 0
-    failed: int = 0
-    timeout: int = 0
-    unknown: int = 0
-    cancelled: int = 0
-    lost: int = 0
-
-    @property
-    def total(self) -> int:
-        """Every job the orchestrator knows of."""
-        return self.pending + self.done
-
-    @property
-    def pending(self) -> int:
-        """Jobs not yet ended."""
-        return self.queued + self.submitting + self.in_doubt + self.in_flight
-
-    @property
-    def done(self) -> int:
-        """Jobs that have ended, whatever the outcome."""
-        return (
-            self.finished + self.failed + self.timeout + self.unknown + self.lost + self.cancelled
-        )
 
 
 Listener = Callable[[JobEvent], None]
@@ -395,9 +162,9 @@ class Job:
             state=self.state,
             task=self.task,
             error=self.error,
-            queued_at=_utc(self.queued_at),
-            submitted_at=_utc(self.submitted_at),
-            finished_at=_utc(self.finished_at),
+            queued_at=utc_from_timestamp(self.queued_at),
+            submitted_at=utc_from_timestamp(self.submitted_at),
+            finished_at=utc_from_timestamp(self.finished_at),
         )
 
     # -- transitions: one method each, one event each ---------------------------------

@@ -36,36 +36,26 @@ The journal never holds the API key: only job keys, models, inputs, task ids and
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import json
 import logging
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-import anyio.to_thread
-import attrs
-
-from ._converter import converter, structure
+from ._converter import converter
 from ._errors import (
-    APIResponseValidationError,
     JobClaimedError,
     JournalConflictError,
     JournalError,
 )
-from ._jobs import JobState, RerunAction, request_fingerprint
+from ._jobs import RerunAction, request_fingerprint
+from ._journal_entry import JournalEntry, JournalState, canonical_json, fingerprint
 from ._journal_file import (
     APPLICATION_ID,
-    DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SCHEMA_VERSION,
-    JournalFile,
 )
-from ._journal_lock import WriterLock
+from ._journal_store import JournalStore
 from ._models import Task
 
 __all__ = [
@@ -83,122 +73,7 @@ logger = logging.getLogger("vidgo_async")
 T = TypeVar("T")
 
 
-class JournalState(str, enum.Enum):
-    """Where a journaled job stands: the job states a journal records (same names, same values).
-
-    Its meaning is the job's: :attr:`job_state`, :attr:`is_terminal` and :attr:`rerun`
-    come from :class:`~vidgo_async.JobState` and its rerun table.
-    """
-
-    SUBMITTING = "submitting"  # intent written; the submit may or may not have been sent
-    IN_FLIGHT = "in_flight"  # the API gave a task_id; not yet seen terminal
-    UNKNOWN = "unknown"  # sent, no answer: a task may exist (and be billed)
-    FINISHED = "finished"
-    FAILED = "failed"  # rejected before a task existed, or the API said the task failed
-    TIMEOUT = "timeout"  # our deadline passed; the task goes on under its task_id
-    LOST = "lost"  # its status could no longer be read; the task may go on under its task_id
-
-    @property
-    def job_state(self) -> JobState:
-        """The job state this journal state records."""
-        return JobState(self.value)
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the run that recorded it was done with the job (``JobState.is_terminal``)."""
-        return self.job_state.is_terminal
-
-    @property
-    def rerun(self) -> RerunAction:
-        """What a rerun does with a job recorded in this state (``JobState.rerun``)."""
-        return self.job_state.rerun
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-def canonical_json(data: Mapping[str, Any]) -> str:
-    """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-# The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
-# followed by the canonical JSON of the input. A journal refuses to reuse a job key for a
-# different fingerprint. ``record_intent`` has a parameter of that name, hence the alias.
-fingerprint = request_fingerprint
-_fingerprint_of = request_fingerprint
-
-
-@attrs.frozen(kw_only=True)
-class JournalEntry:
-    """One job as the journal last recorded it.
-
-    Attributes:
-        key: the job key (a batch line's ``id``).
-        fingerprint: see :func:`fingerprint`.
-        model, input: the request as it was (or would be) sent.
-        state: see :class:`JournalState`.
-        task_id: the task id the API gave, when it gave one.
-        task: the last task seen (terminal tasks are recorded), when any.
-        error_type, error_message: why the job failed or is unknown.
-        files: local paths of downloaded result files, in the task's file order.
-        attempts: how many submits were started for this key.
-        callback_token: the capability token of the job's callback URL, when one was used.
-        created_at, updated_at, submitted_at, finished_at: Unix times.
-    """
-
-    key: str
-    fingerprint: str
-    model: str
-    input: dict[str, Any]
-    state: JournalState
-    task_id: str | None = None
-    task: Task | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    files: tuple[str, ...] = ()
-    attempts: int = 0
-    callback_token: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    submitted_at: float | None = None
-    finished_at: float | None = None
-
-    @property
-    def error(self) -> dict[str, str] | None:
-        """The error as ``{"type": ..., "message": ...}``, or ``None``."""
-        if self.error_type is None and self.error_message is None:
-            return None
-        return {"type": self.error_type or "Error", "message": self.error_message or ""}
-
-    @property
-    def submit_in_doubt(self) -> bool:
-        """Whether a submit may have created a task whose id was never recorded.
-
-        True for ``unknown`` and for ``submitting`` (the process died between the intent
-        and the answer), and for a state to poll that lost its task id. Such jobs must not
-        be resubmitted without the user's consent.
-        """
-        action = self.state.rerun
-        return action is RerunAction.LEAVE or (action is RerunAction.POLL and self.task_id is None)
-
-    @property
-    def needs_poll(self) -> bool:
-        """Whether the job has a task id but no terminal task yet (re-attach by polling)."""
-        return self.task_id is not None and self.state.rerun is RerunAction.POLL
-
-    @property
-    def rerun(self) -> RerunAction:
-        """What a rerun does with this job (the state's action; ``leave`` when it cannot poll)."""
-        return RerunAction.LEAVE if self.submit_in_doubt else self.state.rerun
-
-
-# Literal statements (no string building), one per query shape; the column order is _entry's.
-_SELECT_BY_KEY = (
-    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
-    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
-    "submitted_at, finished_at, checksum FROM jobs WHERE key = ?"
-)
+# Literal statements (no string building); the column order is JournalStore._entry's.
 _SELECT_BY_TASK = (
     "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
     "error_message, files_json, attempts, callback_token, created_at, updated_at, "
@@ -211,7 +86,7 @@ _SELECT_ALL = (
 )
 
 
-class Journal:
+class Journal(JournalStore):
     """A crash-safe journal of generation jobs in one SQLite file.
 
     Use it as an async context manager, or ``await Journal.open(path)`` and ``aclose()``::
@@ -230,192 +105,6 @@ class Journal:
         JournalError: the file is not a vidgo-async journal, is damaged, or was written by
             a newer version. The file is not modified.
     """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        create: bool = True,
-        readonly: bool = False,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-        _clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._path = Path(path)
-        self._create = create and not readonly
-        self._readonly = readonly
-        self._busy_timeout = busy_timeout
-        self._clock = _clock
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-        self._writer = WriterLock(Path(f"{self._path}.lock"))
-
-    @property
-    def path(self) -> Path:
-        """The journal file."""
-        return self._path
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("open" if self._conn else "unopened")
-        return f"<Journal {str(self._path)!r} {state}>"
-
-    @classmethod
-    async def open(
-        cls,
-        path: str | Path,
-        *,
-        create: bool = True,
-        readonly: bool = False,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-    ) -> Journal:
-        """Open (or create) the journal at ``path``; close it with ``aclose()``."""
-        journal = cls(path, create=create, readonly=readonly, busy_timeout=busy_timeout)
-        await journal._open()
-        return journal
-
-    async def __aenter__(self) -> Journal:
-        await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the journal (idempotent). Every returned ``record_*`` call is already durable."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._conn is not None:
-                await anyio.to_thread.run_sync(self._close_sync)
-        finally:
-            self._writer.release()
-
-    async def lock_writer(self, owner: str) -> None:
-        """Take this journal's writer lock for ``owner`` (e.g. one batch run) until closed.
-
-        The lock is held by the process: it is released by :meth:`aclose` and by the
-        operating system when the process dies (``kill -9`` included), so a crashed run
-        never blocks the next one.
-
-        Raises:
-            JournalLockedError: another process holds the lock (its owner is named).
-        """
-        if self._readonly:
-            raise JournalError("the journal was opened read-only", path=str(self._path))
-        await anyio.to_thread.run_sync(self._writer.acquire, owner)
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    async def _open(self) -> None:
-        if self._closed:
-            raise JournalError("the journal is closed", path=str(self._path))
-        if self._conn is None:
-            await anyio.to_thread.run_sync(self._open_sync)
-
-    def _open_sync(self) -> None:
-        with self._lock:
-            if self._conn is None:
-                self._conn = JournalFile(
-                    self._path,
-                    create=self._create,
-                    readonly=self._readonly,
-                    busy_timeout=self._busy_timeout,
-                    clock=self._clock,
-                ).connect()
-
-    def _error(self, message: str) -> JournalError:
-        return JournalError(f"{message}: {self._path}", path=str(self._path))
-
-    # -- running database work off the event loop ----------------------------------------
-
-    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise JournalError("the journal is closed", path=str(self._path))
-        if self._conn is None:
-            await self._open()
-
-        def call() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise JournalError("the journal is closed", path=str(self._path))
-                try:
-                    return func(self._conn)
-                except sqlite3.DatabaseError as exc:
-                    raise self._error(f"journal write or read failed ({exc})") from exc
-
-        # Not cancellable on purpose: a cancelled caller still waits for its commit.
-        return await anyio.to_thread.run_sync(call)
-
-    def _write(
-        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
-    ) -> Callable[[sqlite3.Connection], JournalEntry]:
-        if self._readonly:
-            raise JournalError("the journal was opened read-only", path=str(self._path))
-
-        def transaction(conn: sqlite3.Connection) -> JournalEntry:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                change(conn, self._load(conn, key))
-                row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-                if row is None:  # pragma: no cover - every change writes the row
-                    raise self._error(f"no journal entry for key {key!r}")
-                checksum = _row_checksum(row[:-1])
-                conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
-                entry = self._entry((*row[:-1], checksum))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return entry
-
-        return transaction
-
-    def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
-        row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-        return None if row is None else self._entry(row)
-
-    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
-        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
-         files_json, attempts, token, created, updated, submitted, finished, checksum) = row  # fmt: skip
-        # SQLite has no page checksums: a damaged byte inside a row would read back as a
-        # plausible but wrong value. The row checksum turns that into a clear error.
-        if checksum != _row_checksum(row[:-1]):
-            raise self._error(f"the journal entry {key!r} is damaged (checksum mismatch)")
-        try:
-            task = None if task_json is None else structure(json.loads(task_json), Task)
-            return JournalEntry(
-                key=key,
-                fingerprint=fp,
-                model=model,
-                input=json.loads(input_json),
-                state=JournalState(state),
-                task_id=task_id,
-                task=task,
-                error_type=error_type,
-                error_message=error_message,
-                files=tuple(json.loads(files_json)),
-                attempts=attempts,
-                callback_token=token,
-                created_at=created,
-                updated_at=updated,
-                submitted_at=submitted,
-                finished_at=finished,
-            )
-        except (ValueError, TypeError, APIResponseValidationError) as exc:
-            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
-
-    def _missing(self, key: str, action: str) -> JournalError:
-        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -508,7 +197,7 @@ class Journal:
             ValueError: the fingerprint does not match ``model`` and ``input``.
         """
         data = json.loads(input) if isinstance(input, str) else dict(input)
-        computed = _fingerprint_of(model, data)
+        computed = request_fingerprint(model, data)
         if fingerprint != computed:
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
@@ -711,10 +400,6 @@ class Journal:
 
 
 _OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
-
-
-def _row_checksum(values: tuple[Any, ...]) -> str:
-    return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:
