@@ -17,7 +17,12 @@ from typing import IO
 
 from ._errors import JournalLockedError
 
-__all__ = ["WriterLock", "describe_owner"]
+__all__ = ["WriterLock", "describe_owner", "lock_file_for"]
+
+
+def lock_file_for(journal: Path) -> Path:
+    """Return the lock file of the journal at ``journal`` (``<journal>.lock``)."""
+    return Path(f"{journal}.lock")
 
 
 def _try_lock(stream: IO[str]) -> bool:

@@ -25,7 +25,7 @@ from ._converter import structure
 from ._errors import APIResponseValidationError, JournalError
 from ._journal_entry import JournalEntry, JournalState
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
-from ._journal_lock import WriterLock
+from ._journal_lock import WriterLock, lock_file_for
 from ._models import Task
 
 __all__ = ["JournalStore", "row_checksum"]
@@ -61,7 +61,7 @@ class JournalStore:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self._writer = WriterLock(Path(f"{self._path}.lock"))
+        self._writer = WriterLock(lock_file_for(self._path))
 
     @property
     def path(self) -> Path:

@@ -42,7 +42,7 @@ from .._errors import (
 )
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
-from .._journal_lock import describe_owner
+from .._journal_lock import WriterLock, describe_owner, lock_file_for
 from .._resume import JournalRecorder, ResumePlan, plan_resume
 from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
 
@@ -84,9 +84,21 @@ def move_aside(path: Path, *, now: Callable[[], float] = time.time) -> Path | No
 
     Returns ``None`` when there is no journal. The old journal is kept, never deleted: its
     task ids may be the only record of videos being paid for.
+
+    Raises:
+        JournalLockedError: a batch is running on the journal (it is not moved).
     """
     if not path.exists():
         return None
+    lock = WriterLock(lock_file_for(path))
+    lock.acquire(f"vidgo-async batch --fresh, {describe_owner()}")
+    try:
+        return _rename_journal(path, now)
+    finally:
+        lock.release()
+
+
+def _rename_journal(path: Path, now: Callable[[], float]) -> Path:
     stamp = datetime.fromtimestamp(now(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
     counter = 1

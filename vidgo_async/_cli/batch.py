@@ -18,7 +18,7 @@ import anyio.abc
 import anyio.to_thread
 
 from .._config import API_KEY_ENV, PollPolicy
-from .._errors import VidgoError
+from .._errors import JournalLockedError, VidgoError
 from .._jobs import JobResult, JobState, Progress
 from .._orchestrator import JobHandle, Orchestrator
 from ._batch_callbacks import CallbackSetupError, callback_receiver
@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh:
         try:
             moved = move_aside(journal_path(args))
+        except JournalLockedError as exc:  # never move a journal from under a running batch
+            _say(f"vidgo-async batch: {exc}")
+            return 2
         except OSError as exc:
             _say(f"vidgo-async batch: --fresh could not move the journal aside: {exc}")
             return 2
