@@ -381,8 +381,9 @@ class _BatchRun:
         )
         if counts[JobState.LOST] or counts[JobState.TIMEOUT]:
             _say(
-                "  HINT: 'lost' and 'timed out' jobs have a task that may still run (and be "
-                "billed); rerun the same command to poll them again (never submitted again)."
+                "  HINT: 'lost' jobs, and 'timed out' jobs with a task_id, have a task that may "
+                "still run (and be billed); rerun the same command to poll them again (never "
+                "submitted again)."
             )
         if counts[JobState.UNKNOWN]:
             _say(
