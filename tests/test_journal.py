@@ -615,3 +615,16 @@ def test_the_journal_never_stores_the_api_key(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for file in tmp_path.iterdir():
         assert canary.encode() not in file.read_bytes()
+
+
+async def test_one_task_belongs_to_one_job(tmp_path: Path) -> None:
+    """A task id another job holds is refused, so two rows never share one task and video."""
+    async with Journal(tmp_path / "j.sqlite") as journal:
+        await _intent(journal, "first", 1)
+        await _intent(journal, "second", 2)
+        await journal.record_submitted("first", "task-shared")
+        with pytest.raises(JournalError, match="already belongs to job 'first'"):
+            await journal.record_submitted("second", "task-shared")
+        second = await journal.get("second")
+        assert second is not None
+        assert (second.state, second.task_id) == (JournalState.SUBMITTING, None)

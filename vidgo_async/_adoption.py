@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._errors import SubmitOutcomeUnknownError
+from ._errors import JournalError, SubmitOutcomeUnknownError
 from ._jobbook import JobBook
 from ._jobs import Job, JobState
 from ._models import Task
@@ -81,6 +81,13 @@ class Adoption:
             return early
         return task
 
+    def _holder_of(self, task_id: str, job: Job) -> str | None:
+        """Return the key of another live job that holds ``task_id``, if any."""
+        for other in self._book.live.values():
+            if other is not job and other.task_id == task_id:
+                return other.key
+        return None
+
     async def await_callback(self, job: Job, error: SubmitOutcomeUnknownError) -> bool:
         """Keep an unknown submit in doubt until its callback reveals the task.
 
@@ -93,7 +100,8 @@ class Adoption:
         job.doubt(error)
         if early is not None:
             await self.adopt(job, early)
-            return True
+            if job.state is not JobState.IN_DOUBT:
+                return True
         now = self._book.clock.monotonic()
         deadline = job.deadline
         timeout = self._tracking.job_timeout
@@ -110,11 +118,30 @@ class Adoption:
         return True
 
     async def adopt(self, job: Job, task: Task) -> None:
-        """Turn an in-doubt submit into a tracked job with the task its callback revealed."""
+        """Turn an in-doubt submit into a tracked job with the task its callback revealed.
+
+        A task that already belongs to another job (a leaked or replayed token) is never
+        adopted: the job stays in doubt and ends ``unknown`` at its deadline.
+        """
+        holder = self._holder_of(task.task_id, job)
+        if holder is not None:
+            logger.warning(
+                "vidgo job %r: not adopting task %s, which already belongs to job %r",
+                job.key,
+                task.task_id,
+                holder,
+            )
+            return
         journal = self._book.journal
         if journal is not None:
             with anyio.CancelScope(shield=True):
-                await journal.after_submit(job, task)
+                try:
+                    await journal.after_submit(job, task)
+                except JournalError as exc:  # e.g. the task is another journaled job's
+                    logger.warning(
+                        "vidgo job %r: not adopting task %s: %s", job.key, task.task_id, exc
+                    )
+                    return
         now = self._book.clock.monotonic()
         job.submitted(task, monotonic=now)
         logger.info("vidgo job %r: its callback revealed task %s (adopted)", job.key, task.task_id)

@@ -247,10 +247,13 @@ class Journal(JournalStore):
     async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
         """Record the ``task_id`` the API gave for ``key``; call it before counting it in flight.
 
-        Recording the same task id again does nothing (duplicates collapse).
+        Recording the same task id again does nothing (duplicates collapse). One task
+        belongs to one job: a task id another key holds is refused (e.g. a leaked callback
+        token naming someone else's task), so two rows never share one task and video.
 
         Raises:
-            JournalError: no intent was recorded, or the job already holds another task id.
+            JournalError: no intent was recorded, the job already holds another task id, or
+                another job holds this one.
         """
         now = self._clock()
 
@@ -263,6 +266,14 @@ class Journal(JournalStore):
                 raise self._error(
                     f"job {key!r} already holds task {entry.task_id}; refusing to record a "
                     f"second task {task_id} for it"
+                )
+            holder = conn.execute(
+                "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
+            ).fetchone()
+            if holder is not None:
+                raise self._error(
+                    f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
+                    f"it for job {key!r} too"
                 )
             conn.execute(
                 "UPDATE jobs SET state = ?, task_id = ?, error_type = NULL, error_message = NULL, "
