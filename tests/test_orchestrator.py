@@ -461,3 +461,20 @@ async def test_submitter_pool_is_sized_like_the_connection_pool(client: VidgoCli
         results = await orch.run([request(n) for n in range(7)])
         assert orch._dispatcher.submitters <= 3
     assert all(r.ok for r in results)
+
+
+async def test_an_unexpected_submit_error_ends_unknown_never_failed(
+    emulator: Emulator, client: VidgoClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug raised by the submit is no refusal: the job ends unknown, so no rerun resubmits it."""
+
+    async def broken(model: str, input: dict[str, Any], **options: Any) -> Task:
+        raise ZeroDivisionError("a bug after the request may have been sent")
+
+    async with Orchestrator(client) as orch:
+        orch._dispatcher.submit = broken
+        (result,) = await orch.run([request(1)])
+    assert result.state is JobState.UNKNOWN
+    assert isinstance(result.error, SubmitOutcomeUnknownError)
+    assert isinstance(result.error.cause, ZeroDivisionError)
+    assert "failed unexpectedly" in caplog.text

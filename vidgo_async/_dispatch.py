@@ -253,11 +253,17 @@ class Dispatcher:
             with anyio.CancelScope(shield=True):
                 await book.end(job, lambda: job.outcome_unknown(unknown))
             raise
-        except Exception as exc:  # every other error rejects this job only; it is reported
-            if not isinstance(exc, VidgoError):
-                logger.exception("vidgo submit of job %r failed unexpectedly", job.key)
+        except VidgoError as exc:  # refused before anything was created: this job only
             rejected = exc
             await book.end(job, lambda: job.fail(rejected))
+            return
+        except Exception as exc:
+            # Not a refusal: whether the submit reached the API is unknown, so it is never
+            # resubmitted silently (a bug report, not a reason to pay twice).
+            logger.exception("vidgo submit of job %r failed unexpectedly", job.key)
+            payload = {"model": job.model, "input": job.input}
+            surprise = SubmitOutcomeUnknownError(job.model, payload, exc)
+            await book.end(job, lambda: job.outcome_unknown(surprise))
             return
         self._gate.on_success()
         if book.journal is not None:
