@@ -44,7 +44,7 @@ async def _child(
             client, max_in_flight=jobs, status_rate=status_rate, poll=policy
         ) as orch:
             results = await orch.run(requests)
-            polls = orch._scheduler.polls
+            polls = orch.polls
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     ok = sum(1 for r in results if r.ok)
     return {

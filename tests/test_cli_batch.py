@@ -114,7 +114,7 @@ def test_acceptance_33_jobs_with_429s_503s_and_3_failures(
     assert [row["id"] for row in rows] == [f"clip-{n}" for n in range(33)]
     finished = [row for row in rows if row["status"] == "finished"]
     failed = [row for row in rows if row["status"] == "failed"]
-    assert len(finished) == 30
+    assert len(finished) == 30, [r for r in rows if r["status"] != "finished"]
     assert len(failed) == 3
     assert {row["id"] for row in failed} == {f"clip-{n}" for n in failing}
     for row in failed:

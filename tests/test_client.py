@@ -36,6 +36,7 @@ from vidgo_async import (
     Seedance2Input,
     Task,
     TaskFailedError,
+    TaskLostError,
     TaskNotFoundError,
     TaskStatus,
     Timeout,
@@ -285,25 +286,25 @@ async def test_404_for_a_foreign_task_is_immediate() -> None:
     assert info.value.status_code == 404
 
 
-async def test_get_task_once_returns_the_server_hint() -> None:
-    """_get_task_once sends one request and returns the Retry-After hint."""
+async def test_query_status_returns_the_server_hint() -> None:
+    """query_status sends one request and returns the Retry-After hint."""
     async with make_client() as client:
         with aioresponses() as mocked:
             mocked.get(
                 status_url("t1"), payload=envelope(task_data("t1")), headers={"Retry-After": "4"}
             )
-            task, hint = await client._get_task_once("t1")
+            task, hint = await client.query_status("t1")
     assert task.task_id == "t1"
     assert hint == 4
 
 
-async def test_get_task_once_does_not_retry() -> None:
-    """_get_task_once raises the mapped error of its single attempt."""
+async def test_query_status_does_not_retry() -> None:
+    """query_status raises the mapped error of its single attempt."""
     async with make_client() as client:
         with aioresponses() as mocked:
             mocked.get(status_url("t1"), status=503, payload=error_body(503), repeat=True)
             with pytest.raises(Exception, match="503"):
-                await client._get_task_once("t1")
+                await client.query_status("t1")
             assert call_count(mocked) == 1
 
 
@@ -455,13 +456,15 @@ async def test_unknown_status_then_finished_with_poll_policy() -> None:
     assert task.is_finished
 
 
-async def test_wait_404_for_foreign_task_is_task_not_found() -> None:
-    """wait on an id the API does not know raises TaskNotFoundError."""
+async def test_wait_404_for_foreign_task_is_task_lost() -> None:
+    """wait on an id the API does not know loses track of it, the 404 kept as the cause."""
     async with make_client() as client:
         with aioresponses() as mocked:
             _status_sequence(mocked, "t1", [404])
-            with pytest.raises(TaskNotFoundError):
+            with pytest.raises(TaskLostError) as caught:
                 await client.wait("t1")
+    assert isinstance(caught.value.cause, TaskNotFoundError)
+    assert caught.value.task_id == "t1"
 
 
 async def test_wait_polls_slowly_once_the_budget_is_empty() -> None:

@@ -39,6 +39,7 @@ from vidgo_async import (
     SubmitOutcomeUnknownError,
     Task,
     TaskFailedError,
+    TaskLostError,
     TaskNotFoundError,
     Timeout,
     VidgoClient,
@@ -149,11 +150,12 @@ async def test_a_persistently_oversized_status_body_is_reported_not_polled_to_th
     async with emulator(faults="status:oversized,endless") as emu, client_for(emu) as client:
         task = await submit_clean(emu, client)
         started = time.monotonic()
-        with pytest.raises(APIResponseValidationError) as caught:
+        with pytest.raises(TaskLostError) as caught:
             await client.wait(task, timeout=3)
         assert time.monotonic() - started < 2.0
         assert 1 <= emu.stats.status_requests[task.task_id] <= 5
-    assert "larger than" in str(caught.value)
+    assert isinstance(caught.value.cause, APIResponseValidationError)
+    assert "larger than" in str(caught.value.cause)
 
 
 # -- 404 right after submit, and unknown tasks -------------------------------------------
@@ -183,28 +185,31 @@ async def test_get_task_rides_out_404_within_the_grace() -> None:
 
 
 async def test_404_past_the_grace_is_task_not_found() -> None:
-    """A task that stays 404 past not_found_grace raises TaskNotFoundError from wait and get_task."""
+    """A task that stays 404 past not_found_grace is lost by wait (TaskNotFoundError as cause)."""
     poll = PollPolicy(not_found_grace=0.2).scaled(TIME_SCALE * 10)  # grace 0.2 s
     async with emulator(faults="status:404") as emu, client_for(emu, poll=poll) as client:
         task = await client.submit(MODEL, FAST)
         started = time.monotonic()
-        with pytest.raises(TaskNotFoundError) as caught:
+        with pytest.raises(TaskLostError) as lost:
             await client.wait(task, timeout=15)
         assert time.monotonic() - started < 3.0
         with pytest.raises(TaskNotFoundError):
             await client.get_task(task.task_id)
-    assert caught.value.status_code == 404
-    assert task.task_id in str(caught.value)
+    caught = lost.value.cause
+    assert isinstance(caught, TaskNotFoundError)
+    assert caught.status_code == 404
+    assert task.task_id in str(caught)
 
 
 async def test_an_unknown_task_id_is_task_not_found_at_once() -> None:
-    """A task id this client never submitted gets no grace: TaskNotFoundError on the first 404."""
+    """A task id this client never submitted gets no grace: its first 404 ends the wait."""
     unknown = "task-unified-1757165031-zzzzzzzz"
     async with emulator() as emu, client_for(emu) as client:
         with pytest.raises(TaskNotFoundError) as caught:
             await client.get_task(unknown)
-        with pytest.raises(TaskNotFoundError):
+        with pytest.raises(TaskLostError) as lost:
             await client.wait(unknown, timeout=5)
+        assert isinstance(lost.value.cause, TaskNotFoundError)
         assert emu.stats.status_requests[unknown] == 2
     # The status page's documented body: {"detail": "Task not found"}.
     assert caught.value.message.endswith("Task not found")

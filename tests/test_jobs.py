@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from vidgo_async import Task, TaskFailedError, TaskStatus
+from vidgo_async import (
+    AuthenticationError,
+    JournalState,
+    RerunAction,
+    Task,
+    TaskFailedError,
+    TaskLostError,
+    TaskStatus,
+)
 from vidgo_async._jobs import (
+    RERUN,
     GenerationRequest,
     InvalidTransitionError,
     Job,
@@ -179,3 +188,68 @@ def test_a_listener_added_during_an_event_gets_only_later_events(others: int) ->
     job.submitted(task("not_started"), monotonic=1.0)
     assert [e.kind for e in late] == ["submitted"]
     assert seen == (["submitting", "submitted"] if others else [])
+
+
+def test_lost_keeps_the_task_id_and_is_polled_on_a_rerun() -> None:
+    """IN_FLIGHT -> LOST keeps the task and its id; the rerun table polls it, never resubmits."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
+    job.submitted(task("running"), monotonic=1.0)
+    cause = TaskLostError(task("running"), AuthenticationError("no", status_code=401))
+    job.lose(cause)
+    assert job.state is JobState.LOST
+    assert job.task_id == "t-1"
+    assert events[-1].kind == "lost"
+    assert job.state.is_terminal
+    assert job.state.rerun is RerunAction.POLL
+    with pytest.raises(TaskLostError):
+        job.result().unwrap()
+
+
+def test_in_doubt_is_explicit_and_ends_adopted_or_unknown() -> None:
+    """SUBMITTING -> IN_DOUBT (not terminal) -> IN_FLIGHT when adopted, or UNKNOWN at the end."""
+    events: list[JobEvent] = []
+    adopted = make_job(events)
+    adopted.begin_submit()
+    adopted.doubt(RuntimeError("no answer"))
+    assert adopted.state is JobState.IN_DOUBT
+    assert not adopted.state.is_terminal
+    adopted.submitted(task("running"), monotonic=2.0)
+    assert (adopted.state, adopted.error) == (JobState.IN_FLIGHT, None)
+    unknown = make_job(events)
+    unknown.begin_submit()
+    unknown.doubt(RuntimeError("no answer"))
+    unknown.outcome_unknown(RuntimeError("no callback came"))
+    assert unknown.state is JobState.UNKNOWN
+    assert [e.kind for e in events].count("in_doubt") == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [
+        (JobState.FINISHED, RerunAction.SKIP),
+        (JobState.FAILED, RerunAction.RESUBMIT),
+        (JobState.CANCELLED, RerunAction.RESUBMIT),
+        (JobState.QUEUED, RerunAction.RESUBMIT),
+        (JobState.LOST, RerunAction.POLL),
+        (JobState.TIMEOUT, RerunAction.POLL),
+        (JobState.IN_FLIGHT, RerunAction.POLL),
+        (JobState.UNKNOWN, RerunAction.LEAVE),
+        (JobState.SUBMITTING, RerunAction.LEAVE),
+        (JobState.IN_DOUBT, RerunAction.LEAVE),
+    ],
+)
+def test_the_rerun_table(state: JobState, action: RerunAction) -> None:
+    """One table says what a rerun does with each state; only nothing-billed states resubmit."""
+    assert RERUN[state] is action
+    assert state.rerun is action
+
+
+def test_the_rerun_table_covers_every_state_and_the_journal_derives_from_it() -> None:
+    """Every job state has a rerun action; every journal state is a job state with its meaning."""
+    assert set(RERUN) == set(JobState)
+    for recorded in JournalState:
+        assert recorded.job_state is JobState(recorded.value)
+        assert recorded.is_terminal is recorded.job_state.is_terminal
+        assert recorded.rerun is recorded.job_state.rerun

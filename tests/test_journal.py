@@ -15,7 +15,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from vidgo_async import JournalConflictError, JournalError, Task, TaskFile, TaskStatus
+from vidgo_async import (
+    JobClaimedError,
+    JournalConflictError,
+    JournalError,
+    Task,
+    TaskFile,
+    TaskStatus,
+)
 from vidgo_async._journal import (
     APPLICATION_ID,
     Journal,
@@ -124,6 +131,7 @@ async def test_lifecycle_records_every_step(tmp_path: Path) -> None:
         "finished": 1,
         "failed": 0,
         "timeout": 0,
+        "lost": 0,
     }
     assert "closed" in repr(journal)
 
@@ -166,7 +174,7 @@ async def test_record_terminal_rejects_non_terminal_states(tmp_path: Path) -> No
     """Only finished, failed and timeout are outcomes."""
     async with Journal(tmp_path / "j.sqlite") as journal:
         await _intent(journal, "a")
-        with pytest.raises(ValueError, match="finished, failed or timeout"):
+        with pytest.raises(ValueError, match="finished, failed, timeout or lost"):
             await journal.record_terminal("a", "in_flight", None)
 
 
@@ -174,12 +182,18 @@ async def test_record_terminal_rejects_non_terminal_states(tmp_path: Path) -> No
 
 
 async def test_intent_again_is_allowed_only_without_a_live_task(tmp_path: Path) -> None:
-    """An unknown or rejected job may be submitted again; one holding a task id may not."""
+    """A rejected job may be claimed again, an unknown one only on request; one holding a task never."""
     async with Journal(tmp_path / "j.sqlite") as journal:
         await _intent(journal, "unknown")
         await journal.record_unknown("unknown", "no answer")
-        again = await _intent(journal, "unknown")
+        with pytest.raises(JobClaimedError, match="not submitted again"):
+            await _intent(journal, "unknown")
+        again = await journal.record_intent(
+            "unknown", fingerprint(MODEL, _input(0)), MODEL, _input(0), retry_in_doubt=True
+        )
         assert (again.state, again.attempts, again.error) == (JournalState.SUBMITTING, 2, None)
+        with pytest.raises(JobClaimedError, match="another run may be submitting it"):
+            await _intent(journal, "unknown")  # claimed: submitting, by someone
 
         await _intent(journal, "rejected")
         await journal.record_failed("rejected", "ServerError", "HTTP 503")
@@ -188,10 +202,14 @@ async def test_intent_again_is_allowed_only_without_a_live_task(tmp_path: Path) 
 
         await _intent(journal, "live")
         await journal.record_submitted("live", "task-live")
-        with pytest.raises(JournalError, match="already submitted as task task-live"):
+        with pytest.raises(JobClaimedError, match="already recorded as task task-live") as held:
+            await _intent(journal, "live")
+        assert (held.value.key, held.value.task_id) == ("live", "task-live")
+        await journal.record_terminal("live", "lost", _finished("task-live"))
+        with pytest.raises(JobClaimedError, match="poll its task"):
             await _intent(journal, "live")
         await journal.record_terminal("live", "finished", _finished("task-live"))
-        with pytest.raises(JournalError, match="poll that task"):
+        with pytest.raises(JobClaimedError, match="poll its task"):
             await _intent(journal, "live")
         assert (await journal.get("live")).state is JournalState.FINISHED  # type: ignore[union-attr]
 
@@ -597,3 +615,16 @@ def test_the_journal_never_stores_the_api_key(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for file in tmp_path.iterdir():
         assert canary.encode() not in file.read_bytes()
+
+
+async def test_one_task_belongs_to_one_job(tmp_path: Path) -> None:
+    """A task id another job holds is refused, so two rows never share one task and video."""
+    async with Journal(tmp_path / "j.sqlite") as journal:
+        await _intent(journal, "first", 1)
+        await _intent(journal, "second", 2)
+        await journal.record_submitted("first", "task-shared")
+        with pytest.raises(JournalError, match="already belongs to job 'first'"):
+            await journal.record_submitted("second", "task-shared")
+        second = await journal.get("second")
+        assert second is not None
+        assert (second.state, second.task_id) == (JournalState.SUBMITTING, None)

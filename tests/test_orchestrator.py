@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from vidgo_async import (
     InputValidationError,
     PollPolicy,
+    StatusAnswer,
     SubmitOutcomeUnknownError,
     Task,
     TaskFailedError,
@@ -121,13 +123,13 @@ async def test_limits_hold_under_random_durations_and_faults(seed: int) -> None:
     async with Emulator(job_seconds=(1, 30), time_scale=SCALE, seed=seed, faults=faults) as emu:  # noqa: SIM117 - the server outlives the client
         async with emu.client(poll=POLL) as client:
             status_times: list[float] = []
-            fetch = client._get_task_once
+            fetch = client.query_status
 
-            async def spy_fetch(task_id: str) -> tuple[Task, float | None]:
+            async def spy_fetch(task_id: str, **options: Any) -> StatusAnswer:
                 status_times.append(time.monotonic())
-                return await fetch(task_id)
+                return await fetch(task_id, **options)
 
-            client._get_task_once = spy_fetch  # type: ignore[method-assign]
+            client.query_status = spy_fetch  # type: ignore[method-assign]
             spy = InFlightSpy()
             async with Orchestrator(client, max_in_flight=5, status_rate=40, on_event=spy) as orch:
                 results = await orch.run([request(n) for n in range(40)])
@@ -314,7 +316,7 @@ async def test_journal_writes_come_before_the_transitions_they_guard(client: Vid
         ("task_id", JobState.SUBMITTING),
         ("end", JobState.FINISHED),
     ]
-    assert journal.calls[0][3] == fingerprint("seedance-2", request(1).input)  # type: ignore[arg-type]
+    assert journal.calls[0][3] == fingerprint("seedance-2", request(1).input)
 
 
 async def test_attach_follows_an_existing_task_without_submitting(
@@ -354,20 +356,22 @@ class HeldSubmits:
 
     def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
-        self.send = orch._send_submit
+        dispatcher = orch._dispatcher
+        self.send = dispatcher.submit
         self.release = anyio.Event()
         self.open = 0
         self.peak = 0
         self.order: list[str] = []
-        orch._send_submit = self  # type: ignore[method-assign]
+        dispatcher.submit = self
 
-    async def __call__(self, job: Job) -> Task:
-        self.order.append(job.key)
+    async def __call__(self, model: str, input: dict[str, Any], **options: Any) -> Task:
+        # The key is the shot number at the end of the prompt (see ``request``).
+        self.order.append("clip-" + str(input["prompt"]).rsplit(" ", 1)[1])
         self.open += 1
         self.peak = max(self.peak, self.open)
         try:
             await self.release.wait()
-            return await self.send(job)
+            return await self.send(model, input, **options)
         finally:
             self.open -= 1
 
@@ -402,7 +406,7 @@ async def test_submitter_pool_caps_submits_and_keeps_the_rest_queued(
     spy = counter.spy
     slow = POLL.scaled(1000.0)
     async with Orchestrator(client, max_in_flight=10, poll=slow, on_event=counter) as orch:
-        orch._max_submitters = 3
+        orch._dispatcher.max_submitters = 3
         held = HeldSubmits(orch)
         handles = [orch.start(request(n)) for n in range(8)]
         await settle()
@@ -414,7 +418,7 @@ async def test_submitter_pool_caps_submits_and_keeps_the_rest_queued(
         assert orch.snapshot().in_flight == 8
         assert held.peak == 3
         assert held.order == [f"clip-{n}" for n in range(8)]
-        assert orch._submitters == 3
+        assert orch._dispatcher.submitters == 3
         assert all(handle.task_id is not None for handle in handles)
     assert emulator.stats.submit_attempts == 8
     submitted = [e.key for e in spy.events if e.kind == "submitting"]
@@ -428,7 +432,7 @@ async def test_a_job_waiting_for_a_submitter_is_cancelled_without_a_request(
     counter = SubmittedCounter(1)
     slow = POLL.scaled(1000.0)
     async with Orchestrator(client, max_in_flight=10, poll=slow, on_event=counter) as orch:
-        orch._max_submitters = 1
+        orch._dispatcher.max_submitters = 1
         held = HeldSubmits(orch)
         first = orch.start(request(1))
         second = orch.start(request(2))
@@ -449,11 +453,28 @@ async def test_submitter_pool_is_sized_like_the_connection_pool(client: VidgoCli
     """The pool has as many submitters as connections, never more than max_in_flight."""
     from vidgo_async._orchestrator import DEFAULT_MAX_CONCURRENT_SUBMITS
 
-    assert Orchestrator(client, max_in_flight=5000)._max_submitters == (
+    assert Orchestrator(client, max_in_flight=5000)._dispatcher.max_submitters == (
         DEFAULT_MAX_CONCURRENT_SUBMITS
     )
-    assert Orchestrator(client, max_in_flight=3)._max_submitters == 3
+    assert Orchestrator(client, max_in_flight=3)._dispatcher.max_submitters == 3
     async with Orchestrator(client, max_in_flight=3) as orch:
         results = await orch.run([request(n) for n in range(7)])
-        assert orch._submitters <= 3
+        assert orch._dispatcher.submitters <= 3
     assert all(r.ok for r in results)
+
+
+async def test_an_unexpected_submit_error_ends_unknown_never_failed(
+    emulator: Emulator, client: VidgoClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug raised by the submit is no refusal: the job ends unknown, so no rerun resubmits it."""
+
+    async def broken(model: str, input: dict[str, Any], **options: Any) -> Task:
+        raise ZeroDivisionError("a bug after the request may have been sent")
+
+    async with Orchestrator(client) as orch:
+        orch._dispatcher.submit = broken
+        (result,) = await orch.run([request(1)])
+    assert result.state is JobState.UNKNOWN
+    assert isinstance(result.error, SubmitOutcomeUnknownError)
+    assert isinstance(result.error.cause, ZeroDivisionError)
+    assert "failed unexpectedly" in caplog.text

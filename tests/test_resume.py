@@ -145,3 +145,37 @@ async def test_resumed_run_attaches_instead_of_submitting(tmp_path: Path) -> Non
         assert fresh[0].state is JobState.FINISHED
         assert emu.stats.submits_accepted == 2
         assert emu.stats.submits_by_prompt["clip 1"] == 1
+
+
+@pytest.mark.parametrize("status", ["401", "403", "400", "302", "word,word=paused"])
+async def test_a_confusing_status_answer_ends_lost_and_the_rerun_polls_it(
+    tmp_path: Path, status: str
+) -> None:
+    """A 401/403/400/302 or unknown status loses the job (journaled lost); a rerun polls it once."""
+    request = _request(7)
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        async with (
+            Emulator(job_seconds=0.0, seed=9, faults=f"status:{status},times=1") as emu,
+            emu.client() as client,
+        ):
+            async with Orchestrator(
+                client, max_in_flight=1, poll=FAST, journal=JournalRecorder(journal)
+            ) as orch:
+                (result,) = await orch.run([request])
+            assert result.state is JobState.LOST
+            assert result.task_id is not None
+            entry = await journal.get("k7")
+            assert entry is not None
+            assert (entry.state, entry.task_id) == (JournalState.LOST, result.task_id)
+            plan = await plan_resume(journal, [request])
+            assert [task.task_id for _, task in plan.attach] == [result.task_id]
+            assert plan.submit == []
+            async with Orchestrator(
+                client, max_in_flight=1, poll=FAST, journal=JournalRecorder(journal)
+            ) as orch:
+                handle = orch.attach(*plan.attach[0])
+                assert (await handle.result()).state is JobState.FINISHED
+            assert emu.stats.submits_accepted == 1
+        finished = await journal.get("k7")
+        assert finished is not None
+        assert finished.state is JournalState.FINISHED

@@ -6,8 +6,6 @@ separate process too (``vidgo-async emulator``), read through its ``/_emulator/s
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import random
@@ -15,71 +13,35 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _batch_support import (
+    KEY,
+    MODEL,
+    EmulatorProcess,
+    assert_complete,
+    batch_command,
+    batch_env,
+    emulator,
+    journal_entries,
+    journal_entries_when_readable,
+    prompt_of,
+    read_results,
+    run_batch,
+    sha256,
+    submits,
+    wait_for,
+    write_jobs,
+)
 
 from vidgo_async._cli import main
-from vidgo_async._journal import Journal, JournalEntry, JournalState, fingerprint
-from vidgo_async.testing import sample_sha256
+from vidgo_async._journal import Journal, JournalState, fingerprint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-
-KEY = "resume-test-key"
-MODEL = "seedance-2"
-
-
-class EmulatorProcess:
-    """``vidgo-async emulator`` in its own process, and a way to read its counters."""
-
-    def __init__(self, *options: str) -> None:
-        command = [sys.executable, "-m", "vidgo_async", "emulator", "--port", "0"]
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
-            [*command, "--api-key", KEY, *options],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        assert first.startswith("Vidgo emulator serving at "), first + self._stderr()
-        self.base_url = first.rsplit(" ", 1)[1].strip()
-
-    def _stderr(self) -> str:
-        if self.process.poll() is None:
-            return ""
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
-
-    def stats(self) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310 - a loopback http URL
-            self.base_url + "/_emulator/stats", headers={"Authorization": f"Bearer {KEY}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            data: dict[str, Any] = json.load(response)["data"]
-        return data
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a stuck emulator
-                self.process.kill()
-                self.process.communicate()
-
-
-@contextlib.contextmanager
-def emulator(*options: str) -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess(*options)
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture(scope="module")
@@ -89,98 +51,12 @@ def emu() -> Iterator[EmulatorProcess]:
         yield server
 
 
-def write_jobs(path: Path, tag: str, count: int) -> list[str]:
-    """Write ``count`` shorthand lines with prompts unique to ``tag``; return their ids."""
-    ids = [f"{tag}-{n}" for n in range(count)]
-    with path.open("w") as stream:
-        for job_id in ids:
-            prompt = f"{tag}: {job_id}, a paper lantern drifting over a dark lake"
-            stream.write(json.dumps({"id": job_id, "prompt": prompt}) + "\n")
-    return ids
-
-
-def prompt_of(job_id: str) -> str:
-    return f"{job_id.rsplit('-', 1)[0]}: {job_id}, a paper lantern drifting over a dark lake"
-
-
-def batch_command(source: Path, out: Path, emu: EmulatorProcess, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "vidgo_async",
-        "batch",
-        str(source),
-        "--out",
-        str(out),
-        "--base-url",
-        emu.base_url,
-        "--poll-scale",
-        "0.02",
-        *extra,
-    ]
-
-
-def batch_env() -> dict[str, str]:
-    return {**os.environ, "VIDGO_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
-
-
-def run_batch(
-    source: Path, out: Path, emu: EmulatorProcess, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - a fixed command line of this test
-        batch_command(source, out, emu, *extra),
-        env=batch_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def in_process(
     source: Path, out: Path, emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, *extra: str
 ) -> int:
     """Run the batch command in this process (quicker than a subprocess)."""
     monkeypatch.setenv("VIDGO_API_KEY", KEY)
     return main(batch_command(source, out, emu, *extra)[3:])
-
-
-def read_results(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def journal_entries(path: Path) -> list[JournalEntry]:
-    async def read() -> list[JournalEntry]:
-        async with Journal(path, readonly=True) as journal:
-            return await journal.entries()
-
-    return anyio.run(read)
-
-
-def submits(stats: dict[str, Any], ids: list[str]) -> dict[str, int]:
-    """How many submits the emulator accepted for each job's prompt."""
-    by_prompt: dict[str, int] = stats["submits_by_prompt"]
-    return {job_id: by_prompt.get(prompt_of(job_id), 0) for job_id in ids}
-
-
-def assert_complete(out: Path, ids: list[str]) -> None:
-    """Every job once in results.jsonl, finished, its video whole on disk; no partial file."""
-    rows = read_results(out)
-    assert [row["id"] for row in rows] == ids
-    assert {row["status"] for row in rows} == {"finished"}, rows
-    expected = sample_sha256()
-    for row in rows:
-        assert row["task_id"]
-        assert row["error"] is None
-        (file,) = row["files"]
-        assert file["path"] == str(out / f"{row['id']}.mp4")
-        assert sha256(Path(file["path"])) == expected
-    assert list(out.glob("*.part")) == []
-    assert list(out.glob(".*.part")) == []
 
 
 def kill_after(command: list[str], seconds: float) -> None:
@@ -200,11 +76,13 @@ def finish(source: Path, out: Path, emu: EmulatorProcess) -> set[str]:
     for _ in range(3):
         extra = ("--retry-unknown",) if reported else ()
         result = run_batch(source, out, emu, *extra)
+        assert "Traceback" not in result.stderr, result.stderr
         if result.returncode == 0:
             return reported
-        unknown = {row["id"] for row in read_results(out) if row["status"] == "unknown"}
-        # Only an unanswered submit of a killed run may keep a resumed run from finishing.
+        # Only an unanswered submit of a killed run may keep a resumed run from finishing;
+        # the exit status says the run is over (and results.jsonl written) before it is read.
         assert result.returncode == 1, result.stderr
+        unknown = {row["id"] for row in read_results(out) if row["status"] == "unknown"}
         assert unknown, result.stderr
         assert "--retry-unknown" in result.stderr
         reported |= unknown
@@ -256,17 +134,17 @@ def test_acceptance_40_jobs_killed_between_waves_resume_with_each_prompt_once(
         process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
             command, env=batch_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        started = time.monotonic()
+
+        def first_wave_in_flight() -> bool:
+            assert process.poll() is None, "the batch exited before it was killed"
+            entries = journal_entries_when_readable(journal)
+            return sum(entry.state is JournalState.IN_FLIGHT for entry in entries) == 8
+
         try:
-            while True:  # the first wave is in flight (and journaled) ...
-                entries = journal_entries(journal) if journal.exists() else []
-                if sum(entry.state is JournalState.IN_FLIGHT for entry in entries) == 8:
-                    break
-                assert process.poll() is None
-                assert time.monotonic() - started < 20
-                time.sleep(0.05)
-            # ... and about two seconds in, before it ends and the second wave is sent.
-            time.sleep(max(0.0, 1.6 - (time.monotonic() - started)))
+            # Killed once the first wave is in flight (and journaled): a condition, not a
+            # time, so that it is always before the wave ends (1.6 s later) and the second
+            # wave is sent, however slow the machine.
+            wait_for(first_wave_in_flight, timeout=30, what="8 jobs journaled in flight")
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()

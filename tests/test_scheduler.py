@@ -16,6 +16,7 @@ from vidgo_async import (
     RateLimitError,
     ServerError,
     Task,
+    TaskLostError,
     TaskNotFoundError,
     TaskStatus,
 )
@@ -82,7 +83,7 @@ class Recorder:
             self._ended()
         return not task.is_terminal
 
-    async def poll_failed(self, job: Job, error: BaseException) -> None:
+    async def lost(self, job: Job, error: TaskLostError) -> None:
         self.failed[job.key] = error
         self._ended()
 
@@ -204,8 +205,8 @@ async def test_poke_moves_a_job_to_now() -> None:
     assert not scheduler.poke(job)  # ended: no longer watched
 
 
-async def test_not_found_within_grace_is_retried_then_past_grace_fails() -> None:
-    """A 404 right after submit is retried; a task invisible past the grace fails the job."""
+async def test_not_found_within_grace_is_retried_then_past_grace_is_lost() -> None:
+    """A 404 right after submit is retried; a task invisible past the grace is lost, not failed."""
     clock = VirtualClock()
     api = FakeApi(clock)
     handler = Recorder(2)
@@ -225,7 +226,9 @@ async def test_not_found_within_grace_is_retried_then_past_grace_fails() -> None
     scheduler.watch(in_flight_job("never", "t-never", clock))
     await run_until_done(scheduler, handler)
     assert handler.seen["late"][-1].is_finished
-    assert isinstance(handler.failed["never"], TaskNotFoundError)
+    lost = handler.failed["never"]
+    assert isinstance(lost, TaskLostError)
+    assert isinstance(lost.cause, TaskNotFoundError)
     assert "late" not in handler.failed
 
 

@@ -268,7 +268,7 @@ async def test_callbacks_resolve_jobs_before_any_fallback_poll() -> None:
             ) as orch:
                 with anyio.fail_after(10):
                     results = await orch.run(reqs)
-                assert orch._scheduler.polls == 0
+                assert orch.polls == 0
             await emu.wait_callbacks()
             await receiver.join()
     assert [r.state for r in results] == [JobState.FINISHED] * 6
@@ -301,7 +301,7 @@ async def test_forged_callback_does_not_end_an_orchestrated_job() -> None:
             handle = orch.start(requests(1, seconds=40)[0])
             with anyio.fail_after(5):
                 await submitted.wait()
-            url = orch._live[handle.key].callback_url
+            url = orch._book.live[handle.key].callback_url
             assert url is not None
             forged = {
                 "task_id": handle.task_id,
@@ -403,7 +403,7 @@ async def test_callback_overtaking_a_slow_submit_answer_resolves_the_job() -> No
         ):
             with anyio.fail_after(10):
                 results = await orch.run(requests(3, seconds=10))  # 0.1 s: before the answer
-            assert orch._scheduler.polls == 0
+            assert orch.polls == 0
     assert [r.state for r in results] == [JobState.FINISHED] * 3
     assert emu.stats.faults_injected["submit:slow"] == 1
     assert receiver.stats.adopted == 1
@@ -422,7 +422,7 @@ async def test_fallback_poll_backs_off_so_a_long_job_costs_two_status_requests()
         ):
             with anyio.fail_after(10):
                 results = await orch.run(requests(4, seconds=140))  # 1.4 s
-            polls = orch._scheduler.polls
+            polls = orch.polls
     assert [r.state for r in results] == [JobState.FINISHED] * 4
     per_job = [emu.stats.status_requests[r.task_id or ""] for r in results]
     assert max(per_job) <= 2
@@ -501,7 +501,7 @@ async def test_leaving_the_block_reports_a_submit_still_awaiting_its_callback(
                         await waiting.wait()
                 finally:
                     logging.getLogger("vidgo_async").removeHandler(spy)
-                assert handle.state is JobState.SUBMITTING  # held open, not ended unknown
+                assert handle.state is JobState.IN_DOUBT  # held open, not ended unknown
             result = await handle.result()
         entry = await journal.get(handle.key)
     assert result.state is JobState.UNKNOWN

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._catalog import FieldSpec, ModelSpec, list_models
-from ._client import VidgoClient
+from ._client import ClientState, StatusAnswer, VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
@@ -20,8 +20,10 @@ from ._errors import (
     InputValidationError,
     InsufficientCreditsError,
     InvalidCallbackError,
+    JobClaimedError,
     JournalConflictError,
     JournalError,
+    JournalLockedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -29,6 +31,7 @@ from ._errors import (
     SubmitOutcomeUnknownError,
     TaskError,
     TaskFailedError,
+    TaskLostError,
     TaskNotFoundError,
     UnknownCallbackTokenError,
     UnknownModelError,
@@ -51,10 +54,19 @@ from ._inputs import (
     Seedance25ReferenceToVideoInput,
     Seedance25TextToVideoInput,
 )
-from ._jobs import GenerationRequest, JobAbandonedError, JobEvent, JobResult, JobState, Progress
+from ._jobs import (
+    GenerationRequest,
+    JobAbandonedError,
+    JobEvent,
+    JobResult,
+    JobState,
+    Progress,
+    RerunAction,
+)
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
+from ._resume import JournalRecorder, ResumePlan, plan_resume
 from ._validation import validate_input
 from ._version import __version__
 
@@ -69,6 +81,7 @@ __all__ = [
     "Balance",
     "CallbackSignatureError",
     "CallbackTooLargeError",
+    "ClientState",
     "ConflictError",
     "DownloadError",
     "FieldSpec",
@@ -77,6 +90,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidCallbackError",
     "JobAbandonedError",
+    "JobClaimedError",
     "JobEvent",
     "JobHandle",
     "JobRecorder",
@@ -86,6 +100,8 @@ __all__ = [
     "JournalConflictError",
     "JournalEntry",
     "JournalError",
+    "JournalLockedError",
+    "JournalRecorder",
     "JournalState",
     "ModelInput",
     "ModelSpec",
@@ -95,6 +111,8 @@ __all__ = [
     "PollPolicy",
     "Progress",
     "RateLimitError",
+    "RerunAction",
+    "ResumePlan",
     "RetryPolicy",
     "Seedance2Input",
     "Seedance10ProInput",
@@ -106,11 +124,13 @@ __all__ = [
     "Seedance25ReferenceToVideoInput",
     "Seedance25TextToVideoInput",
     "ServerError",
+    "StatusAnswer",
     "SubmitOutcomeUnknownError",
     "Task",
     "TaskError",
     "TaskFailedError",
     "TaskFile",
+    "TaskLostError",
     "TaskNotFoundError",
     "TaskStatus",
     "Timeout",
@@ -126,5 +146,6 @@ __all__ = [
     "WebhookError",
     "__version__",
     "list_models",
+    "plan_resume",
     "validate_input",
 ]

@@ -7,6 +7,7 @@ rides out transient errors until its deadline) and downloads of the result files
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -36,31 +37,25 @@ from ._config import (
 from ._converter import structure
 from ._download import Downloader, ExpiredURLError, file_name_for
 from ._errors import (
-    APIConnectionError,
     APIResponseValidationError,
     DownloadError,
     InputValidationError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
     SubmitOutcomeUnknownError,
-    TaskFailedError,
     TaskNotFoundError,
-    UnknownStatusError,
     ValidationIssue,
     VidgoError,
-    WaitTimeoutError,
 )
 from ._hosts import is_loopback_host
-from ._http import Transport, normalise_base_url
+from ._http import RetryBudget, Transport, normalise_base_url
 from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
-from ._polling import PollState
+from ._polling import PollTracker, StepKind
 from ._rules import check_callback_url
 from ._uploads import Uploader, UploadSource
 from ._validation import validate_input
 
-__all__ = ["VidgoClient"]
+__all__ = ["ClientState", "StatusAnswer", "VidgoClient"]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -74,8 +69,21 @@ _MAX_REMEMBERED_SUBMITS = 10_000
 _PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
-# Unreadable status answers in a row that end a wait (a wrong base URL, not a blip).
-_MAX_UNREADABLE_POLLS = 3
+
+
+class ClientState(enum.Enum):
+    """Where a :class:`VidgoClient` is in its life (after httpx's ``ClientState``)."""
+
+    UNOPENED = "unopened"  # created; its connection pool opens on first use
+    OPENED = "opened"  # in use
+    CLOSED = "closed"  # ``aclose`` was called: every call raises
+
+
+class StatusAnswer(NamedTuple):
+    """One status answer: the task, and the server's poll hint (``Retry-After``) in seconds."""
+
+    task: Task
+    poll_hint: float | None
 
 
 class _Default:
@@ -191,12 +199,30 @@ class VidgoClient:
         self._submitted: OrderedDict[str, float] = OrderedDict()
         self._allow_unknown_models = bool(allow_unknown_models)
         self._uploader = Uploader(self._transport, clock=self._clock)
+        self._opened = False
 
     # -- lifecycle -----------------------------------------------------------------
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"
         return f"<VidgoClient base_url={self._base_url!r} {state}>"
+
+    @property
+    def state(self) -> ClientState:
+        """Whether the client is unopened, opened or closed."""
+        if self._transport.closed:
+            return ClientState.CLOSED
+        return ClientState.OPENED if self._opened else ClientState.UNOPENED
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the client reads and sleeps on (a ``VirtualClock`` in tests)."""
+        return self._clock
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The retry budget shared by every request of this client (read-only use)."""
+        return self._transport.retry_budget
 
     @property
     def base_url(self) -> str:
@@ -240,6 +266,7 @@ class VidgoClient:
 
     async def __aenter__(self) -> VidgoClient:
         await self._transport.open()
+        self._opened = True
         return self
 
     async def __aexit__(
@@ -265,8 +292,16 @@ class VidgoClient:
         input: ModelInput | Mapping[str, Any],
         *,
         callback_url: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Task:
         """Create a generation task and return it (usually ``not_started``).
+
+        Args:
+            model: the model id.
+            input: a typed input or a mapping of fields (checked before anything is sent).
+            callback_url: where Vidgo should POST the result.
+            retry: this call's retry policy instead of the client's (e.g. without 429 in
+                ``retry_statuses``, to reschedule rate-limited submits yourself).
 
         Raises:
             UnknownModelError: ``model`` is not a documented id (nothing was sent).
@@ -277,28 +312,23 @@ class VidgoClient:
                 retries ran out (``retry_after`` holds the server's wait when known).
             APIStatusError: the API refused the request (400, 401, 402, 403, ...).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
         if callback_url is not None:
             issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
             if issues:
                 raise InputValidationError(issues)
-        return await self._send_submit(model, prepared, callback_url=callback_url)
+        return await self._send_submit(model, prepared, callback_url=callback_url, retry=retry)
 
     async def _send_submit(
         self,
         model: str,
         prepared_input: Mapping[str, Any],
         *,
-        callback_url: str | None = None,
-        retry: RetryPolicy | None = None,
+        callback_url: str | None,
+        retry: RetryPolicy | None,
     ) -> Task:
-        """Send a submit whose input and callback URL were already checked.
-
-        The orchestrator calls this with its own ``retry`` so that 429s reach its shared
-        submit gate instead of being slept through here.
-        """
-        self._transport._check_open()
+        """Send a submit whose input and callback URL were checked by :meth:`submit`."""
         body: dict[str, Any] = {"model": model, "input": prepared_input}
         if callback_url is not None:
             body["callback_url"] = callback_url
@@ -324,20 +354,25 @@ class VidgoClient:
         while len(self._submitted) > _MAX_REMEMBERED_SUBMITS:
             self._submitted.popitem(last=False)
 
-    def _grace_left(self, task_id: str, policy: PollPolicy) -> float:
-        """Seconds left in the not-found grace of a task this client submitted (0 if none)."""
-        submitted_at = self._submitted.get(task_id)
-        if submitted_at is None:
-            return 0.0
-        return max(0.0, submitted_at + policy.not_found_grace - self._clock.monotonic())
+    async def query_status(self, task_id: str, *, timeout: Timeout | None = None) -> StatusAnswer:
+        """Send one status query: no retries, no not-found grace, no interpretation.
 
-    async def _get_task_once(
-        self, task_id: str, *, timeout: Timeout | None = None
-    ) -> tuple[Task, float | None]:
-        """Send one status query (no retries, no grace); return the task and the server's poll hint."""
-        self._transport._check_open()
+        For callers that run their own poll loop (the orchestrator's scheduler): feed the
+        answer, or the error raised, to a ``PollTracker``.
+
+        Args:
+            task_id: the task.
+            timeout: this query's time limits instead of the client's.
+
+        Returns:
+            the task and the server's poll hint (its ``Retry-After``, in seconds, if any).
+
+        Raises:
+            APIError: the query failed (the mapped error of its single attempt).
+        """
+        self._transport.check_open()
         response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
-        return structure(response.data, Task), response.retry_after
+        return StatusAnswer(structure(response.data, Task), response.retry_after)
 
     async def get_task(self, task_id: str) -> Task:
         """Return the task's current state, retrying transient errors per ``RetryPolicy``.
@@ -346,22 +381,34 @@ class VidgoClient:
             TaskNotFoundError: the API does not know the task (after the grace period
                 when this client submitted it moments ago).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         path = _status_path(task_id)
-        attempt = 0
+        # The same reading of a 404 as ``wait``: within the grace of this client's own
+        # submit it means "not visible yet"; past it (or for a foreign id) the task is unknown.
+        tracker: PollTracker | None = None
         while True:
             try:
                 response = await self._transport.request("GET", path)
             except TaskNotFoundError:
                 raise
             except NotFoundError as exc:
-                left = self._grace_left(task_id, self._poll)
-                if left <= 0:
+                if tracker is None:
+                    submitted_at = self._submitted.get(task_id)
+                    now = self._clock.monotonic()
+                    tracker = PollTracker(
+                        task_id,
+                        self._poll,
+                        started_at=now if submitted_at is None else submitted_at,
+                        submitted_at=submitted_at,
+                        rng=self._clock.rng,
+                    )
+                step = tracker.on_error(exc, self._clock.monotonic())
+                if step.kind is not StepKind.AGAIN:
                     raise TaskNotFoundError.from_not_found(task_id, exc) from exc
-                attempt += 1
-                delay = min(left, max(self._poll.min_interval, 0.5 * 2 ** min(attempt, 6)))
-                logger.info("vidgo task %s not visible yet; asking again in %.2f s", task_id, delay)
-                await self._clock.sleep(delay)
+                logger.info(
+                    "vidgo task %s not visible yet; asking again in %.2f s", task_id, step.delay
+                )
+                await self._clock.sleep(step.delay)
                 continue
             return structure(response.data, Task)
 
@@ -374,11 +421,15 @@ class VidgoClient:
     ) -> Task:
         """Poll until the task ends; return it when ``finished``.
 
-        Transient errors (5xx, 429, dropped connections, timeouts) never end a wait: it
-        keeps polling, backing off, until its deadline. A status this client does not
-        know raises ``UnknownStatusError`` at once, or is polled through until the
-        deadline with ``PollPolicy(unknown_status="poll")``. Cancelling the wait leaves
-        nothing running.
+        What each answer means is decided by :class:`~vidgo_async._polling.PollTracker`
+        (the same table the orchestrator uses). Transient errors (5xx, 429, dropped
+        connections, timeouts) never end a wait: it keeps polling, backing off, until its
+        deadline. An answer that says nothing about the task any more (401, 403, another
+        4xx, a redirect, a 404 past the not-found grace, three unreadable answers in a
+        row) raises ``TaskLostError``: the task may still run, and be billed. A status this
+        client does not know raises ``UnknownStatusError`` (a ``TaskLostError``) at once, or
+        is polled through until the deadline with ``PollPolicy(unknown_status="poll")``.
+        Cancelling the wait leaves nothing running.
 
         Args:
             task_or_id: a Task (e.g. from ``submit``) or a task id.
@@ -386,14 +437,14 @@ class VidgoClient:
             poll: the polling policy for this wait.
 
         Raises:
-            TaskFailedError: the task failed (``.task.error_message`` says why).
-            UnknownStatusError: the task reported an unknown status.
-            WaitTimeoutError: the deadline passed (``.task`` is the last seen Task).
-            TaskNotFoundError: the API does not know the task.
-            APIResponseValidationError: three status answers in a row could not be read
-                (for example a base URL that serves something other than the API).
+            TaskFailedError: the API reported the task ``failed`` (``.task.error_message``).
+            TaskLostError: the task's status can no longer be read (``.cause`` says why,
+                ``.task_id`` names it); never resubmit it blindly.
+            UnknownStatusError: the task reported an unknown status (a ``TaskLostError``).
+            WaitTimeoutError: the deadline passed (a ``TaskLostError``; ``.task`` is the
+                last seen Task).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         policy = poll if poll is not None else self._poll
         limit = policy.timeout if isinstance(timeout, _Default) else timeout
         limit_seconds = None if limit is None else to_seconds(limit)
@@ -406,71 +457,51 @@ class VidgoClient:
             task_id, last = task_or_id, None
         clock = self._clock
         started = clock.monotonic()
-        deadline = None if limit_seconds is None else started + limit_seconds
-        state = PollState(policy, started_at=self._submitted.get(task_id, started))
-        delay = 0.0
-        if last is not None:
-            outcome = self._settle(last, policy)
-            if outcome is not None:
-                return outcome
-            # The first poll comes ``initial_delay`` (±jitter) after the answer we hold.
-            delay = state.next_delay(started, rng=clock.rng)
-        errors = 0
-        unreadable = 0
-        while True:
-            now = clock.monotonic()
-            if deadline is not None:
-                if now >= deadline:
-                    raise WaitTimeoutError(self._last_seen(task_id, last), limit_seconds or 0.0)
-                delay = min(delay, deadline - now)
-            if delay > 0:
-                await clock.sleep(delay)
+        submitted_at = self._submitted.get(task_id)
+        tracker = PollTracker(
+            task_id,
+            policy,
+            started_at=started if submitted_at is None else submitted_at,
+            submitted_at=submitted_at,
+            deadline=None if limit_seconds is None else started + limit_seconds,
+            timeout=limit_seconds,
+            budget=self._transport.retry_budget,
+            rng=clock.rng,
+        )
+        step = tracker.start(started, last)
+        while step.kind is StepKind.AGAIN:
+            if step.delay > 0:
+                await clock.sleep(step.delay)
             try:
-                task, hint = await self._get_task_once(
-                    task_id, timeout=self._poll_timeout(deadline)
+                task, hint = await self.query_status(
+                    task_id, timeout=self._poll_timeout(tracker.deadline)
                 )
-            except APIResponseValidationError as exc:
-                unreadable += 1
-                if unreadable >= _MAX_UNREADABLE_POLLS:
-                    raise
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
+            except VidgoError as exc:
+                step = tracker.on_error(exc, clock.monotonic())
+                if step.kind is StepKind.AGAIN:
+                    logger.info(
+                        "vidgo status query for %s failed (%s); polling again in %.2f s",
+                        task_id,
+                        exc,
+                        step.delay,
+                    )
                 continue
-            except (APIConnectionError, ServerError, RateLimitError) as exc:
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
-                logger.info(
-                    "vidgo status query for %s failed (%s); polling again in %.2f s",
-                    task_id,
-                    exc,
-                    delay,
-                )
-                continue
-            except TaskNotFoundError:
-                raise
-            except NotFoundError as exc:
-                if self._grace_left(task_id, policy) <= 0:
-                    raise TaskNotFoundError.from_not_found(task_id, exc) from exc
-                errors += 1
-                delay = self._error_delay(state, policy, errors, exc)
-                continue
-            if errors == 0:
+            if tracker.errors == 0:
                 self._transport.retry_budget.record_success()
-            errors = unreadable = 0
-            last = task
-            outcome = self._settle(task, policy)
-            if outcome is not None:
-                return outcome
-            now = clock.monotonic()
-            state.observe(now, task.progress)
-            delay = state.next_delay(now, rng=clock.rng, hint=hint)
+            step = tracker.on_task(task, clock.monotonic(), hint)
             logger.debug(
-                "vidgo task %s is %s (progress %s); next poll in %.2f s",
+                "vidgo task %s is %s (progress %s); next step %s in %.2f s",
                 task_id,
                 task.status.value,
                 task.progress,
-                delay,
+                step.kind.value,
+                step.delay,
             )
+        if step.kind is StepKind.DONE:
+            assert step.task is not None  # noqa: S101 - done carries the finished task
+            return step.task
+        assert step.error is not None  # noqa: S101 - failed and lost carry their error
+        raise step.error
 
     def _poll_timeout(self, deadline: float | None) -> Timeout | None:
         """Bound one status query by what is left of the wait (at least a second)."""
@@ -486,35 +517,6 @@ class VidgoClient:
             connect=None if self._timeout.connect is None else min(self._timeout.connect, left),
             read=None if self._timeout.read is None else min(self._timeout.read, left),
         )
-
-    @staticmethod
-    def _settle(task: Task, policy: PollPolicy) -> Task | None:
-        """Return the task when it finished, raise when it ended otherwise, else ``None``."""
-        if task.status is TaskStatus.FINISHED:
-            return task
-        if task.status is TaskStatus.FAILED:
-            raise TaskFailedError(task)
-        if not task.status.is_known and policy.unknown_status == "raise":
-            raise UnknownStatusError(task)
-        return None
-
-    @staticmethod
-    def _last_seen(task_id: str, last: Task | None) -> Task:
-        # Every status query failed: say so rather than invent a known status.
-        return last if last is not None else Task(task_id=task_id, status=TaskStatus("unknown"))
-
-    def _error_delay(
-        self, state: PollState, policy: PollPolicy, errors: int, exc: Exception
-    ) -> float:
-        """The wait after a failed status query: backoff, a server's Retry-After, or the slowest rate."""
-        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-        budget = self._transport.retry_budget
-        if not budget.try_acquire(timeout=isinstance(exc, TimeoutError)):
-            # An outage: poll at the slowest rate instead of adding load.
-            return policy.max_interval
-        if retry_after is not None:
-            return min(max(retry_after, policy.min_interval), max(policy.max_interval, 60.0))
-        return state.failure_delay(errors, rng=self._clock.rng)
 
     async def generate(
         self,
@@ -532,7 +534,7 @@ class VidgoClient:
 
     async def balance(self) -> Balance:
         """Return the account's credit balance."""
-        self._transport._check_open()
+        self._transport.check_open()
         response = await self._transport.request("GET", BALANCE_PATH)
         return structure(response.data, Balance)
 
@@ -557,7 +559,7 @@ class VidgoClient:
             RateLimitError: still rate limited after the retries.
             APIStatusError: the API refused the upload (``message`` is its ``detail``).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         return await self._uploader.upload(source, filename=filename, upload_path=upload_path)
 
     # -- downloads -----------------------------------------------------------------
@@ -574,7 +576,7 @@ class VidgoClient:
             DownloadError: a file could not be fetched (``UnsafeURLError`` when its URL
                 failed the safety checks).
         """
-        self._transport._check_open()
+        self._transport.check_open()
         if not task.is_finished:
             raise DownloadError(
                 f"Task {task.task_id} is {task.status.value!r}, not finished: nothing to download.",
@@ -624,5 +626,5 @@ class VidgoClient:
             DownloadError: the file could not be fetched, is too large or already exists
                 with other content.
         """
-        self._transport._check_open()
+        self._transport.check_open()
         return await self._downloader.fetch_to(url, Path(destination), task_id=task_id)

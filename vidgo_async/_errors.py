@@ -20,14 +20,17 @@ Everything the package raises on purpose derives from :class:`VidgoError`::
     │       └── ServerError                      5xx (and 408)
     ├── SubmitOutcomeUnknownError                a submit was sent and its fate is unknown
     ├── TaskError                                a task ended badly (``.task`` is the last seen Task)
-    │   ├── TaskFailedError                      status ``failed``
-    │   ├── UnknownStatusError                   a status this client does not know
-    │   └── WaitTimeoutError (also TimeoutError) the wait deadline passed first
+    │   ├── TaskFailedError                      status ``failed`` (the API said so)
+    │   └── TaskLostError                        the task id is known, its status no longer readable
+    │       ├── UnknownStatusError               a status this client does not know
+    │       └── WaitTimeoutError (also TimeoutError) the wait deadline passed first
     ├── TaskNotFoundError (also NotFoundError)   the task stayed invisible past the grace period
     ├── DownloadError                            a result file could not be fetched
     │   └── UnsafeURLError                       a result URL failed the safety checks
     ├── JournalError                             the journal file is unusable (never overwritten)
-    │   └── JournalConflictError                 same job key, different request
+    │   ├── JournalConflictError                 same job key, different request
+    │   ├── JobClaimedError                      the job is held by another submit or task
+    │   └── JournalLockedError                   another process holds the writer lock
     └── WebhookError                             a callback request was refused (``status_code``)
         ├── InvalidCallbackError (also ValueError)  400: not a task body
         ├── CallbackTooLargeError                413: the body is over the size limit
@@ -58,8 +61,10 @@ __all__ = [
     "InputValidationError",
     "InsufficientCreditsError",
     "InvalidCallbackError",
+    "JobClaimedError",
     "JournalConflictError",
     "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -67,6 +72,7 @@ __all__ = [
     "SubmitOutcomeUnknownError",
     "TaskError",
     "TaskFailedError",
+    "TaskLostError",
     "TaskNotFoundError",
     "UnknownCallbackTokenError",
     "UnknownModelError",
@@ -378,26 +384,62 @@ class TaskFailedError(TaskError):
         super().__init__(f"Task {task.task_id} failed: {reason}", task)
 
 
-class UnknownStatusError(TaskError):
+class TaskLostError(TaskError):
+    """The task exists (its id is known) but its status can no longer be read.
+
+    Raised for a 401/403, another 4xx, a redirect, a 404 past the not-found grace,
+    repeated unreadable answers, an unknown status or the deadline. The task may still
+    run, and be billed, on the server: it is never "failed". ``task`` is the last seen Task
+    (status ``unknown`` when none was seen), ``cause`` the observation that ended the wait.
+    """
+
+    def __init__(
+        self, task: Task, cause: BaseException | None = None, *, message: str | None = None
+    ) -> None:
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+        super().__init__(
+            message
+            or (
+                f"Lost track of task {task.task_id}: its status can no longer be read ({cause}). "
+                "The task may still run (and be billed) on the server. HINT: wait for it again "
+                "later with its task_id; a batch rerun polls it, never submits it again."
+            ),
+            task,
+        )
+
+    @property
+    def task_id(self) -> str:
+        """The id of the task that was lost track of."""
+        return self.task.task_id
+
+
+class UnknownStatusError(TaskLostError):
     """The API reported a status this client does not know; it was not waited through."""
 
     def __init__(self, task: Task) -> None:
         super().__init__(
-            f"Task {task.task_id} has status {task.status.value!r}, which this client does not "
-            "know. HINT: PollPolicy(unknown_status='poll') keeps polling until the deadline.",
             task,
+            message=(
+                f"Task {task.task_id} has status {task.status.value!r}, which this client does "
+                "not know. HINT: PollPolicy(unknown_status='poll') keeps polling until the "
+                "deadline."
+            ),
         )
 
 
-class WaitTimeoutError(TaskError, TimeoutError):
+class WaitTimeoutError(TaskLostError, TimeoutError):
     """The wait deadline passed before the task ended. The task itself goes on."""
 
     def __init__(self, task: Task, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(
-            f"Task {task.task_id} was still {task.status.value!r} after {timeout:g} s. "
-            "The task continues on the server: wait for it again with its task_id.",
             task,
+            message=(
+                f"Task {task.task_id} was still {task.status.value!r} after {timeout:g} s. "
+                "The task continues on the server: wait for it again with its task_id."
+            ),
         )
 
 
@@ -498,3 +540,33 @@ class JournalConflictError(JournalError):
         self.key = key
         self.recorded = recorded
         self.given = given
+
+
+class JobClaimedError(JournalError):
+    """A job's submit was not sent: the journal holds it for another submit or a task.
+
+    ``key`` is the job key, ``state`` its recorded state and ``task_id`` its task, if any.
+    Nothing was sent for it by this process.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str,
+        state: str,
+        task_id: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.state = state
+        self.task_id = task_id
+
+
+class JournalLockedError(JournalError):
+    """Another process holds the journal's writer lock (``owner`` says which, when known)."""
+
+    def __init__(self, message: str, *, owner: str | None = None, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.owner = owner

@@ -433,7 +433,8 @@ class Transport:
             return self._default_timeout[1]
         return client_timeout(timeout)
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise if ``aclose`` was called (every API call checks it first)."""
         if self._closed:
             raise RuntimeError(
                 "This VidgoClient is closed. HINT: create a new client, or keep using it "
@@ -442,7 +443,7 @@ class Transport:
 
     async def open(self) -> aiohttp.ClientSession:
         """Return the session, creating the pooled one on first use."""
-        self._check_open()
+        self.check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=100, enable_cleanup_closed=False),

@@ -2,11 +2,21 @@
 
 A job moves through one enum of states::
 
-    queued ─► submitting ─► in_flight(task_id) ─► finished | failed | timeout
+    queued ─► submitting ─► in_flight(task_id) ─► finished | failed (the API said so)
+      │           │  │                      ├───► lost(task_id): its status can no longer be
+      │           │  │                      │     read (401/403, 4xx, 3xx, unknown status)
+      │           │  │                      └───► timeout(task_id): our deadline came first
+      │           │  ├─────► in_doubt  (sent, no answer: a callback may still reveal the
+      │           │  │                 task, which is then adopted ─► in_flight)
       │           │  └─────► unknown   (sent, no answer: never resubmitted silently)
       │           ├────────► failed    (rejected: nothing was created)
       │           └────────► queued    (429: re-queued behind the shared submit gate)
       └──► cancelled | timeout          (never submitted: nothing was paid for)
+
+What a rerun does with each end state is one table, :data:`RERUN` (see
+:class:`RerunAction`): only ``failed`` (the API said so, or nothing was created) and the
+never-submitted states are submitted again; ``lost``, ``timeout`` and ``in_flight`` are
+polled; ``unknown`` and ``submitting`` are left to the user; ``finished`` is skipped.
 
 Every transition is one method of :class:`Job` that emits exactly one :class:`JobEvent`
 to the job's listeners (the orchestrator's counters, the user's ``on_event`` hook, a
@@ -17,20 +27,23 @@ happens once what it depends on is safe.
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
-import attrs
-
-from ._errors import VidgoError
-from ._inputs import ModelInput
+from ._job_states import RERUN, JobState, RerunAction
+from ._job_values import (
+    GenerationRequest,
+    JobAbandonedError,
+    JobEvent,
+    JobResult,
+    Progress,
+    request_fingerprint,
+    utc_from_timestamp,
+)
 from ._models import Task
 
 __all__ = [
+    "RERUN",
     "GenerationRequest",
     "InvalidTransitionError",
     "Job",
@@ -39,200 +52,13 @@ __all__ = [
     "JobResult",
     "JobState",
     "Progress",
+    "RerunAction",
     "request_fingerprint",
 ]
 
 
-def request_fingerprint(model: str, input: Mapping[str, Any]) -> str:
-    """Return sha256 (hex) of the model id followed by the canonical JSON of the input.
-
-    Canonical JSON has sorted keys, no spaces and unescaped non-ASCII text, so two requests
-    that differ only in key order share a fingerprint (the emulator counts jobs the same way).
-    """
-    canonical = json.dumps(input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((model + canonical).encode("utf-8")).hexdigest()
-
-
-@attrs.frozen
-class GenerationRequest:
-    """What to generate: a model, its input, and an optional key naming the job.
-
-    Args:
-        model: the model id, e.g. ``"seedance-2"``.
-        input: a typed input (``Seedance2Input(...)``) or a mapping of fields.
-        key: your name for the job (a clip id, a row id); reported back in every event and
-            result. Defaults to ``job-<n>``.
-        callback_url: where Vidgo should POST the result (public HTTPS).
-    """
-
-    model: str
-    input: ModelInput | Mapping[str, Any]
-    key: str | None = None
-    callback_url: str | None = None
-
-
-class JobState(str, enum.Enum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    SUBMITTING = "submitting"
-    IN_FLIGHT = "in_flight"
-    FINISHED = "finished"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    UNKNOWN = "unknown"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job has reached an end state (nothing more will happen to it)."""
-        return self in _TERMINAL
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-_TERMINAL = frozenset(
-    {JobState.FINISHED, JobState.FAILED, JobState.TIMEOUT, JobState.UNKNOWN, JobState.CANCELLED}
-)
-
-
-class JobAbandonedError(VidgoError):
-    """The orchestrator stopped before this job ended.
-
-    When ``task_id`` is set the task was created and goes on (and is billed) on the server:
-    keep the id and look it up later with ``client.wait(task_id)``.
-    """
-
-    def __init__(self, key: str, task_id: str | None, *, reason: str | None = None) -> None:
-        self.key = key
-        self.task_id = task_id
-        if task_id is None:
-            why = reason or "the orchestrator stopped before the job was submitted"
-            message = f"job {key!r} was dropped: {why}; nothing was created or billed"
-        else:
-            message = (
-                f"the orchestrator stopped while job {key!r} was in flight; task {task_id} "
-                "goes on on the server. HINT: await client.wait(task_id) to collect it."
-            )
-        super().__init__(message)
-
-
 class InvalidTransitionError(RuntimeError):
     """A job was asked to make a transition its current state does not allow (a bug)."""
-
-
-@attrs.frozen(kw_only=True)
-class JobEvent:
-    """One thing that happened to one job.
-
-    Attributes:
-        kind: what happened: ``queued``, ``submitting``, ``requeued``, ``submitted``,
-            ``attached``, ``progress``, ``finished``, ``failed``, ``timeout``, ``unknown``,
-            ``cancelled`` or ``abandoned``.
-        key: the job's key.
-        state: the job's state after the event; ``previous`` the one before.
-        task_id: the task id once known.
-        task: the task as last seen from the API, if any.
-        error: the error behind a ``failed``/``timeout``/``unknown``/``requeued`` event.
-        at: the wall-clock time of the event (POSIX seconds).
-    """
-
-    kind: str
-    key: str
-    state: JobState
-    previous: JobState
-    task_id: str | None
-    task: Task | None
-    error: BaseException | None
-    at: float
-
-    @property
-    def progress(self) -> int | None:
-        """The task's reported progress (0-100), when known."""
-        return None if self.task is None else self.task.progress
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-@attrs.frozen(kw_only=True)
-class JobResult:
-    """How one job ended (or where it stood when the orchestrator stopped).
-
-    Attributes:
-        request: the request as given.
-        key: the job's key.
-        state: the final state (``IN_FLIGHT`` only when the orchestrator stopped first).
-        task: the last ``Task`` seen from the API (the finished task on success).
-        error: why the job did not finish: ``TaskFailedError``, ``WaitTimeoutError``,
-            ``SubmitOutcomeUnknownError``, an ``APIStatusError``, ``JobAbandonedError``...
-        queued_at / submitted_at / finished_at: UTC times, ``None`` when not reached.
-    """
-
-    request: GenerationRequest
-    key: str
-    state: JobState
-    task: Task | None
-    error: BaseException | None
-    queued_at: datetime | None
-    submitted_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def task_id(self) -> str | None:
-        """The task id, once the submit answered (kept for failed and timed-out jobs too)."""
-        return None if self.task is None else self.task.task_id
-
-    @property
-    def ok(self) -> bool:
-        """Whether the job finished with a video."""
-        return self.state is JobState.FINISHED
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from submit to the end, when both are known."""
-        if self.submitted_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.submitted_at).total_seconds()
-
-    def unwrap(self) -> Task:
-        """Return the finished task, or raise the job's error."""
-        if self.state is JobState.FINISHED and self.task is not None:
-            return self.task
-        if self.error is not None:
-            raise self.error
-        raise JobAbandonedError(self.key, self.task_id)
-
-
-@attrs.frozen(kw_only=True)
-class Progress:
-    """A snapshot of how many jobs are in each state."""
-
-    queued: int = 0
-    submitting: int = 0
-    in_flight: int = 0
-    finished: int = 0
-    failed: int = 0
-    timeout: int = 0
-    unknown: int = 0
-    cancelled: int = 0
-
-    @property
-    def total(self) -> int:
-        """Every job the orchestrator knows of."""
-        return self.pending + self.done
-
-    @property
-    def pending(self) -> int:
-        """Jobs not yet ended."""
-        return self.queued + self.submitting + self.in_flight
-
-    @property
-    def done(self) -> int:
-        """Jobs that have ended, whatever the outcome."""
-        return self.finished + self.failed + self.timeout + self.unknown + self.cancelled
 
 
 Listener = Callable[[JobEvent], None]
@@ -264,6 +90,7 @@ class Job:
         "key",
         "queued_at",
         "request",
+        "revealed",
         "state",
         "submitted_at",
         "submitted_mono",
@@ -294,6 +121,8 @@ class Job:
         # Set when a deadline passes while the submit is on the wire.
         self.expired = False
         self.submitted_mono: float | None = None
+        # A task a verified callback revealed while the submit was still on the wire.
+        self.revealed: Task | None = None
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = list(listeners or [])
         self.queued_at: float = wall_clock()
@@ -333,9 +162,9 @@ class Job:
             state=self.state,
             task=self.task,
             error=self.error,
-            queued_at=_utc(self.queued_at),
-            submitted_at=_utc(self.submitted_at),
-            finished_at=_utc(self.finished_at),
+            queued_at=utc_from_timestamp(self.queued_at),
+            submitted_at=utc_from_timestamp(self.submitted_at),
+            finished_at=utc_from_timestamp(self.finished_at),
         )
 
     # -- transitions: one method each, one event each ---------------------------------
@@ -348,12 +177,18 @@ class Job:
         """SUBMITTING -> QUEUED: the submit was refused with a 429; nothing was created."""
         self._move("requeued", JobState.QUEUED, (JobState.SUBMITTING,), error=error)
 
+    def doubt(self, error: BaseException) -> None:
+        """SUBMITTING -> IN_DOUBT: sent, no answer; a callback may still reveal the task."""
+        self.error = error
+        self._move("in_doubt", JobState.IN_DOUBT, (JobState.SUBMITTING,), error=error)
+
     def submitted(self, task: Task, *, monotonic: float) -> None:
-        """SUBMITTING -> IN_FLIGHT: the API answered with a task id."""
+        """SUBMITTING|IN_DOUBT -> IN_FLIGHT: the API answered, or a callback revealed the task."""
         self.task = task
+        self.error = None
         self.submitted_mono = monotonic
         self.submitted_at = self._wall_clock()
-        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING,))
+        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING, JobState.IN_DOUBT))
 
     def attach(self, task: Task, *, monotonic: float) -> None:
         """QUEUED|UNKNOWN -> IN_FLIGHT: follow a task created earlier (resume, adopted callback)."""
@@ -381,7 +216,7 @@ class Job:
         self._end("finished", JobState.FINISHED, (JobState.IN_FLIGHT,))
 
     def fail(self, error: BaseException, task: Task | None = None) -> None:
-        """SUBMITTING|IN_FLIGHT|QUEUED -> FAILED: rejected, failed on the server, or untrackable."""
+        """SUBMITTING|IN_FLIGHT|QUEUED -> FAILED: rejected, or the API reported the task failed."""
         if task is not None:
             self.task = task
         self.error = error
@@ -391,10 +226,17 @@ class Job:
             (JobState.QUEUED, JobState.SUBMITTING, JobState.IN_FLIGHT),
         )
 
-    def outcome_unknown(self, error: BaseException) -> None:
-        """SUBMITTING -> UNKNOWN: sent, but no answer says whether a task was created."""
+    def lose(self, error: BaseException, task: Task | None = None) -> None:
+        """IN_FLIGHT -> LOST: the task's status can no longer be read (it may still run)."""
+        if task is not None:
+            self.task = task
         self.error = error
-        self._end("unknown", JobState.UNKNOWN, (JobState.SUBMITTING,))
+        self._end("lost", JobState.LOST, (JobState.IN_FLIGHT,))
+
+    def outcome_unknown(self, error: BaseException) -> None:
+        """SUBMITTING|IN_DOUBT -> UNKNOWN: sent, but no answer says whether a task was created."""
+        self.error = error
+        self._end("unknown", JobState.UNKNOWN, (JobState.SUBMITTING, JobState.IN_DOUBT))
 
     def time_out(self, error: BaseException) -> None:
         """QUEUED|IN_FLIGHT -> TIMEOUT: the job's deadline passed first (the task goes on)."""

@@ -7,8 +7,15 @@ only where the client writes them down. The journal writes them down *before* th
    is sent (a crash after this point leaves the job ``submitting``: in doubt, never resent
    silently);
 2. ``record_submitted`` — the ``task_id``, committed before the job counts as in flight;
-3. ``record_terminal`` / ``record_failed`` / ``record_unknown`` — how it ended;
+3. ``record_terminal`` / ``record_failed`` / ``record_unknown`` — how it ended (``lost``:
+   the task id is kept, its status could no longer be read);
 4. ``record_download`` — where its files were written.
+
+Claims: ``record_intent`` is an atomic conditional write (``BEGIN IMMEDIATE``): it refuses a
+key whose recorded state a rerun must not submit again (``JobState.rerun``), so two
+processes sharing a journal never both send one job's submit; the loser gets
+:class:`~vidgo_async.JobClaimedError`. A whole run can also take the journal's writer lock
+(:meth:`Journal.lock_writer`), which is released when the journal is closed or the process dies.
 
 Durability: the file is in WAL mode with ``synchronous=FULL``, so every ``record_*`` call has
 reached the disk when it returns. Several processes on one machine may share one journal:
@@ -29,30 +36,26 @@ The journal never holds the API key: only job keys, models, inputs, task ids and
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import json
 import logging
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-import anyio.to_thread
-import attrs
-
-from ._converter import converter, structure
-from ._errors import APIResponseValidationError, JournalConflictError, JournalError
-from ._jobs import request_fingerprint
+from ._converter import converter
+from ._errors import (
+    JobClaimedError,
+    JournalConflictError,
+    JournalError,
+)
+from ._jobs import RerunAction, request_fingerprint
+from ._journal_entry import JournalEntry, JournalState, canonical_json, fingerprint
 from ._journal_file import (
     APPLICATION_ID,
-    DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SCHEMA_VERSION,
-    JournalFile,
 )
+from ._journal_store import JournalStore
 from ._models import Task
 
 __all__ = [
@@ -70,104 +73,7 @@ logger = logging.getLogger("vidgo_async")
 T = TypeVar("T")
 
 
-class JournalState(str, enum.Enum):
-    """Where a journaled job stands."""
-
-    SUBMITTING = "submitting"  # intent written; the submit may or may not have been sent
-    IN_FLIGHT = "in_flight"  # the API gave a task_id; not yet seen terminal
-    UNKNOWN = "unknown"  # sent, no answer: a task may exist (and be billed)
-    FINISHED = "finished"
-    FAILED = "failed"  # rejected before a task existed, or the task failed
-    TIMEOUT = "timeout"  # our deadline passed; the task goes on under its task_id
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job needs nothing more (``finished`` or ``failed``)."""
-        return self in (JournalState.FINISHED, JournalState.FAILED)
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-def canonical_json(data: Mapping[str, Any]) -> str:
-    """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-# The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
-# followed by the canonical JSON of the input. A journal refuses to reuse a job key for a
-# different fingerprint. ``record_intent`` has a parameter of that name, hence the alias.
-fingerprint = request_fingerprint
-_fingerprint_of = request_fingerprint
-
-
-@attrs.frozen(kw_only=True)
-class JournalEntry:
-    """One job as the journal last recorded it.
-
-    Attributes:
-        key: the job key (a batch line's ``id``).
-        fingerprint: see :func:`fingerprint`.
-        model, input: the request as it was (or would be) sent.
-        state: see :class:`JournalState`.
-        task_id: the task id the API gave, when it gave one.
-        task: the last task seen (terminal tasks are recorded), when any.
-        error_type, error_message: why the job failed or is unknown.
-        files: local paths of downloaded result files, in the task's file order.
-        attempts: how many submits were started for this key.
-        callback_token: the SHA-256 (hex, ``webhooks.token_hash``) of the capability token
-            of the job's callback URL, when one was used; never the token itself.
-        created_at, updated_at, submitted_at, finished_at: Unix times.
-    """
-
-    key: str
-    fingerprint: str
-    model: str
-    input: dict[str, Any]
-    state: JournalState
-    task_id: str | None = None
-    task: Task | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    files: tuple[str, ...] = ()
-    attempts: int = 0
-    callback_token: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    submitted_at: float | None = None
-    finished_at: float | None = None
-
-    @property
-    def error(self) -> dict[str, str] | None:
-        """The error as ``{"type": ..., "message": ...}``, or ``None``."""
-        if self.error_type is None and self.error_message is None:
-            return None
-        return {"type": self.error_type or "Error", "message": self.error_message or ""}
-
-    @property
-    def submit_in_doubt(self) -> bool:
-        """Whether a submit may have created a task whose id was never recorded.
-
-        True for ``unknown`` and for ``submitting`` (the process died between the intent
-        and the answer). Such jobs must not be resubmitted without the user's consent.
-        """
-        return self.state in (JournalState.SUBMITTING, JournalState.UNKNOWN)
-
-    @property
-    def needs_poll(self) -> bool:
-        """Whether the job has a task id but no terminal task yet (re-attach by polling)."""
-        return self.task_id is not None and self.state in (
-            JournalState.IN_FLIGHT,
-            JournalState.TIMEOUT,
-        )
-
-
-# Literal statements (no string building), one per query shape; the column order is _entry's.
-_SELECT_BY_KEY = (
-    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
-    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
-    "submitted_at, finished_at, checksum FROM jobs WHERE key = ?"
-)
+# Literal statements (no string building); the column order is JournalStore._entry's.
 _SELECT_BY_TASK = (
     "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
     "error_message, files_json, attempts, callback_token, created_at, updated_at, "
@@ -180,7 +86,7 @@ _SELECT_ALL = (
 )
 
 
-class Journal:
+class Journal(JournalStore):
     """A crash-safe journal of generation jobs in one SQLite file.
 
     Use it as an async context manager, or ``await Journal.open(path)`` and ``aclose()``::
@@ -199,174 +105,6 @@ class Journal:
         JournalError: the file is not a vidgo-async journal, is damaged, or was written by
             a newer version. The file is not modified.
     """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        create: bool = True,
-        readonly: bool = False,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-        _clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._path = Path(path)
-        self._create = create and not readonly
-        self._readonly = readonly
-        self._busy_timeout = busy_timeout
-        self._clock = _clock
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    @property
-    def path(self) -> Path:
-        """The journal file."""
-        return self._path
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("open" if self._conn else "unopened")
-        return f"<Journal {str(self._path)!r} {state}>"
-
-    @classmethod
-    async def open(
-        cls,
-        path: str | Path,
-        *,
-        create: bool = True,
-        readonly: bool = False,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-    ) -> Journal:
-        """Open (or create) the journal at ``path``; close it with ``aclose()``."""
-        journal = cls(path, create=create, readonly=readonly, busy_timeout=busy_timeout)
-        await journal._open()
-        return journal
-
-    async def __aenter__(self) -> Journal:
-        await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the journal (idempotent). Every returned ``record_*`` call is already durable."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._conn is not None:
-            await anyio.to_thread.run_sync(self._close_sync)
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    async def _open(self) -> None:
-        if self._closed:
-            raise JournalError("the journal is closed", path=str(self._path))
-        if self._conn is None:
-            await anyio.to_thread.run_sync(self._open_sync)
-
-    def _open_sync(self) -> None:
-        with self._lock:
-            if self._conn is None:
-                self._conn = JournalFile(
-                    self._path,
-                    create=self._create,
-                    readonly=self._readonly,
-                    busy_timeout=self._busy_timeout,
-                    clock=self._clock,
-                ).connect()
-
-    def _error(self, message: str) -> JournalError:
-        return JournalError(f"{message}: {self._path}", path=str(self._path))
-
-    # -- running database work off the event loop ----------------------------------------
-
-    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise JournalError("the journal is closed", path=str(self._path))
-        if self._conn is None:
-            await self._open()
-
-        def call() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise JournalError("the journal is closed", path=str(self._path))
-                try:
-                    return func(self._conn)
-                except sqlite3.DatabaseError as exc:
-                    raise self._error(f"journal write or read failed ({exc})") from exc
-
-        # Not cancellable on purpose: a cancelled caller still waits for its commit.
-        return await anyio.to_thread.run_sync(call)
-
-    def _write(
-        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
-    ) -> Callable[[sqlite3.Connection], JournalEntry]:
-        if self._readonly:
-            raise JournalError("the journal was opened read-only", path=str(self._path))
-
-        def transaction(conn: sqlite3.Connection) -> JournalEntry:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                change(conn, self._load(conn, key))
-                row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-                if row is None:  # pragma: no cover - every change writes the row
-                    raise self._error(f"no journal entry for key {key!r}")
-                checksum = _row_checksum(row[:-1])
-                conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
-                entry = self._entry((*row[:-1], checksum))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return entry
-
-        return transaction
-
-    def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
-        row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-        return None if row is None else self._entry(row)
-
-    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
-        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
-         files_json, attempts, token, created, updated, submitted, finished, checksum) = row  # fmt: skip
-        # SQLite has no page checksums: a damaged byte inside a row would read back as a
-        # plausible but wrong value. The row checksum turns that into a clear error.
-        if checksum != _row_checksum(row[:-1]):
-            raise self._error(f"the journal entry {key!r} is damaged (checksum mismatch)")
-        try:
-            task = None if task_json is None else structure(json.loads(task_json), Task)
-            return JournalEntry(
-                key=key,
-                fingerprint=fp,
-                model=model,
-                input=json.loads(input_json),
-                state=JournalState(state),
-                task_id=task_id,
-                task=task,
-                error_type=error_type,
-                error_message=error_message,
-                files=tuple(json.loads(files_json)),
-                attempts=attempts,
-                callback_token=token,
-                created_at=created,
-                updated_at=updated,
-                submitted_at=submitted,
-                finished_at=finished,
-            )
-        except (ValueError, TypeError, APIResponseValidationError) as exc:
-            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
-
-    def _missing(self, key: str, action: str) -> JournalError:
-        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -414,10 +152,11 @@ class Journal:
         """
         entry = await self.get(key)
         if entry is not None:
-            self._check_same(entry, fingerprint)
+            self.check_same(entry, fingerprint)
         return entry
 
-    def _check_same(self, entry: JournalEntry, given: str) -> None:
+    def check_same(self, entry: JournalEntry, given: str) -> None:
+        """Raise ``JournalConflictError`` unless ``entry`` was recorded with fingerprint ``given``."""
         if entry.fingerprint != given:
             raise JournalConflictError(
                 f"job {entry.key!r} is already in the journal {self._path} with a different "
@@ -440,20 +179,25 @@ class Journal:
         model: str,
         input: Mapping[str, Any] | str,
         callback_token: str | None = None,
+        *,
+        retry_in_doubt: bool = False,
     ) -> JournalEntry:
-        """Record that a submit for ``key`` is about to be sent; call it before sending.
+        """Claim ``key`` for a submit about to be sent; call it before sending.
 
-        ``input`` is the input mapping as it will be sent (or its JSON). A new key starts in
-        ``submitting`` with ``attempts == 1``; a key that is ``unknown``, ``submitting`` or
-        ``failed`` without a task may be submitted again (``attempts`` grows).
+        An atomic conditional write: ``input`` is the input mapping as it will be sent (or
+        its JSON). A new key starts in ``submitting`` with ``attempts == 1``. A recorded key
+        is claimed again only when its state's rerun action is ``resubmit`` (``failed``:
+        rejected, or the API said the task failed); ``unknown`` and ``submitting`` only with
+        ``retry_in_doubt`` (the user accepts paying twice); a key holding a task never.
 
         Raises:
             JournalConflictError: the key is recorded with another fingerprint.
-            JournalError: the key already has a task (re-attach to it instead), or the
-                fingerprint does not match ``model`` and ``input``.
+            JobClaimedError: the key is held by another submit or task (another process,
+                or an earlier run): poll its task instead of submitting again.
+            ValueError: the fingerprint does not match ``model`` and ``input``.
         """
         data = json.loads(input) if isinstance(input, str) else dict(input)
-        computed = _fingerprint_of(model, data)
+        computed = request_fingerprint(model, data)
         if fingerprint != computed:
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
@@ -471,11 +215,24 @@ class Journal:
                      JournalState.SUBMITTING.value, now, now),
                 )  # fmt: skip
                 return
-            self._check_same(entry, fingerprint)
-            if entry.task_id is not None and entry.state is not JournalState.FAILED:
-                raise self._error(
-                    f"job {key!r} was already submitted as task {entry.task_id} "
-                    f"(state {entry.state.value}); poll that task instead of submitting again"
+            self.check_same(entry, fingerprint)
+            action = entry.rerun
+            if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
+                action = RerunAction.RESUBMIT
+            if action is not RerunAction.RESUBMIT:
+                held = f" as task {entry.task_id}" if entry.task_id else ""
+                raise JobClaimedError(
+                    f"job {key!r} is already recorded{held} (state {entry.state.value}) in the "
+                    f"journal {self._path}; it was not submitted again. HINT: "
+                    + (
+                        "poll its task (a rerun does) instead of submitting it again"
+                        if entry.task_id
+                        else "another run may be submitting it; rerun once it has ended"
+                    ),
+                    key=key,
+                    state=entry.state.value,
+                    task_id=entry.task_id,
+                    path=str(self._path),
                 )
             conn.execute(
                 "UPDATE jobs SET state = ?, callback_token = ?, task_id = NULL, task_json = NULL, "
@@ -490,10 +247,13 @@ class Journal:
     async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
         """Record the ``task_id`` the API gave for ``key``; call it before counting it in flight.
 
-        Recording the same task id again does nothing (duplicates collapse).
+        Recording the same task id again does nothing (duplicates collapse). One task
+        belongs to one job: a task id another key holds is refused (e.g. a leaked callback
+        token naming someone else's task), so two rows never share one task and video.
 
         Raises:
-            JournalError: no intent was recorded, or the job already holds another task id.
+            JournalError: no intent was recorded, the job already holds another task id, or
+                another job holds this one.
         """
         now = self._clock()
 
@@ -506,6 +266,14 @@ class Journal:
                 raise self._error(
                     f"job {key!r} already holds task {entry.task_id}; refusing to record a "
                     f"second task {task_id} for it"
+                )
+            holder = conn.execute(
+                "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
+            ).fetchone()
+            if holder is not None:
+                raise self._error(
+                    f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
+                    f"it for job {key!r} too"
                 )
             conn.execute(
                 "UPDATE jobs SET state = ?, task_id = ?, error_type = NULL, error_message = NULL, "
@@ -570,15 +338,17 @@ class Journal:
         error_type: str | None = None,
         message: str | None = None,
     ) -> JournalEntry:
-        """Record how the task of ``key`` ended: ``finished``, ``failed`` or ``timeout``.
+        """Record how the task of ``key`` ended: ``finished``, ``failed``, ``timeout`` or ``lost``.
 
         ``task`` is the last task seen; ``files`` the local paths already downloaded, if
         any. A ``finished`` job never goes back to another state; recording the same
         outcome twice only refreshes it (duplicates collapse).
         """
         state = JournalState(state)
-        if state not in (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT):
-            raise ValueError(f"record_terminal takes finished, failed or timeout (got {state})")
+        if state not in _OUTCOMES:
+            raise ValueError(
+                f"record_terminal takes finished, failed, timeout or lost (got {state})"
+            )
         task_json = _task_json(task)
         task_id = _task_id(task)
         files_json = json.dumps([str(path) for path in files])
@@ -603,7 +373,7 @@ class Journal:
                 "task_json = coalesce(?, task_json), "
                 "files_json = CASE WHEN ? THEN files_json ELSE ? END, "
                 "error_type = ?, error_message = ?, "
-                "finished_at = CASE WHEN ? = 'timeout' THEN finished_at ELSE ? END, "
+                "finished_at = CASE WHEN ? IN ('timeout', 'lost') THEN finished_at ELSE ? END, "
                 "updated_at = ? WHERE key = ?",
                 (state.value, task_id, task_json, keep_files, files_json, error_type, message,
                  state.value, now, now, key),
@@ -686,8 +456,7 @@ class Journal:
         return await self._run(query)
 
 
-def _row_checksum(values: tuple[Any, ...]) -> str:
-    return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()
+_OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:

@@ -1,4 +1,28 @@
-"""The poll schedule: when to ask for a task's status next. Pure, no I/O.
+"""What a status answer means, and when to ask again. Pure, no I/O.
+
+:class:`PollTracker` is the one decision table for status answers: fed each observation of
+a task (a fresh ``Task`` or the error of a status query) it returns the next :class:`Step`:
+``done``, ``failed`` (only when the API said ``failed``), ``lost`` (the task id is known but
+its status can no longer be read) or ``again`` after a delay. ``VidgoClient.wait`` and the
+orchestrator's scheduler are thin loops around it; nothing else interprets an answer.
+
+===================================  ================================================
+observation                          step
+===================================  ================================================
+task ``finished``                    done
+task ``failed``                      failed
+task ``not_started``/``running``     again (the schedule below; a server hint wins)
+task with an unknown status          lost at once (``unknown_status="raise"``), else again
+404 within ``not_found_grace``       again (eventual consistency after a submit)
+404 past the grace                   lost
+429                                  again after ``Retry-After`` (clamped), throttling
+5xx, timeout, connection error       again (backoff; the slowest rate once the budget is spent)
+unreadable answer                    again, lost after ``MAX_UNREADABLE_ANSWERS`` in a row
+401, 403, other 4xx, 3xx, other      lost
+the deadline                         lost (``WaitTimeoutError``)
+===================================  ================================================
+
+The poll schedule:
 
 Without usable progress the interval grows geometrically (``initial_delay`` ×
 ``multiplier`` up to ``max_interval``, ±``jitter``). When the API reports a rising
@@ -13,16 +37,43 @@ clamped to ``[min_interval, MAX_SERVER_HINT]``.
 
 from __future__ import annotations
 
+import enum
 import random
+from typing import Protocol
 
 import attrs
 
 from ._backoff import full_jitter
 from ._config import PollPolicy
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TaskFailedError,
+    TaskLostError,
+    TaskNotFoundError,
+    UnknownStatusError,
+    WaitTimeoutError,
+)
+from ._models import Task, TaskStatus
 
-__all__ = ["MAX_SERVER_HINT", "PollState"]
+__all__ = [
+    "MAX_SERVER_HINT",
+    "MAX_UNREADABLE_ANSWERS",
+    "PollState",
+    "PollTracker",
+    "Step",
+    "StepKind",
+    "clamp_hint",
+    "settle",
+]
 
 MAX_SERVER_HINT = 60.0
+# Unreadable status answers in a row that lose track of a task (a wrong base URL, not a blip).
+MAX_UNREADABLE_ANSWERS = 3
 # How far past the estimated finish a poll is aimed, as a fraction of the time left:
 # a little late costs lag, a little early costs one more (short) poll.
 _AIM_MARGIN = 0.04
@@ -122,3 +173,209 @@ class PollState:
         else:
             delay = self.geometric_delay() * (1.0 + policy.jitter * (2.0 * draw - 1.0))
         return min(max(delay, policy.min_interval), policy.max_interval)
+
+
+def clamp_hint(seconds: float, policy: PollPolicy) -> float:
+    """Clamp a server's wait (``Retry-After``, a poll hint) to ``[min_interval, MAX_SERVER_HINT]``."""
+    return min(max(seconds, policy.min_interval, 0.0), MAX_SERVER_HINT)
+
+
+class StepKind(str, enum.Enum):
+    """What to do after an observation."""
+
+    DONE = "done"
+    FAILED = "failed"
+    LOST = "lost"
+    AGAIN = "again"
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    """The next step for one task.
+
+    Attributes:
+        kind: done, failed, lost or again.
+        delay: seconds before the next status query (``again`` only).
+        task: the task as last seen (the finished or failed one for done/failed).
+        error: ``TaskFailedError`` for failed, a ``TaskLostError`` for lost, the query's
+            error for an ``again`` after a failed query.
+        throttle: the answer asks everyone to slow down (a 429 or a timeout).
+        retry_after: the server's wait on a 429, when it sent one.
+    """
+
+    kind: StepKind
+    delay: float = 0.0
+    task: Task | None = None
+    error: BaseException | None = None
+    throttle: bool = False
+    retry_after: float | None = None
+
+
+def settle(task: Task, policy: PollPolicy) -> Step | None:
+    """Return the end step a fresh ``task`` means, or ``None`` while it goes on.
+
+    The one reading of a status word, shared by polls, submit answers and callbacks.
+    """
+    status = task.status
+    if status is TaskStatus.FINISHED:
+        return Step(kind=StepKind.DONE, task=task)
+    if status is TaskStatus.FAILED:
+        return Step(kind=StepKind.FAILED, task=task, error=TaskFailedError(task))
+    if not status.is_known and policy.unknown_status == "raise":
+        return Step(kind=StepKind.LOST, task=task, error=UnknownStatusError(task))
+    return None
+
+
+class Budget(Protocol):
+    """A shared retry budget (``RetryBudget``): an empty one slows failed queries down."""
+
+    def try_acquire(self, *, timeout: bool = False) -> bool: ...
+
+
+# Errors of one status query that are ridden out (polled again later).
+_TRANSIENT = (ServerError, APIConnectionError, RateLimitError)
+
+
+@attrs.define(slots=True)
+class PollTracker:
+    """The decision table of one task: observations in, next steps out.
+
+    Args:
+        task_id: the task watched.
+        policy: the poll policy (schedule, grace, unknown-status policy).
+        started_at: monotonic time the task was submitted or first watched.
+        submitted_at: monotonic time this process submitted it (opens the not-found
+            grace); ``None`` when it did not (an id from elsewhere: no grace).
+        deadline: monotonic time after which the task is lost (``None``: none).
+        timeout: the length of the wait, named in the ``WaitTimeoutError`` at the deadline.
+        budget: the shared retry budget; when it is empty, failed queries wait
+            ``max_interval``.
+        rng: the random source of jitter.
+    """
+
+    task_id: str
+    policy: PollPolicy
+    started_at: float
+    submitted_at: float | None = None
+    deadline: float | None = None
+    timeout: float | None = None
+    budget: Budget | None = None
+    rng: random.Random | None = None
+    last: Task | None = None
+    errors: int = 0
+    unreadable: int = 0
+    schedule: PollState = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.schedule = PollState(self.policy, started_at=self.started_at)
+
+    @property
+    def polls(self) -> int:
+        """Status answers seen so far."""
+        return self.schedule.polls
+
+    def start(self, now: float, task: Task | None = None) -> Step:
+        """Return the first step for a task held already (e.g. the submit's answer).
+
+        The answer held is not a poll: the first query comes on the regular schedule.
+        """
+        if task is not None:
+            self.last = task
+            end = settle(task, self.policy)
+            if end is not None:
+                return end
+            self.schedule.observe(now, task.progress)
+            self.schedule.polls = 0
+            return self._again(now, self.schedule.next_delay(now, rng=self.rng))
+        return self._again(now, 0.0)
+
+    def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
+        """Return the step after a fresh status answer (``hint``: the server's poll hint)."""
+        self.last = task
+        self.errors = self.unreadable = 0
+        end = settle(task, self.policy)
+        if end is not None:
+            return end
+        self.schedule.observe(now, task.progress)
+        hinted = None if hint is None or hint <= 0 else clamp_hint(hint, self.policy)
+        return self._again(now, self.schedule.next_delay(now, rng=self.rng, hint=hinted))
+
+    def on_error(self, error: BaseException, now: float) -> Step:
+        """Return the step after a status query that failed with ``error``."""
+        if isinstance(error, APIResponseValidationError):
+            self.unreadable += 1
+            if self.unreadable >= MAX_UNREADABLE_ANSWERS:
+                return self.lost(error)
+            return self._retry(error, now)
+        if isinstance(error, NotFoundError):
+            grace_ends = (
+                None
+                if self.submitted_at is None or isinstance(error, TaskNotFoundError)
+                else self.submitted_at + self.policy.not_found_grace
+            )
+            if grace_ends is None or now >= grace_ends:
+                return self.lost(error)
+            return self._retry(error, now)
+        if isinstance(error, _TRANSIENT):
+            return self._retry(error, now)
+        return self.lost(error)
+
+    def on_deadline(self, now: float) -> Step:
+        """Return the step when the deadline passed before the task ended: lost."""
+        waited = self.timeout if self.timeout is not None else max(0.0, now - self.started_at)
+        return Step(
+            kind=StepKind.LOST,
+            task=self.last_seen(),
+            error=WaitTimeoutError(self.last_seen(), waited),
+        )
+
+    def lost(self, cause: BaseException) -> Step:
+        """Return the lost step for ``cause`` (a 404 past its grace names the task)."""
+        if isinstance(cause, NotFoundError) and not isinstance(cause, TaskNotFoundError):
+            cause = TaskNotFoundError.from_not_found(self.task_id, cause)
+        task = self.last_seen()
+        return Step(kind=StepKind.LOST, task=task, error=TaskLostError(task, cause))
+
+    def last_seen(self) -> Task:
+        """The last task seen, or a placeholder with status ``unknown`` when none was."""
+        if self.last is not None:
+            return self.last
+        return Task(task_id=self.task_id, status=TaskStatus("unknown"))
+
+    def _retry(self, error: BaseException, now: float) -> Step:
+        self.errors += 1
+        policy = self.policy
+        timeout = isinstance(error, APITimeoutError | TimeoutError)
+        budget = self.budget
+        if budget is not None and not budget.try_acquire(timeout=timeout):
+            delay = policy.max_interval  # an outage: the slowest rate, not more load
+        else:
+            delay = self.schedule.failure_delay(self.errors, rng=self.rng)
+        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        if retry_after is not None:
+            delay = max(delay, clamp_hint(retry_after, policy))
+        throttle = isinstance(error, RateLimitError) or timeout
+        return self._again(now, delay, error=error, throttle=throttle, retry_after=retry_after)
+
+    def _again(
+        self,
+        now: float,
+        delay: float,
+        *,
+        error: BaseException | None = None,
+        throttle: bool = False,
+        retry_after: float | None = None,
+    ) -> Step:
+        deadline = self.deadline
+        if deadline is not None:
+            if now >= deadline:
+                return self.on_deadline(now)
+            delay = min(delay, deadline - now)
+        return Step(
+            kind=StepKind.AGAIN,
+            delay=max(0.0, delay),
+            task=self.last,
+            error=error,
+            throttle=throttle,
+            retry_after=retry_after,
+        )

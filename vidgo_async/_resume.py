@@ -4,15 +4,17 @@
 the intent is durable before a submit is sent, the ``task_id`` before the job counts as in
 flight, the outcome once it ends.
 
-:func:`plan_resume` sorts the requests of a rerun against what the journal already knows:
+:func:`plan_resume` sorts the requests of a rerun against what the journal already knows,
+by the one rerun table (``JobState.rerun``, see :class:`~vidgo_async.RerunAction`):
 
-- ``finished`` jobs are skipped (reported from the journal; missing files are downloaded by
+- ``skip``: ``finished`` jobs (reported from the journal; missing files are downloaded by
   the caller);
-- jobs holding a ``task_id`` that never ended (``in_flight``, ``timeout``) are re-attached:
-  polled, never submitted again;
-- jobs whose submit outcome is unknown (``unknown``, or ``submitting`` when the process died
-  mid-submit) are *not* submitted again unless ``retry_unknown`` is set;
-- ``failed`` jobs are submitted again (failed generations are not billed on Vidgo);
+- ``poll``: jobs holding a ``task_id`` whose end was not seen (``in_flight``, ``timeout``,
+  ``lost``) are re-attached: polled, never submitted again;
+- ``leave``: jobs whose submit outcome is unknown (``unknown``, or ``submitting`` when the
+  process died mid-submit) are *not* submitted again unless ``retry_unknown`` is set;
+- ``resubmit``: ``failed`` jobs (the API said the task failed, or refused the submit before
+  anything was created; neither is billed) are submitted again;
 - a key recorded with a different request fingerprint is a conflict: nothing should be sent.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 import attrs
 
 from ._errors import JournalConflictError
-from ._jobs import GenerationRequest, Job, JobResult, JobState, request_fingerprint
+from ._jobs import GenerationRequest, Job, JobResult, JobState, RerunAction, request_fingerprint
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Task, TaskStatus
 from ._tokens import token_hash
@@ -36,25 +38,45 @@ class JournalRecorder:
     """Make an orchestrator's job transitions durable in a :class:`Journal`.
 
     Pass it as ``Orchestrator(client, journal=JournalRecorder(journal))``.
+
+    Args:
+        journal: the journal.
+        retry_unknown: claim jobs whose earlier submit had no answer (may pay twice).
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, retry_unknown: bool = False) -> None:
         self.journal = journal
+        self.retry_unknown = retry_unknown
+        # Keys this recorder claimed. The orchestrator asks again for one of them only
+        # after a 429 re-queued it (nothing was created), so its own claim is renewed.
+        self._claimed: set[str] = set()
 
     async def before_submit(self, job: Job) -> None:
-        """Record the intent (key, fingerprint, request) before the submit is sent."""
+        """Claim the job and record the intent (key, fingerprint, request) before the submit.
+
+        Raises:
+            JobClaimedError: the journal holds the job for another submit or a task.
+        """
         # Only the token's hash is stored: enough for a rerun to recognise it.
         token = None if job.callback_token is None else token_hash(job.callback_token)
         await self.journal.record_intent(
-            job.key, job.fingerprint, job.model, job.input, callback_token=token
+            job.key,
+            job.fingerprint,
+            job.model,
+            job.input,
+            callback_token=token,
+            retry_in_doubt=self.retry_unknown or job.key in self._claimed,
         )
+        self._claimed.add(job.key)
 
     async def after_submit(self, job: Job, task: Task) -> None:
         """Record the task id before the job counts as in flight."""
+        self._claimed.discard(job.key)
         await self.journal.record_submitted(job.key, task.task_id)
 
     async def after_end(self, job: Job) -> None:
         """Record how the job ended."""
+        self._claimed.discard(job.key)
         await self._record_end(job.key, job.state, job.task, job.error)
 
     async def record_result(self, result: JobResult) -> None:
@@ -75,8 +97,8 @@ class JournalRecorder:
             await journal.record_terminal(key, JournalState.FINISHED, task)
         elif state is JobState.UNKNOWN:
             await journal.record_unknown(key, error if error is not None else "no answer")
-        elif task is not None and state in (JobState.FAILED, JobState.TIMEOUT):
-            ended = JournalState.FAILED if state is JobState.FAILED else JournalState.TIMEOUT
+        elif task is not None and state in (JobState.FAILED, JobState.TIMEOUT, JobState.LOST):
+            ended = JournalState(state.value)
             await journal.record_terminal(key, ended, task, error_type=error_type, message=message)
         elif state is JobState.FAILED:
             await journal.record_failed(key, error_type or "Error", message or "")
@@ -139,17 +161,19 @@ async def plan_resume(
         given = request_fingerprint(request.model, prepared)
         if entry.fingerprint != given:
             try:
-                journal._check_same(entry, given)
+                journal.check_same(entry, given)
             except JournalConflictError as exc:
                 plan.conflicts.append(exc)
             continue
-        if entry.state is JournalState.FINISHED:
+        action = entry.rerun
+        if action is RerunAction.SKIP:
             plan.done.append((request, entry))
-        elif entry.needs_poll and entry.task_id is not None:
+        elif action is RerunAction.POLL and entry.task_id is not None:
             seen = entry.task
-            task = seen if seen is not None else Task(task_id=entry.task_id, status=_NOT_STARTED)
+            known = seen is not None and seen.task_id == entry.task_id and seen.status.is_known
+            task = seen if known and seen is not None else _placeholder(entry.task_id)
             plan.attach.append((request, task))
-        elif entry.submit_in_doubt and not retry_unknown:
+        elif action is RerunAction.LEAVE and not retry_unknown:
             plan.in_doubt.append((request, entry))
         else:
             plan.submit.append(request)
@@ -157,4 +181,6 @@ async def plan_resume(
     return plan
 
 
-_NOT_STARTED = TaskStatus.NOT_STARTED
+def _placeholder(task_id: str) -> Task:
+    """The task to re-attach when no readable status was recorded: polled from the start."""
+    return Task(task_id=task_id, status=TaskStatus.NOT_STARTED)

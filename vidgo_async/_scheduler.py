@@ -7,11 +7,12 @@ job from the pure poll schedule (``PollState``); a callback (or anything else) c
 job's entry to "now" with :meth:`Scheduler.poke`. Deadlines live in the same heap. So
 10 000 waiting jobs cost one timer and a heap, and never burst the status endpoint.
 
-Errors of one status query never fail a job: 5xx, timeouts, dropped connections and 429s
-are retried later (a 429 also slows the shared gate for everyone). When the client's retry
-budget is empty (an outage), the retries fall back to the slowest poll interval. A 404
-within ``not_found_grace`` of the submit means "not visible yet". Only a definite answer
-ends a job: the task as the API returns it, a 404 past the grace, or a 401/403.
+What an answer means is not decided here: each job's :class:`~vidgo_async._polling.PollTracker`
+(the one decision table) turns every answer or error into the next step, and the handler
+applies it. Errors of one status query never fail a job: they are polled again later (a 429
+or a timeout also slows the shared gate for everyone) or, when the answer says nothing about
+the task any more (401/403, another 4xx, a redirect, a 404 past the grace), the job is
+handed to ``handler.lost``: its task id is kept, it is never failed.
 """
 
 from __future__ import annotations
@@ -27,21 +28,11 @@ import anyio
 import anyio.abc
 
 from ._config import PollPolicy
-from ._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    TaskNotFoundError,
-    VidgoError,
-)
+from ._errors import TaskLostError, VidgoError
 from ._gates import RateGate
 from ._jobs import Job
 from ._models import Task
-from ._polling import PollState
+from ._polling import PollTracker, Step, StepKind
 
 __all__ = ["DEFAULT_MAX_CONCURRENT_POLLS", "PollHandler", "Scheduler"]
 
@@ -79,8 +70,8 @@ class PollHandler(Protocol):
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Take a fresh task for ``job``; return ``True`` to keep polling it."""
 
-    async def poll_failed(self, job: Job, error: BaseException) -> None:
-        """The job cannot be tracked any more (404 past the grace, 401, 403)."""
+    async def lost(self, job: Job, error: TaskLostError) -> None:
+        """The job's task can no longer be read (401/403, 4xx, 3xx, 404 past the grace)."""
 
     async def deadline_passed(self, job: Job) -> None:
         """The job's deadline passed before it ended (a final poll, if any, came first)."""
@@ -89,14 +80,12 @@ class PollHandler(Protocol):
 class _Watch:
     """The poll record of one in-flight job."""
 
-    __slots__ = ("active", "errors", "final", "generation", "job", "poked", "policy", "state")
+    __slots__ = ("active", "final", "generation", "job", "poked", "tracker")
 
-    def __init__(self, job: Job, policy: PollPolicy, started_at: float) -> None:
+    def __init__(self, job: Job, tracker: PollTracker) -> None:
         self.job = job
-        self.policy = policy
-        self.state = PollState(policy, started_at=started_at)
+        self.tracker = tracker
         self.generation = 0
-        self.errors = 0
         self.active = True
         self.poked = False
         self.final = False
@@ -119,7 +108,7 @@ class Scheduler:
     """Poll every in-flight job through one timer and one shared status gate.
 
     Args:
-        fetch: one status query without retries (``client._get_task_once``).
+        fetch: one status query without retries (``client.query_status``).
         handler: told about every answer, failure and deadline.
         gate: the shared status-rate gate.
         clock: the clock to read and sleep on.
@@ -174,23 +163,28 @@ class Scheduler:
             policy: a poll policy for this job (e.g. a slow fallback when a callback is due).
             first_delay: seconds before the first query; by default the policy's schedule.
         """
-        if job.task_id is None:
+        task_id = job.task_id
+        if task_id is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
         now = self._clock.monotonic()
         started = job.submitted_mono if job.submitted_mono is not None else now
-        watch = _Watch(job, policy or self._poll, started)
+        tracker = PollTracker(
+            task_id,
+            policy or self._poll,
+            started_at=started,
+            submitted_at=started,
+            budget=self._budget,
+            rng=self._clock.rng,
+        )
+        watch = _Watch(job, tracker)
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
         self._watches[job] = watch
-        if job.task is not None:
-            watch.state.observe(now, job.task.progress)
-            watch.state.polls = 0  # the submit answer is not a poll: start the schedule fresh
-        delay = (
-            first_delay
-            if first_delay is not None
-            else watch.state.next_delay(now, rng=self._clock.rng)
+        step = tracker.start(
+            now, job.task if job.task is not None and job.task.task_id == task_id else None
         )
+        delay = first_delay if first_delay is not None else step.delay
         self._push(now + max(0.0, delay), watch, watch.generation)
 
     def set_deadline(self, job: Job, when: float) -> None:
@@ -293,26 +287,21 @@ class Scheduler:
             self.polls += 1
             try:
                 task, hint = await self._fetch(task_id)
-            except RateLimitError as exc:
-                self._gate.on_throttle(exc.retry_after, issued_at=issued)
-                await self._retry_later(watch, exc, at_least=exc.retry_after)
-                return
-            except NotFoundError as exc:
-                await self._not_found(watch, exc)
-                return
-            except APITimeoutError as exc:
-                self._gate.on_throttle(None, issued_at=issued)
-                await self._retry_later(watch, exc)
-                return
-            except (ServerError, APIConnectionError, APIResponseValidationError) as exc:
-                await self._retry_later(watch, exc)
-                return
-            except (APIStatusError, VidgoError) as exc:
-                logger.warning("vidgo cannot track task %s of job %r: %s", task_id, job.key, exc)
-                await self._drop(watch, exc)
+            except VidgoError as exc:
+                step = watch.tracker.on_error(exc, self._clock.monotonic())
+                if step.throttle:
+                    self._gate.on_throttle(step.retry_after, issued_at=issued)
+                if step.kind is StepKind.LOST:
+                    logger.warning(
+                        "vidgo lost track of task %s of job %r: %s", task_id, job.key, exc
+                    )
+                    assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
+                    await self._drop(watch, step.error)
+                else:
+                    await self._retry_later(watch, step)
                 return
             self._gate.on_success()
-            if self._budget is not None:
+            if self._budget is not None and watch.tracker.errors == 0:
                 self._budget.record_success()
             await self._answered(watch, task, hint)
         finally:
@@ -322,21 +311,19 @@ class Scheduler:
         if not watch.active:
             return  # ended some other way while the query was on the wire
         job = watch.job
-        watch.errors = 0
         now = self._clock.monotonic()
-        watch.state.observe(now, task.progress)
+        step = watch.tracker.on_task(task, now, hint)
         keep = await self._handler.task_seen(job, task)
         if not self._still_active(watch):
             return
-        if not keep:
+        if not keep or step.kind is not StepKind.AGAIN:
             self.forget(job)
             return
         if watch.final:
             self.forget(job)
             await self._handler.deadline_passed(job)
             return
-        rng = self._clock.rng
-        delay = 0.0 if watch.poked else watch.state.next_delay(now, rng=rng, hint=hint)
+        delay = 0.0 if watch.poked else step.delay
         logger.debug(
             "vidgo task %s is %s (progress %s); next poll in %.2f s",
             task.task_id,
@@ -353,48 +340,24 @@ class Scheduler:
         # across the handler's await.
         return watch.active
 
-    async def _not_found(self, watch: _Watch, exc: NotFoundError) -> None:
-        job = watch.job
-        now = self._clock.monotonic()
-        if (
-            not isinstance(exc, TaskNotFoundError)
-            and now - watch.state.started_at < watch.policy.not_found_grace
-        ):
-            await self._retry_later(watch, exc)
-            return
-        error = TaskNotFoundError.from_not_found(str(job.task_id), exc)
-        await self._drop(watch, error)
-
-    async def _drop(self, watch: _Watch, error: BaseException) -> None:
+    async def _drop(self, watch: _Watch, error: TaskLostError) -> None:
         if not watch.active:
             return
         self.forget(watch.job)
-        await self._handler.poll_failed(watch.job, error)
+        await self._handler.lost(watch.job, error)
 
-    async def _retry_later(
-        self, watch: _Watch, exc: BaseException, *, at_least: float | None = None
-    ) -> None:
+    async def _retry_later(self, watch: _Watch, step: Step) -> None:
         if not watch.active:
             return
         if watch.final:
             self.forget(watch.job)
             await self._handler.deadline_passed(watch.job)
             return
-        watch.errors += 1
-        policy = watch.policy
-        budget = self._budget
-        if budget is not None and not budget.try_acquire(timeout=isinstance(exc, TimeoutError)):
-            # An outage: poll at the slowest rate instead of adding load.
-            delay = policy.max_interval
-        else:
-            delay = watch.state.failure_delay(watch.errors, rng=self._clock.rng)
-        if at_least is not None:
-            delay = max(delay, at_least)
         logger.info(
             "vidgo status query for %s failed (%s); asking again in %.2f s",
             watch.job.task_id,
-            exc,
-            delay,
+            step.error,
+            step.delay,
         )
         watch.generation += 1
-        self._push(self._clock.monotonic() + delay, watch, watch.generation)
+        self._push(self._clock.monotonic() + step.delay, watch, watch.generation)

@@ -9,19 +9,36 @@ import aiohttp
 
 from vidgo_async import (
     Balance,
+    ClientState,
+    GenerationRequest,
     InputValidationError,
+    JobClaimedError,
+    JobHandle,
+    JobResult,
+    JobState,
+    Journal,
+    JournalLockedError,
+    JournalRecorder,
+    JournalState,
+    Orchestrator,
     PollPolicy,
+    Progress,
     RateLimitError,
+    RerunAction,
+    ResumePlan,
     RetryPolicy,
     Seedance2Input,
+    StatusAnswer,
     SubmitOutcomeUnknownError,
     Task,
     TaskFailedError,
+    TaskLostError,
     TaskStatus,
     Timeout,
     UploadedFile,
     VidgoClient,
     WaitTimeoutError,
+    plan_resume,
 )
 
 
@@ -109,3 +126,36 @@ def catalog_usage() -> None:
     except UnknownModelError as exc:
         suggestions: list[str] = exc.suggestions
         print(limit, body, suggestions)  # noqa: T201
+
+
+def lost(exc: Exception) -> str | None:
+    if isinstance(exc, TaskLostError):  # UnknownStatusError and WaitTimeoutError too
+        cause: BaseException | None = exc.cause
+        print(cause)  # noqa: T201 - never run
+        return exc.task_id
+    return None
+
+
+async def core(client: VidgoClient, journal: Journal, requests: list[GenerationRequest]) -> None:
+    state: ClientState = client.state
+    retry = RetryPolicy(max_attempts=2)
+    task: Task = await client.submit("seedance-2", {"prompt": "x"}, retry=retry)
+    answer: StatusAnswer = await client.query_status(task.task_id)
+    hint: float | None = answer.poll_hint
+    plan: ResumePlan = await plan_resume(journal, requests, retry_unknown=False)
+    action: RerunAction = JobState.LOST.rerun
+    recorded: RerunAction = JournalState.LOST.rerun
+    async with Orchestrator(client, journal=JournalRecorder(journal)) as orch:
+        handles: list[JobHandle] = [orch.attach(request, seen) for request, seen in plan.attach]
+        results: list[JobResult] = await orch.run(plan.submit)
+        progress: Progress = orch.snapshot()
+        polls: int = orch.polls
+        print(state, answer.task, hint, action, recorded, handles, results, progress, polls)  # noqa: T201
+    try:
+        await journal.lock_writer("my batch")
+    except JournalLockedError as exc:
+        print(exc.owner)  # noqa: T201 - never run
+    try:
+        await journal.record_intent("k", "fp", "seedance-2", {"prompt": "x"})
+    except JobClaimedError as exc:
+        print(exc.key, exc.state, exc.task_id)  # noqa: T201 - never run

@@ -1,10 +1,12 @@
 """``vidgo-async batch`` and its journal: what earlier runs did, and what this one must do.
 
 Before the first submit the journal (``OUT/journal.sqlite`` unless ``--journal``) is opened,
-or created, and the input is sorted against it (:func:`~vidgo_async._resume.plan_resume`):
+or created, its writer lock is taken (a second batch on the same journal is refused with one
+line, exit 2: one batch, one writer), and the input is sorted against it (:func:`~vidgo_async._resume.plan_resume`):
 
 - finished jobs are reported from it (their missing or partial videos downloaded again);
-- jobs with a ``task_id`` are re-attached: polled, never submitted again;
+- jobs with a ``task_id`` (in flight, timed out, lost track of) are re-attached: polled,
+  never submitted again;
 - unanswered submits are reported ``unknown`` and left alone unless ``--retry-unknown``;
 - a job id journaled with another request stops the run (exit 2) before any request;
 - ``--max-credits`` is checked against the jobs still to submit, and the balance read just
@@ -33,6 +35,7 @@ import attrs
 from .._errors import (
     AuthenticationError,
     JournalError,
+    JournalLockedError,
     PermissionDeniedError,
     SubmitOutcomeUnknownError,
     VidgoError,
@@ -40,6 +43,7 @@ from .._errors import (
 from .._filenames import INDEX_SEPARATOR, file_name_for
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
+from .._journal_lock import WriterLock, describe_owner, lock_file_for
 from .._resume import JournalRecorder, ResumePlan, plan_resume
 from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
 
@@ -81,9 +85,21 @@ def move_aside(path: Path, *, now: Callable[[], float] = time.time) -> Path | No
 
     Returns ``None`` when there is no journal. The old journal is kept, never deleted: its
     task ids may be the only record of videos being paid for.
+
+    Raises:
+        JournalLockedError: a batch is running on the journal (it is not moved).
     """
     if not path.exists():
         return None
+    lock = WriterLock(lock_file_for(path))
+    lock.acquire(f"vidgo-async batch --fresh, {describe_owner()}")
+    try:
+        return _rename_journal(path, now)
+    finally:
+        lock.release()
+
+
+def _rename_journal(path: Path, now: Callable[[], float]) -> Path:
     stamp = datetime.fromtimestamp(now(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
     counter = 1
@@ -137,23 +153,34 @@ class BatchResume:
         self.path = journal_path(self.args)
 
     async def run(self, main: Callable[[], Awaitable[int]]) -> int:
-        """Open the journal, plan the run, then run ``main`` (unless refused); close it last."""
+        """Lock and open the journal, plan the run, then run ``main`` (unless refused)."""
+        journal = self.journal = Journal(self.path)
         try:
-            self.journal = await Journal.open(self.path)
-        except JournalError as exc:
-            _say(f"vidgo-async batch: cannot use the journal: {exc}")
-            _say(f"  nothing was submitted; {JOURNAL_FIX}")
-            return 2
-        try:
+            try:
+                # Before the file is even opened: one batch, one writer, no race on creation.
+                await journal.lock_writer(f"vidgo-async batch, {describe_owner()}")
+            except JournalLockedError as exc:
+                _say(f"vidgo-async batch: {exc}")
+                return 2
+            except (JournalError, OSError) as exc:
+                _say(f"vidgo-async batch: cannot lock the journal: {exc}")
+                _say(f"  nothing was submitted; {JOURNAL_FIX}")
+                return 2
+            try:
+                await journal.__aenter__()
+            except JournalError as exc:
+                _say(f"vidgo-async batch: cannot use the journal: {exc}")
+                _say(f"  nothing was submitted; {JOURNAL_FIX}")
+                return 2
             if self.before_plan is not None:
-                self.lines = await self.before_plan(self.journal, self.lines)
-            refused = await self._plan(self.journal)
+                self.lines = await self.before_plan(journal, self.lines)
+            refused = await self._plan(journal)
             if refused is not None:
                 return refused
             return await main()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.journal.aclose()
+                await journal.aclose()
 
     async def _plan(self, journal: Journal) -> int | None:
         requests = [line.request for line in self.lines]
@@ -176,7 +203,7 @@ class BatchResume:
         if problem is not None:
             _say(f"vidgo-async batch: {problem}")
             return 2
-        self.recorder = JournalRecorder(journal)
+        self.recorder = JournalRecorder(journal, retry_unknown=bool(self.args.retry_unknown))
         ids = {line.id for line in self.lines}
         download = not self.args.no_download
         out = Path(self.args.out)

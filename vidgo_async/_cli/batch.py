@@ -18,7 +18,7 @@ import anyio.abc
 import anyio.to_thread
 
 from .._config import API_KEY_ENV, PollPolicy
-from .._errors import DownloadError, VidgoError
+from .._errors import DownloadError, JournalLockedError, VidgoError
 from .._filenames import file_name_for
 from .._jobs import JobResult, JobState, Progress
 from .._journal import Journal
@@ -42,8 +42,10 @@ Writes OUT/results.jsonl and downloads each video to OUT/<id>.mp4 (OUT/<id>~<n>.
 several files of one job).
 Every submit is journaled in OUT/journal.sqlite first: rerunning the same command resumes
 (finished jobs are skipped, created tasks are polled, never submitted again).
-Exit status: 0 all finished, 1 some job failed/timed out/unknown, 2 usage or input error
-or a refused spend (nothing submitted), 130 interrupted (after writing what is known).
+Only one batch at a time runs on a journal: a second one is refused (exit 2).
+Exit status: 0 all finished, 1 some job failed/timed out/lost/unknown, 2 usage or input
+error, a refused spend or a journal in use (nothing submitted), 130 interrupted (after
+writing what is known).
 """
 
 # The --emulator timing: Seedance-like 30-120 s jobs played 50x faster.
@@ -168,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh:
         try:
             moved = move_aside(journal_path(args))
+        except JournalLockedError as exc:  # never move a journal from under a running batch
+            _say(f"vidgo-async batch: {exc}")
+            return 2
         except OSError as exc:
             _say(f"vidgo-async batch: --fresh could not move the journal aside: {exc}")
             return 2
@@ -406,7 +411,8 @@ class _BatchRun:
         wall = time.monotonic() - self.started
         _say(
             f"vidgo-async batch: {counts[JobState.FINISHED]} finished, {counts[JobState.FAILED]} failed, "
-            f"{counts[JobState.TIMEOUT]} timed out, {counts[JobState.UNKNOWN]} unknown"
+            f"{counts[JobState.TIMEOUT]} timed out, {counts[JobState.LOST]} lost, "
+            f"{counts[JobState.UNKNOWN]} unknown"
             + (
                 f", {counts[JobState.IN_FLIGHT]} still in flight"
                 if counts[JobState.IN_FLIGHT]
@@ -415,6 +421,12 @@ class _BatchRun:
             + f" in {wall:.1f} s; {videos} video(s), {seconds} s of video generated"
             + (f"; {len(self.download_errors)} download(s) failed" if self.download_errors else "")
         )
+        if counts[JobState.LOST] or counts[JobState.TIMEOUT]:
+            _say(
+                "  HINT: 'lost' jobs, and 'timed out' jobs with a task_id, have a task that may "
+                "still run (and be billed); rerun the same command to poll them again (never "
+                "submitted again)."
+            )
         if counts[JobState.UNKNOWN]:
             _say(
                 "  HINT: 'unknown' jobs were sent but got no answer; they may exist (and be billed). "
@@ -428,7 +440,8 @@ def _progress_line(snapshot: Progress, total: int, elapsed: float) -> str:
     filled = int(width * done / total) if total else width
     return (
         f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} "
-        f"finished {snapshot.finished} failed {snapshot.failed + snapshot.timeout + snapshot.unknown} "
+        f"finished {snapshot.finished} "
+        f"failed {snapshot.failed + snapshot.timeout + snapshot.unknown + snapshot.lost} "
         f"in flight {snapshot.in_flight + snapshot.submitting} queued {snapshot.queued} "
         f"({elapsed:.0f} s)"
     )

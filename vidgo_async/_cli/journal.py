@@ -126,8 +126,10 @@ def _report(
         _UNKNOWN_HINT,
     )
     section(
-        "In flight or timed out (task ids to collect)",
-        by_state[JournalState.IN_FLIGHT] + by_state[JournalState.TIMEOUT],
+        "In flight, timed out or lost track of (task ids to collect)",
+        by_state[JournalState.IN_FLIGHT]
+        + by_state[JournalState.TIMEOUT]
+        + by_state[JournalState.LOST],
         _IN_FLIGHT_HINT,
     )
     section("Failed", by_state[JournalState.FAILED])

@@ -41,6 +41,7 @@ KINDS = (
     "code_in_body",
     "lose",
     "duplicate",
+    "word",
 )
 _CALLBACK_KINDS = ("lose", "duplicate")
 # On submit these kinds model "the server got the request": by default the job is created
@@ -73,7 +74,9 @@ class Fault:
             ``malformed`` (HTTP 200 with broken JSON), ``oversized`` (HTTP 200 with a valid
             JSON body of ``bytes`` bytes, default 2 MiB; ``endless=True`` streams forever),
             ``code_in_body`` (HTTP 200 whose body says ``{"code": status, "error": ...}``),
-            and for callbacks ``lose`` (never deliver) or ``duplicate`` (deliver twice).
+            ``word`` (status only: HTTP 200 with the task, its ``status`` replaced by ``word=``,
+            e.g. ``status:word,word=paused``), and for callbacks ``lose`` (never deliver) or
+            ``duplicate`` (deliver twice). A 3xx code answers a redirect to another host.
         every: fire on every Nth request to the endpoint (N, 2N, 3N...).
         burst_start, burst_count: fire on requests ``burst_start`` .. ``burst_start+burst_count-1``
             (1-based, counted per endpoint).
@@ -118,6 +121,7 @@ class Fault:
     endless: bool = False
     status: int | None = None
     message: str | None = None
+    word: str | None = None
 
     @endpoint.validator
     def _check_endpoint(self, attribute: attrs.Attribute[str], value: str) -> None:
@@ -131,7 +135,7 @@ class Fault:
         code = _as_status(value)
         if code is None and value not in KINDS:
             raise ValueError(
-                f"Fault kind must be an HTTP status 400-599 or one of {', '.join(KINDS)} (got {value!r})"
+                f"Fault kind must be an HTTP status 300-599 or one of {', '.join(KINDS)} (got {value!r})"
             )
         if self.endpoint == "callback" and value not in _CALLBACK_KINDS:
             raise ValueError("callback faults must be 'lose' or 'duplicate'")
@@ -177,7 +181,7 @@ def _as_status(kind: str | int) -> int | None:
         return None
     if isinstance(kind, int) or (isinstance(kind, str) and kind.isdigit()):
         code = int(kind)
-        return code if 400 <= code <= 599 else None
+        return code if 300 <= code <= 599 else None
     return None
 
 
@@ -291,7 +295,7 @@ class FaultPlan:
 
 _FLOAT_OPTIONS = ("probability", "within", "rate", "retry_after_date", "seconds", "interval")
 _INT_OPTIONS = ("every", "burst_start", "burst_count", "times", "chunk", "bytes", "status")
-_STR_OPTIONS = ("retry_after", "retry_after_ms", "message")
+_STR_OPTIONS = ("retry_after", "retry_after_ms", "message", "word")
 _FLAG_OPTIONS = ("html", "endless")
 _ALIASES = {"p": "probability", "code": "status", "start": "burst_start", "count": "burst_count"}
 

@@ -69,6 +69,10 @@ class FaultInjector:
         if code is not None:
             return self._error_response(fault, code)
         kind = fault.kind
+        if kind == "word" and isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            # The task as it is, under a status word of the fault's choosing.
+            data = {**payload["data"], "status": fault.word if fault.word is not None else ""}
+            return web.json_response({**payload, "data": data}, status=status)
         if kind == "code_in_body":
             code = fault.status or 500
             message = fault.message or "Injected error under HTTP 200"
@@ -96,6 +100,10 @@ class FaultInjector:
 
     def _error_response(self, fault: Fault, code: int) -> web.Response:
         headers: dict[str, str] = {}
+        if code < 400:
+            # A redirect: what a misconfigured proxy or a moved API would send.
+            headers["Location"] = "https://elsewhere.invalid/api/generate/status/moved"
+            return web.Response(status=code, headers=headers)
         if fault.retry_after is not None:
             headers["Retry-After"] = fault.retry_after
         if fault.retry_after_ms is not None:

@@ -1,0 +1,203 @@
+"""The orchestrator's book of live jobs: who holds a slot, who waits, how each one ends.
+
+Shared by the orchestrator's parts (dispatch, tracking, adoption) so that a job ends in one
+way only: :meth:`JobBook.end` makes the terminal transition, records it in the journal,
+then frees what the job held (its ``max_in_flight`` token, its poll entry, its callback
+token) and wakes its waiters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from ._clock import Clock
+from ._fallback import DurationEstimator
+from ._jobs import Job, JobAbandonedError, JobResult, JobState, Progress
+from ._models import Task
+
+__all__ = ["JobBook", "JobHandle", "JobRecorder"]
+
+logger = logging.getLogger("vidgo_async")
+
+
+class JobRecorder(Protocol):
+    """Where job transitions are made durable (the journal). Each call completes first.
+
+    ``before_submit`` runs before the submit is sent (intent + fingerprint; raising
+    ``JobClaimedError`` means another submit or task holds the job: it is not sent),
+    ``after_submit`` before the job counts as in flight (the task id), ``after_end`` once
+    the job has ended (called for jobs that went through ``before_submit`` and for jobs
+    re-attached with ``Orchestrator.attach``).
+    """
+
+    async def before_submit(self, job: Job) -> None: ...
+
+    async def after_submit(self, job: Job, task: Task) -> None: ...
+
+    async def after_end(self, job: Job) -> None: ...
+
+
+class JobHandle:
+    """A started job: await its result later. Returned by ``Orchestrator.start``."""
+
+    __slots__ = ("_book", "_done", "_job")
+
+    def __init__(self, book: JobBook, job: Job, done: anyio.Event) -> None:
+        self._book = book
+        self._job = job
+        self._done = done
+
+    def __repr__(self) -> str:
+        return (
+            f"<JobHandle {self._job.key!r} {self._job.state.value} task_id={self._job.task_id!r}>"
+        )
+
+    @property
+    def key(self) -> str:
+        """The job's key."""
+        return self._job.key
+
+    @property
+    def state(self) -> JobState:
+        """The job's state now."""
+        return self._job.state
+
+    @property
+    def task_id(self) -> str | None:
+        """The task id once the submit answered."""
+        return self._job.task_id
+
+    def done(self) -> bool:
+        """Whether the job has ended (or the orchestrator stopped)."""
+        return self._done.is_set()
+
+    async def result(self) -> JobResult:
+        """Wait for the job to end and return its result (never raises for the job's failure)."""
+        await self._done.wait()
+        return self._job.result()
+
+    async def wait(self) -> Task:
+        """Wait for the job to end; return the finished task or raise the job's error."""
+        return (await self.result()).unwrap()
+
+    def cancel(self) -> bool:
+        """Drop the job if it was not submitted yet; return whether it was dropped."""
+        return self._book.cancel_queued(self._job, "the job was cancelled")
+
+
+class JobBook:
+    """The live jobs of one orchestrator and the one way they end.
+
+    Args:
+        clock: the orchestrator's clock.
+        limiter: the ``max_in_flight`` tokens.
+        journal: the recorder, if any.
+    """
+
+    def __init__(
+        self, *, clock: Clock, limiter: anyio.CapacityLimiter, journal: JobRecorder | None
+    ) -> None:
+        self.clock = clock
+        self.limiter = limiter
+        self.journal = journal
+        self.live: dict[str, Job] = {}
+        self.done: dict[Job, anyio.Event] = {}
+        self.done_callbacks: dict[Job, list[Callable[[Job], None]]] = {}
+        self.holding: set[Job] = set()
+        self.recorded: set[Job] = set()
+        self.counts = dict.fromkeys(JobState, 0)
+        self.durations = DurationEstimator()
+        # Called with every job that is released (the poller forgets it, the callback
+        # registry drops its token).
+        self.release_hooks: list[Callable[[Job], None]] = []
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.closed = False
+
+    def is_recorded(self, job: Job) -> bool:
+        """Whether the job's end goes to the journal."""
+        return self.journal is not None and job in self.recorded
+
+    def progress(self) -> Progress:
+        """Return how many jobs are in each state now."""
+        counts = self.counts
+        return Progress(
+            queued=counts[JobState.QUEUED],
+            submitting=counts[JobState.SUBMITTING],
+            in_doubt=counts[JobState.IN_DOUBT],
+            in_flight=counts[JobState.IN_FLIGHT],
+            finished=counts[JobState.FINISHED],
+            failed=counts[JobState.FAILED],
+            timeout=counts[JobState.TIMEOUT],
+            unknown=counts[JobState.UNKNOWN],
+            cancelled=counts[JobState.CANCELLED],
+            lost=counts[JobState.LOST],
+        )
+
+    def hold(self, job: Job) -> None:
+        """Note that ``job`` holds a ``max_in_flight`` token (taken on its behalf)."""
+        self.holding.add(job)
+
+    def unhold(self, job: Job) -> None:
+        """Give back the token ``job`` holds, if any (e.g. re-queued after a 429)."""
+        if job in self.holding:
+            self.holding.discard(job)
+            self.limiter.release_on_behalf_of(job)
+
+    def release(self, job: Job, *, keep: bool = False) -> None:
+        """Free what a job held once it ended: its token, its poll entry, its waiters."""
+        self.unhold(job)
+        for hook in self.release_hooks:
+            hook(job)
+        if not keep:
+            self.live.pop(job.key, None)
+        self.recorded.discard(job)
+        done = self.done.pop(job, None)
+        if done is not None:
+            done.set()
+        for callback in self.done_callbacks.pop(job, ()):
+            callback(job)
+
+    def when_done(self, job: Job, callback: Callable[[Job], None]) -> None:
+        """Call ``callback(job)`` once the job ends (at once if it has)."""
+        if job in self.done:
+            self.done_callbacks.setdefault(job, []).append(callback)
+        else:
+            callback(job)  # already ended (or rejected before it was queued)
+
+    async def end(self, job: Job, transition: Callable[[], None]) -> None:
+        """Make one terminal transition, record it, then wake the job's waiters."""
+        transition()
+        job.revealed = None
+        if job.submitted_mono is not None and job.state in (JobState.FINISHED, JobState.FAILED):
+            self.durations.observe(self.clock.monotonic() - job.submitted_mono)
+        if self.is_recorded(job):
+            await self.record_end(job, log_errors=True)
+        self.release(job)
+
+    def cancel_queued(self, job: Job, reason: str) -> bool:
+        """Drop a job not yet submitted; return whether it was dropped."""
+        if job.state is not JobState.QUEUED:
+            return False
+        job.cancel(JobAbandonedError(job.key, None, reason=reason))
+        if self.is_recorded(job) and self.task_group is not None and not self.closed:
+            self.task_group.start_soon(self.record_end, job)
+        self.release(job)
+        return True
+
+    async def record_end(self, job: Job, *, log_errors: bool = False) -> None:
+        """Record the job's end in the journal, shielded from cancellation."""
+        journal = self.journal
+        assert journal is not None  # noqa: S101 - checked by the caller
+        with anyio.CancelScope(shield=True):
+            if not log_errors:
+                await journal.after_end(job)
+                return
+            try:
+                await journal.after_end(job)
+            except Exception:
+                logger.exception("vidgo could not record the end of job %r", job.key)

@@ -1,0 +1,129 @@
+"""What a journal records of one job: its state (derived from the job's) and its entry.
+
+:class:`JournalState` names the job states a journal records, with the same values; its
+meaning (``is_terminal``, what a rerun does) is the job state's, defined once in ``_jobs``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._jobs import JobState, RerunAction, request_fingerprint
+from ._models import Task
+
+__all__ = ["JournalEntry", "JournalState", "canonical_json", "fingerprint"]
+
+
+class JournalState(str, enum.Enum):
+    """Where a journaled job stands: the job states a journal records (same names, same values).
+
+    Its meaning is the job's: :attr:`job_state`, :attr:`is_terminal` and :attr:`rerun`
+    come from :class:`~vidgo_async.JobState` and its rerun table.
+    """
+
+    SUBMITTING = "submitting"  # intent written; the submit may or may not have been sent
+    IN_FLIGHT = "in_flight"  # the API gave a task_id; not yet seen terminal
+    UNKNOWN = "unknown"  # sent, no answer: a task may exist (and be billed)
+    FINISHED = "finished"
+    FAILED = "failed"  # rejected before a task existed, or the API said the task failed
+    TIMEOUT = "timeout"  # our deadline passed; the task goes on under its task_id
+    LOST = "lost"  # its status could no longer be read; the task may go on under its task_id
+
+    @property
+    def job_state(self) -> JobState:
+        """The job state this journal state records."""
+        return JobState(self.value)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run that recorded it was done with the job (``JobState.is_terminal``)."""
+        return self.job_state.is_terminal
+
+    @property
+    def rerun(self) -> RerunAction:
+        """What a rerun does with a job recorded in this state (``JobState.rerun``)."""
+        return self.job_state.rerun
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
+# followed by the canonical JSON of the input. A journal refuses to reuse a job key for a
+# different fingerprint.
+fingerprint = request_fingerprint
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """One job as the journal last recorded it.
+
+    Attributes:
+        key: the job key (a batch line's ``id``).
+        fingerprint: see :func:`fingerprint`.
+        model, input: the request as it was (or would be) sent.
+        state: see :class:`JournalState`.
+        task_id: the task id the API gave, when it gave one.
+        task: the last task seen (terminal tasks are recorded), when any.
+        error_type, error_message: why the job failed or is unknown.
+        files: local paths of downloaded result files, in the task's file order.
+        attempts: how many submits were started for this key.
+        callback_token: the SHA-256 (hex, ``webhooks.token_hash``) of the capability token
+            of the job's callback URL, when one was used; never the token itself.
+        created_at, updated_at, submitted_at, finished_at: Unix times.
+    """
+
+    key: str
+    fingerprint: str
+    model: str
+    input: dict[str, Any]
+    state: JournalState
+    task_id: str | None = None
+    task: Task | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    files: tuple[str, ...] = ()
+    attempts: int = 0
+    callback_token: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def error(self) -> dict[str, str] | None:
+        """The error as ``{"type": ..., "message": ...}``, or ``None``."""
+        if self.error_type is None and self.error_message is None:
+            return None
+        return {"type": self.error_type or "Error", "message": self.error_message or ""}
+
+    @property
+    def submit_in_doubt(self) -> bool:
+        """Whether a submit may have created a task whose id was never recorded.
+
+        True for ``unknown`` and for ``submitting`` (the process died between the intent
+        and the answer), and for a state to poll that lost its task id. Such jobs must not
+        be resubmitted without the user's consent.
+        """
+        action = self.state.rerun
+        return action is RerunAction.LEAVE or (action is RerunAction.POLL and self.task_id is None)
+
+    @property
+    def needs_poll(self) -> bool:
+        """Whether the job has a task id but no terminal task yet (re-attach by polling)."""
+        return self.task_id is not None and self.state.rerun is RerunAction.POLL
+
+    @property
+    def rerun(self) -> RerunAction:
+        """What a rerun does with this job (the state's action; ``leave`` when it cannot poll)."""
+        return RerunAction.LEAVE if self.submit_in_doubt else self.state.rerun

@@ -1,0 +1,236 @@
+"""The journal's SQLite plumbing: open, close, lock, and database work off the event loop.
+
+Every database call runs in a worker thread (``anyio.to_thread.run_sync``) on the journal's
+single connection, guarded by a lock; a cancelled caller still waits for its write to
+finish, so a write is never half done. Each write is one ``BEGIN IMMEDIATE`` transaction that
+re-reads the row, applies a change and stores the row's checksum, which turns a damaged byte
+into a clear error instead of a plausible wrong value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from ._converter import structure
+from ._errors import APIResponseValidationError, JournalError
+from ._journal_entry import JournalEntry, JournalState
+from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
+from ._journal_lock import WriterLock, lock_file_for
+from ._models import Task
+
+__all__ = ["JournalStore", "row_checksum"]
+
+T = TypeVar("T")
+_Store = TypeVar("_Store", bound="JournalStore")
+
+# Literal statements (no string building), one per query shape; the column order is _entry's.
+_SELECT_BY_KEY = (
+    "SELECT key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
+    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
+    "submitted_at, finished_at, checksum FROM jobs WHERE key = ?"
+)
+
+
+class JournalStore:
+    """One journal file: its connection, its writer lock and its transactions (see ``Journal``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        _clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._path = Path(path)
+        self._create = create and not readonly
+        self._readonly = readonly
+        self._busy_timeout = busy_timeout
+        self._clock = _clock
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._writer = WriterLock(lock_file_for(self._path))
+
+    @property
+    def path(self) -> Path:
+        """The journal file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._conn else "unopened")
+        return f"<Journal {str(self._path)!r} {state}>"
+
+    @classmethod
+    async def open(
+        cls: type[_Store],
+        path: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> _Store:
+        """Open (or create) the journal at ``path``; close it with ``aclose()``."""
+        journal = cls(path, create=create, readonly=readonly, busy_timeout=busy_timeout)
+        await journal._open()
+        return journal
+
+    async def __aenter__(self: _Store) -> _Store:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the journal (idempotent). Every returned ``record_*`` call is already durable."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._conn is not None:
+                await anyio.to_thread.run_sync(self._close_sync)
+        finally:
+            self._writer.release()
+
+    async def lock_writer(self, owner: str) -> None:
+        """Take this journal's writer lock for ``owner`` (e.g. one batch run) until closed.
+
+        The lock is held by the process: it is released by :meth:`aclose` and by the
+        operating system when the process dies (``kill -9`` included), so a crashed run
+        never blocks the next one.
+
+        Raises:
+            JournalLockedError: another process holds the lock (its owner is named).
+        """
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+        await anyio.to_thread.run_sync(self._writer.acquire, owner)
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    async def _open(self) -> None:
+        if self._closed:
+            raise JournalError("the journal is closed", path=str(self._path))
+        if self._conn is None:
+            await anyio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = JournalFile(
+                    self._path,
+                    create=self._create,
+                    readonly=self._readonly,
+                    busy_timeout=self._busy_timeout,
+                    clock=self._clock,
+                ).connect()
+
+    def _error(self, message: str) -> JournalError:
+        return JournalError(f"{message}: {self._path}", path=str(self._path))
+
+    # -- running database work off the event loop ----------------------------------------
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise JournalError("the journal is closed", path=str(self._path))
+        if self._conn is None:
+            await self._open()
+
+        def call() -> T:
+            with self._lock:
+                if self._conn is None:
+                    raise JournalError("the journal is closed", path=str(self._path))
+                try:
+                    return func(self._conn)
+                except sqlite3.DatabaseError as exc:
+                    raise self._error(f"journal write or read failed ({exc})") from exc
+
+        # Not cancellable on purpose: a cancelled caller still waits for its commit.
+        return await anyio.to_thread.run_sync(call)
+
+    def _write(
+        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
+    ) -> Callable[[sqlite3.Connection], JournalEntry]:
+        if self._readonly:
+            raise JournalError("the journal was opened read-only", path=str(self._path))
+
+        def transaction(conn: sqlite3.Connection) -> JournalEntry:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                change(conn, self._load(conn, key))
+                row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+                if row is None:  # pragma: no cover - every change writes the row
+                    raise self._error(f"no journal entry for key {key!r}")
+                checksum = row_checksum(row[:-1])
+                conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
+                entry = self._entry((*row[:-1], checksum))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return entry
+
+        return transaction
+
+    def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
+        row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
+        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
+         files_json, attempts, token, created, updated, submitted, finished, checksum) = row  # fmt: skip
+        # SQLite has no page checksums: a damaged byte inside a row would read back as a
+        # plausible but wrong value. The row checksum turns that into a clear error.
+        if checksum != row_checksum(row[:-1]):
+            raise self._error(f"the journal entry {key!r} is damaged (checksum mismatch)")
+        try:
+            task = None if task_json is None else structure(json.loads(task_json), Task)
+            return JournalEntry(
+                key=key,
+                fingerprint=fp,
+                model=model,
+                input=json.loads(input_json),
+                state=JournalState(state),
+                task_id=task_id,
+                task=task,
+                error_type=error_type,
+                error_message=error_message,
+                files=tuple(json.loads(files_json)),
+                attempts=attempts,
+                callback_token=token,
+                created_at=created,
+                updated_at=updated,
+                submitted_at=submitted,
+                finished_at=finished,
+            )
+        except (ValueError, TypeError, APIResponseValidationError) as exc:
+            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
+
+    def _missing(self, key: str, action: str) -> JournalError:
+        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
+
+
+def row_checksum(values: tuple[Any, ...]) -> str:
+    """Return the checksum of a row's values (every column but the checksum)."""
+    return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,150 @@
+"""Tracking: the poller's handler that applies what each answer means to its job.
+
+The scheduler asks the status endpoint and its :class:`~vidgo_async._polling.PollTracker`
+says what an answer means; :class:`Tracking` applies that step to the job (finish, fail
+only when the API said ``failed``, lose, or keep polling), arms each job that goes in
+flight (its poll entry and deadline) and ends jobs whose deadline passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from ._clock import Clock
+from ._config import PollPolicy
+from ._errors import SubmitOutcomeUnknownError, TaskLostError, WaitTimeoutError
+from ._fallback import fallback_schedule
+from ._gates import RateGate
+from ._jobbook import JobBook
+from ._jobs import Job, JobState
+from ._models import Task
+from ._polling import StepKind, settle
+from ._scheduler import Budget, Scheduler
+
+__all__ = ["Tracking"]
+
+logger = logging.getLogger("vidgo_async")
+
+Fetch = Callable[[str], Awaitable[tuple[Task, "float | None"]]]
+
+
+class Tracking:
+    """Poll in-flight jobs through one scheduler and apply each answer to its job.
+
+    Args:
+        book: the orchestrator's jobs.
+        fetch: one status query without retries (``client.query_status``).
+        gate: the shared status-rate gate.
+        clock: the clock.
+        poll: the poll policy.
+        job_timeout: seconds from submit to end per job (``None``: no limit).
+        budget: the client's retry budget.
+        max_concurrent: status queries on the wire at once.
+    """
+
+    def __init__(
+        self,
+        book: JobBook,
+        *,
+        fetch: Fetch,
+        gate: RateGate,
+        clock: Clock,
+        poll: PollPolicy,
+        job_timeout: float | None,
+        budget: Budget,
+        max_concurrent: int,
+    ) -> None:
+        self._book = book
+        self._clock = clock
+        self._poll = poll
+        self.job_timeout = job_timeout
+        self.scheduler = Scheduler(
+            fetch,
+            self,
+            gate=gate,
+            clock=clock,
+            poll=poll,
+            max_concurrent=max_concurrent,
+            budget=budget,
+        )
+        book.release_hooks.append(self.scheduler.forget)
+
+    def attach(self, job: Job, task: Task) -> None:
+        """Follow a task created earlier (a journaled one): no submit, straight to polling."""
+        now = self._clock.monotonic()
+        job.attach(task, monotonic=now)
+        self.arm(job, now)
+
+    def arm(self, job: Job, now: float) -> None:
+        """Start polling a job that just went in flight, with its deadline."""
+        if self.job_timeout is not None:
+            deadline = now + self.job_timeout
+            if job.deadline is None or deadline < job.deadline:
+                job.deadline = deadline
+        if job.deadline is not None:
+            self.scheduler.set_deadline(job, job.deadline)
+        if job.callback_token is not None:
+            # A callback is expected and its verification is the job's status request:
+            # poll only as a slow fallback that starts late (see _fallback).
+            first_delay, slow = fallback_schedule(
+                self._poll, self._book.durations.expected(), rng=self._clock.rng
+            )
+            self.scheduler.watch(job, policy=slow, first_delay=first_delay)
+        else:
+            self.scheduler.watch(job)
+
+    async def went_in_flight(self, job: Job, task: Task, now: float) -> None:
+        """Apply the first task of a job that just went in flight (submit answer, adoption)."""
+        if job.expired or (job.deadline is not None and now >= job.deadline):
+            await self.deadline_passed(job)
+        elif task.is_terminal or not task.status.is_known:
+            await self.task_seen(job, task)
+        else:
+            self.arm(job, now)
+
+    # -- the scheduler's handler ----------------------------------------------------------
+
+    async def task_seen(self, job: Job, task: Task) -> bool:
+        """Apply what a fresh task means for its job (``settle``); return whether to keep polling."""
+        if job.state is not JobState.IN_FLIGHT or task.task_id != job.task_id:
+            return False
+        step = settle(task, self._poll)
+        if step is None:
+            job.observe(task)
+            return True
+        error = step.error
+        if step.kind is StepKind.DONE:
+            await self._book.end(job, lambda: job.finish(task))
+        elif step.kind is StepKind.FAILED and error is not None:
+            await self._book.end(job, lambda: job.fail(error, task))
+        elif error is not None:
+            await self._book.end(job, lambda: job.lose(error, task))
+        return False
+
+    async def lost(self, job: Job, error: TaskLostError) -> None:
+        """The job's task can no longer be read: the job is lost, its task id kept."""
+        if job.state is JobState.IN_FLIGHT:
+            await self._book.end(job, lambda: job.lose(error))
+
+    async def deadline_passed(self, job: Job) -> None:
+        """The job's deadline passed: it times out (a submit on the wire finishes first)."""
+        book = self._book
+        if job.state is JobState.IN_DOUBT:
+            # No callback revealed a task in time: the outcome stays unknown.
+            doubt = job.error
+            if not isinstance(doubt, SubmitOutcomeUnknownError):  # pragma: no cover - a bug
+                doubt = SubmitOutcomeUnknownError(job.model, {}, TimeoutError("deadline"))
+            unknown = doubt
+            await book.end(job, lambda: job.outcome_unknown(unknown))
+        elif job.state is JobState.QUEUED:
+            error = TimeoutError(f"the deadline passed before job {job.key!r} was submitted")
+            await book.end(job, lambda: job.time_out(error))
+        elif job.state is JobState.SUBMITTING:
+            job.expired = True
+        elif job.state is JobState.IN_FLIGHT:
+            assert job.task is not None  # noqa: S101 - in flight means a task exists
+            started = job.submitted_mono if job.submitted_mono is not None else 0.0
+            waited = max(0.0, self._clock.monotonic() - started)
+            timeout_error = WaitTimeoutError(job.task, waited)
+            await book.end(job, lambda: job.time_out(timeout_error))
