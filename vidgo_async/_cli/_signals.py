@@ -23,6 +23,7 @@ __all__ = [
     "describe",
     "exit_code",
     "guard",
+    "ignore_more",
     "signum_of",
     "terminate_raises",
 ]
@@ -103,6 +104,17 @@ async def guard(state: SignalState, body: Callable[[], Awaitable[T]]) -> T | Non
             if signal.SIGTERM in installed:
                 signal.signal(signal.SIGTERM, _raise_stopped)
     return None
+
+
+def ignore_more() -> None:
+    """Ignore further SIGINT/SIGTERM: the command is already ending because of one.
+
+    A signal caught late (its handler runs at the next bytecode) would otherwise raise a
+    second ``KeyboardInterrupt`` during exit, and the process would die of SIGINT.
+    """
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def signum_of(exc: KeyboardInterrupt) -> int:

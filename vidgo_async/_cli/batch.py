@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         logging.getLogger("vidgo_async").removeHandler(handler)
     if state.signum is not None:
+        _signals.ignore_more()
         _say(
             f"vidgo-async batch: stopped by {_signals.describe(state.signum)}; what is known is in "
             f"{args.out / 'results.jsonl'}. HINT: rerun the same command to go on."
@@ -340,9 +341,8 @@ class _BatchRun:
             yield client
 
     def _poll(self, policy: PollPolicy) -> PollPolicy:
+        # With --emulator the client's policy is already scaled (Emulator.client()).
         scale = self.args.poll_scale
-        if scale is None and self.args.emulator:
-            scale = _EMULATOR_TIME_SCALE
         return policy if scale is None else policy.scaled(scale)
 
     async def _download(self, client: Any, result: JobResult) -> None:
