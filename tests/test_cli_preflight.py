@@ -162,3 +162,39 @@ def test_checks_create_nothing_and_accept_what_the_client_accepts(tmp_path: Path
     assert check_input(tmp_path) is not None  # a directory
     assert display_base_url("https://api.vidgo.ai/") is None
     assert display_base_url("http://127.0.0.1:9") == "http://127.0.0.1:9"
+
+
+def test_an_invalid_option_is_one_option_error_not_one_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "jobs.jsonl"
+    source.write_text("".join(f'{{"id": "j{n}", "prompt": "a fox {n}"}}\n' for n in range(200)))
+    code, err = run_refused(
+        capsys,
+        tmp_path,
+        ["batch", str(source), "--emulator", "--out", str(tmp_path / "o"), "--duration", "3"],
+    )
+    assert code == 2
+    assert err.count("\n") == 1
+    assert err.startswith("vidgo-async batch: --duration 3: ")
+
+
+def test_shorthand_lines_carry_their_own_options_and_messages_do_not_double(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "jobs.jsonl"
+    source.write_text(
+        '{"id": "a", "prompt": "a fox", "duration": 8, "resolution": "480p", "aspect_ratio": "1:1"}\n'
+        '{"id": "b", "prompt": "a heron", "duration": 99}\n'
+        f'{{"id": "c", "prompt": "{"x" * 25000}"}}\n'
+    )
+    code = main(["batch", str(source), "--emulator", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "line 1" not in err
+    assert "line 2: $.input.duration" in err
+    assert "(has 25000)" in err
+    assert "(got 'xxx" not in err
+    source.write_text('{"id": "a", "prompt": "a fox", "duration": 8, "resolution": "480p"}\n')
+    assert main(["batch", str(source), "--emulator", "--out", str(tmp_path / "o"), "--json"]) == 0
+    assert '"status": "finished"' in capsys.readouterr().out

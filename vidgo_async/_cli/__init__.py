@@ -16,7 +16,7 @@ from .._version import __version__
 __all__ = ["main"]
 
 # The command modules, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("batch", "emulator", "status", "journal")
+_COMMAND_MODULES: tuple[str, ...] = ("batch", "balance", "emulator", "status", "journal")
 
 Handler = Callable[[argparse.Namespace], int]
 

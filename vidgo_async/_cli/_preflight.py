@@ -20,6 +20,7 @@ __all__ = [
     "check_input",
     "check_journal",
     "check_key",
+    "check_options",
     "check_out",
     "display_base_url",
 ]
@@ -115,6 +116,29 @@ def check_key(*, emulator: bool) -> str | None:
     if emulator or os.environ.get(API_KEY_ENV, "").strip():
         return None
     return f"no API key. HINT: set {API_KEY_ENV}, or try --emulator."
+
+
+_OPTION_FIELDS = {
+    "$.input.duration": "--duration",
+    "$.input.resolution": "--resolution",
+    "$.input.aspect_ratio": "--aspect-ratio",
+}
+
+
+def check_options(model: str, duration: int, resolution: str, aspect_ratio: str) -> str | None:
+    """The shorthand options must be valid for ``--model``: one error, not one per line."""
+    from .._errors import InputValidationError
+    from .._inputs import prepare_input
+
+    values = {"duration": duration, "resolution": resolution, "aspect_ratio": aspect_ratio}
+    try:
+        prepare_input(model, {"prompt": "an option check", **values})
+    except InputValidationError as exc:
+        for issue in exc.issues:
+            option = _OPTION_FIELDS.get(issue.field)
+            if option is not None:
+                return f"{option} {issue.value}: {issue.rule} for --model {model}"
+    return None
 
 
 def check_input(path: Path) -> str | None:

@@ -137,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         aspect_ratio=args.aspect_ratio,
     )
-    problem = _preflight.check_input(args.input)
+    problem = _preflight.check_input(args.input) or _preflight.check_options(
+        args.model, args.duration, args.resolution, args.aspect_ratio
+    )
     if problem is not None:
         _say(f"vidgo-async batch: {problem}")
         return 2
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     runner = _BatchRun(lines, args)
     state = _signals.SignalState()
     handler = setup_logging(args)
+    if args.emulator:  # the summary says what happens to the emulator's tasks, truthfully
+        handler.addFilter(_not_billed_warning)
     try:
         code = anyio.run(_signals.guard, state, lambda: runner.resume.run(runner.main))
     except CallbackSetupError as exc:  # the receiver could not listen: nothing was submitted
@@ -197,6 +201,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return _signals.exit_code(signum=state.signum)
     return 2 if code is None else code
+
+
+def _not_billed_warning(record: logging.LogRecord) -> bool:
+    """Drop the orchestrator's "tasks go on (and are billed)": untrue of the built-in emulator."""
+    return "(and are billed)" not in record.getMessage()
 
 
 def _first_problem(args: argparse.Namespace) -> str | None:
