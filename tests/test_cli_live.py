@@ -57,7 +57,9 @@ def test_on_a_terminal_the_view_redraws_and_ends_on_the_final_state() -> None:
     with view:
         now[0] = 1.0
         counts.update(queued=0, finished=3)
+        view.close()  # the batch closes it before the summary; the exit adds nothing
     text = stream.getvalue()
+    assert text.count("\n") == 1  # one line, redrawn: nothing printed after it
     assert "\x1b[" in text  # drawn in place with control sequences
     final = text.split("\r\x1b[2K")[-1]  # the last redraw of the line
     assert final.startswith("3/3")

@@ -132,6 +132,7 @@ class LiveView:
         self._live: Any = None
         self._last_plain = ""
         self._last_time = -1e9
+        self._closed = False
 
     @property
     def stream(self) -> IO[str]:
@@ -198,6 +199,9 @@ class LiveView:
 
     def close(self) -> None:
         """Draw the final state and stop redrawing (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._live is not None:
             self.refresh()
             self._live.stop()

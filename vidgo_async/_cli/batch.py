@@ -480,6 +480,8 @@ class _BatchRun:
                 else "stopped while in flight; the task goes on at Vidgo: rerun the same "
                 "command to collect it (it is not submitted again)"
             )
+        elif result.task is not None and result.task.error_message:
+            reason = one_line(result.task.error_message)  # the API's own words
         elif result.error is not None:
             reason = one_line(str(result.error))
         else:
