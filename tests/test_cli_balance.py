@@ -39,3 +39,18 @@ def test_balance_without_a_key_or_with_a_bad_url_is_a_usage_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--base-url" in err
+
+
+def test_status_gives_command_line_hints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["status", "task-1"]) == 2
+    err = capsys.readouterr().err
+    assert "VIDGO_API_KEY" in err
+    assert "VidgoClient(" not in err
+    monkeypatch.setenv("VIDGO_API_KEY", "k")
+    assert main(["status", "task-1", "--base-url", "http://example.com"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-insecure" in err
+    assert "allow_insecure=True" not in err
