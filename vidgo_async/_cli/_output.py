@@ -133,7 +133,7 @@ def summary_lines(
     if len(problems) > _SHOWN_PROBLEMS:
         lines.append(f"  ... and {len(problems) - _SHOWN_PROBLEMS} more in {results}")
     lines.append(f"  results: {results}")
-    if emulator and any(p.state != "finished" for p in problems):
+    if emulator and any(n for state, n in counts.items() if state != "finished"):
         lines.append(EMULATOR_NOTE)
     return lines
 

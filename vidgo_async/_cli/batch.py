@@ -428,7 +428,8 @@ class _BatchRun:
             state = "cancelled" if result is None else result.state.value
             counts[state] = counts.get(state, 0) + 1
         problems = [self._problem(line) for line in self.lines]
-        shown = [problem for problem in problems if problem is not None]
+        # Jobs never submitted are counted, not listed: they have no task and no reason.
+        shown = [p for p in problems if p is not None and p.state != "cancelled"]
         finished = [r for r in self.results.values() if r.ok]
         seconds = sum(
             line.seconds
