@@ -148,3 +148,17 @@ def test_importing_the_library_does_not_import_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_command_restores_the_log_level_it_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    logger = logging.getLogger("vidgo_async")
+    before, handlers = logger.level, list(logger.handlers)
+    source = tmp_path / "jobs.jsonl"
+    source.write_text('{"id": "a", "prompt": "a fox in snow"}\n')
+    assert main(["batch", str(source), "--emulator", "--out", str(tmp_path / "o"), "-q"]) == 0
+    capsys.readouterr()
+    assert (logger.level, logger.handlers) == (before, handlers)

@@ -22,6 +22,7 @@ __all__ = [
     "JsonStream",
     "Problem",
     "add_verbosity",
+    "remove_logging",
     "setup_logging",
     "summary_lines",
 ]
@@ -56,6 +57,8 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
 class _StderrHandler(logging.Handler):
     """Write records to whatever ``sys.stderr`` is at the time (the live view redirects it)."""
 
+    previous_level = logging.NOTSET  # the logger's level before setup_logging
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             sys.stderr.write(self.format(record) + "\n")
@@ -63,7 +66,7 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_logging(args: argparse.Namespace) -> logging.Handler:
+def setup_logging(args: argparse.Namespace) -> _StderrHandler:
     """Send the ``vidgo_async`` logger to stderr at the level ``-v``/``-q`` ask for."""
     verbose = getattr(args, "verbose", 0) or 0
     quiet = bool(getattr(args, "quiet", False))
@@ -73,14 +76,17 @@ def setup_logging(args: argparse.Namespace) -> logging.Handler:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger(LOGGER)
+    handler.previous_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
     return handler
 
 
-def remove_logging(handler: logging.Handler) -> None:
-    """Undo :func:`setup_logging`."""
-    logging.getLogger(LOGGER).removeHandler(handler)
+def remove_logging(handler: _StderrHandler) -> None:
+    """Undo :func:`setup_logging`: the handler goes, the logger's level is restored."""
+    logger = logging.getLogger(LOGGER)
+    logger.removeHandler(handler)
+    logger.setLevel(handler.previous_level)
 
 
 @attrs.frozen(kw_only=True)

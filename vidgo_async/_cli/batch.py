@@ -32,7 +32,15 @@ from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
 from ._batch_resume import BatchResume, journal_path, move_aside
 from ._live import LiveView
-from ._output import JsonStream, Problem, add_verbosity, one_line, setup_logging, summary_lines
+from ._output import (
+    JsonStream,
+    Problem,
+    add_verbosity,
+    one_line,
+    remove_logging,
+    setup_logging,
+    summary_lines,
+)
 
 __all__ = ["register"]
 
@@ -192,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         state.signum = _signals.signum_of(exc)
         code = None
     finally:
-        logging.getLogger("vidgo_async").removeHandler(handler)
+        remove_logging(handler)
     if state.signum is not None:
         _signals.ignore_more()
         _say(
@@ -480,6 +488,12 @@ class _BatchRun:
                 if self.args.emulator
                 else "stopped while in flight; the task goes on at Vidgo: rerun the same "
                 "command to collect it (it is not submitted again)"
+            )
+        elif result.state is JobState.TIMEOUT:
+            reason = "no result within the job timeout (--timeout); " + (
+                "the emulator's task died with this run"
+                if self.args.emulator
+                else "the task goes on at Vidgo: look it up with `vidgo-async status TASK_ID`"
             )
         elif result.task is not None and result.task.error_message:
             reason = one_line(result.task.error_message)  # the API's own words
