@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vidgo_async._cli._signals import Stopped, exit_code, signum_of
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def long_jobs(path: Path, count: int) -> None:
@@ -85,6 +89,27 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) ->
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "Ctrl-C" in err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("delay", [0.05, 0.2])
+def test_the_console_script_stops_cleanly_from_the_first_moment(
+    tmp_path: Path, signum: int, code: int, delay: float
+) -> None:
+    """Through the console script's entry, a signal while the package imports is clean too."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    long_jobs(source, 4)
+    entry = "import _vidgo_async_entry as entry; entry.main()"
+    process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
+        [sys.executable, "-c", entry, "batch", str(source), "--emulator", "--out", str(out)],
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    time.sleep(delay)
+    process.send_signal(signum)
+    err = stop(process)
+    assert process.returncode == code, err
+    assert "Traceback" not in err
 
 
 def test_exit_codes_follow_the_signal() -> None:
