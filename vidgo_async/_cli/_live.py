@@ -107,6 +107,7 @@ class LiveView:
         stream: where to draw (default ``sys.stderr``).
         tty: draw in place (default: whether ``stream`` is a terminal).
         interval: seconds between plain lines when not on a terminal.
+        quiet: show nothing at all (``-q``).
         clock: a monotonic clock (tests inject one).
     """
 
@@ -119,8 +120,10 @@ class LiveView:
         tty: bool | None = None,
         interval: float = 5.0,
         base: int = 0,
+        quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._quiet = quiet
         self._total = total
         self._counts = counts
         self._stream = stream
@@ -145,7 +148,7 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         tty = self._tty if self._tty is not None else self.stream.isatty()
-        if tty:
+        if tty and not self._quiet:
             from rich.console import Console
             from rich.live import Live
 
@@ -167,6 +170,8 @@ class LiveView:
 
     def refresh(self) -> None:
         """Redraw now (on a terminal) or print a line if due (otherwise)."""
+        if self._quiet:
+            return
         if self._live is not None:
             from rich.text import Text
 
@@ -206,6 +211,8 @@ class LiveView:
             self.refresh()
             self._live.stop()
             self._live = None
+            return
+        if self._quiet:
             return
         line = self.line(200, bar=False)
         if line != self._last_plain:

@@ -50,7 +50,7 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
         help="log more: -v shows info (retries, rate limits), -vv debug (every request)",
     )
     group.add_argument(
-        "-q", "--quiet", action="store_true", help="show errors and the summary only"
+        "-q", "--quiet", action="store_true", help="log errors only; no progress line"
     )
 
 

@@ -327,11 +327,8 @@ class _BatchRun:
             snapshot = self.resume.with_reported(orchestrator.snapshot())
             return {str(name): int(value) for name, value in attrs.asdict(snapshot).items()}
 
-        tty = False if getattr(self.args, "quiet", False) else None
-        interval = 3600.0 * 24 if getattr(self.args, "quiet", False) else 5.0
-        return LiveView(
-            len(self.lines), counts, tty=tty, interval=interval, base=len(self.resume.reported)
-        )
+        quiet = bool(getattr(self.args, "quiet", False))
+        return LiveView(len(self.lines), counts, base=len(self.resume.reported), quiet=quiet)
 
     def _emit(self, key: str) -> None:
         """``--json``: print the row of a job that just ended (after its download)."""
