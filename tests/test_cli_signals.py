@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,7 @@ def wait_for_submits(out: Path, process: subprocess.Popen[bytes], count: int) ->
             return
         if journal.exists():
             try:
-                with sqlite3.connect(journal) as db:
+                with contextlib.closing(sqlite3.connect(journal)) as db:
                     rows = db.execute("select count(*) from jobs where task_id is not null")
                     if rows.fetchone()[0] >= count:
                         return

@@ -32,6 +32,7 @@ from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
 from ._batch_resume import BatchResume, journal_path, move_aside
 from ._live import LiveView
+from ._outage import OutageBreaker
 from ._output import (
     JsonStream,
     Problem,
@@ -262,6 +263,7 @@ class _BatchRun:
         self.started = time.monotonic()
         self.resume = BatchResume(lines, args)  # the journal: what earlier runs did
         self.json = JsonStream(bool(getattr(args, "json", False)))
+        self.outage: str | None = None  # why the run stopped early, if it did
 
     async def main(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -298,15 +300,22 @@ class _BatchRun:
                     for handle in attached:
                         group.start_soon(self._follow, handle, client, group)
                     requests = self.resume.to_submit
-                    async for result in orchestrator.as_completed(requests, deadline=deadline):
-                        self.results[result.key] = result
-                        if result.ok and not self.args.no_download:
-                            group.start_soon(self._download, client, result)
-                        else:
-                            self.files[result.key] = _file_entries(result, None)
-                            self._emit(result.key)
-                    for handle in attached:
-                        await handle.result()
+                    breaker = OutageBreaker()
+                    completed = orchestrator.as_completed(requests, deadline=deadline)
+                    async with _closing(completed):
+                        async for result in completed:
+                            self.results[result.key] = result
+                            if result.ok and not self.args.no_download:
+                                group.start_soon(self._download, client, result)
+                            else:
+                                self.files[result.key] = _file_entries(result, None)
+                                self._emit(result.key)
+                            if breaker.observe(result):
+                                self.outage = f"{client.base_url} cannot be reached"
+                                break
+                    if self.outage is None:
+                        for handle in attached:
+                            await handle.result()
                     progress.cancel()  # the group now waits for the downloads only
                     view.close()  # the final state, drawn before the summary
         finally:
@@ -455,6 +464,12 @@ class _BatchRun:
             emulator=bool(self.args.emulator),
         ):
             _say(text)
+        if self.outage is not None:
+            _say(
+                f"vidgo-async batch: stopped early: {self.outage} (the last jobs could not "
+                "connect). HINT: rerun the same command when it can be reached; jobs already "
+                "submitted are not submitted again."
+            )
         if counts.get(JobState.UNKNOWN.value) and not self.args.emulator:
             _say(
                 "  HINT: 'unknown' jobs were sent but got no answer; they may exist (and be billed). "
@@ -499,6 +514,17 @@ class _BatchRun:
         else:
             reason = result.state.value
         return Problem(id=line.id, task_id=result.task_id, state=result.state.value, reason=reason)
+
+
+@contextlib.asynccontextmanager
+async def _closing(iterator: AsyncIterator[JobResult]) -> AsyncIterator[AsyncIterator[JobResult]]:
+    """Close an async generator left early (a ``break``) at once, not when it is collected."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _extension(url: str) -> str:
