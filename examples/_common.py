@@ -6,9 +6,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from vidgo_async import PollPolicy, VidgoClient
+from vidgo_async import VidgoClient
 
-# The emulator plays Seedance-like 30-120 s jobs 50x faster; polling is scaled alike.
+# The emulator plays Seedance-like 30-120 s jobs 50x faster; its client polls at that pace.
 EMULATOR_TIME_SCALE = 0.02
 
 
@@ -21,7 +21,6 @@ async def vidgo_client() -> AsyncIterator[VidgoClient]:
         return
     from vidgo_async.testing import Emulator
 
-    async with Emulator(job_seconds=(30, 120), time_scale=EMULATOR_TIME_SCALE) as emulator:
-        poll = PollPolicy().scaled(EMULATOR_TIME_SCALE)
-        async with emulator.client(poll=poll) as client:
-            yield client
+    emulator = Emulator(job_seconds=(30, 120), time_scale=EMULATOR_TIME_SCALE)
+    async with emulator, emulator.client() as client:
+        yield client

@@ -8,11 +8,14 @@ The app also mounts the callback receiver: each generation gets its own callback
 a tunnel), a verified callback ends the generation at once, and polling is only a slow
 fallback. Against the emulator the callbacks come to ``http://127.0.0.1:8080/hooks/vidgo``.
 
-Run: ``python examples/aiohttp_app.py`` then ``curl -XPOST localhost:8080/generate -d '{"prompt": "a fox"}'``.
+Run: ``python examples/aiohttp_app.py [--port 8080]`` then
+``curl -XPOST localhost:8080/generate -d '{"prompt": "a fox"}'``. A body that is not a JSON
+object with a string ``prompt`` gets a 400 with a JSON error.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -53,12 +56,19 @@ async def vidgo_callback(request: web.Request) -> web.StreamResponse:
 
 async def generate(request: web.Request) -> web.Response:
     """POST {"prompt": ...}: generate a 5 s 720p clip and answer with its video URL."""
-    body = await request.json()
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+        return web.json_response(
+            {"error": 'the body must be a JSON object with a string "prompt"'}, status=400
+        )
     orchestrator = request.app[ORCHESTRATOR]
     try:
         task = await orchestrator.generate(
             "seedance-2",
-            {"prompt": body.get("prompt"), "duration": 5, "resolution": "720p"},
+            {"prompt": body["prompt"], "duration": 5, "resolution": "720p"},
         )
     except InputValidationError as exc:
         return web.json_response({"error": str(exc)}, status=400)
@@ -90,8 +100,11 @@ def make_app(callback_base_url: str | None = None) -> web.Application:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve POST /generate on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8080, help="the port (default 8080)")
+    port = parser.parse_args().port
     base_url = os.environ.get("VIDGO_CALLBACK_BASE_URL")
     if base_url is None and not os.environ.get("VIDGO_API_KEY"):
-        base_url = "http://127.0.0.1:8080/hooks/vidgo"  # the emulator calls back on loopback
+        base_url = f"http://127.0.0.1:{port}/hooks/vidgo"  # the emulator calls back on loopback
     # No access log: callback paths hold the tokens, which are capabilities.
-    web.run_app(make_app(base_url), host="127.0.0.1", port=8080, access_log=None)
+    web.run_app(make_app(base_url), host="127.0.0.1", port=port, access_log=None)

@@ -1,10 +1,12 @@
 """Generate a list of clips with a live progress line, then print where each video is.
 
-Run: ``python examples/batch_script.py`` (emulator) or with ``VIDGO_API_KEY`` set (real API).
+Run: ``python examples/batch_script.py [--out DIR]`` (emulator) or with ``VIDGO_API_KEY`` set
+(real API). The videos go to ``out/batch_script/`` (``out/`` is git-ignored) unless ``--out``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -22,7 +24,10 @@ PROMPTS = {
 }
 
 
-async def main(out_dir: Path = Path("videos")) -> list[JobResult]:
+DEFAULT_OUT = Path("out") / "batch_script"
+
+
+async def main(out_dir: Path = DEFAULT_OUT) -> list[JobResult]:
     """Run every prompt, four at a time, and download the finished videos to ``out_dir``."""
     requests = [
         GenerationRequest(
@@ -57,4 +62,6 @@ async def main(out_dir: Path = Path("videos")) -> list[JobResult]:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description="Generate five clips and download them.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    asyncio.run(main(parser.parse_args().out))

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from unittest.mock import Mock
 
 import aioresponses.core
 from aiohttp import ClientResponse
 
+# aiohttp < 3.13 (the minimum versions CI also tests) has no ``stream_writer`` argument.
+_NEEDS_STREAM_WRITER = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
+
 
 class _CompatClientResponse(ClientResponse):
     """aioresponses 0.7.9 builds responses without aiohttp>=3.13's ``stream_writer``: supply one."""
 
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", Mock())
+        if _NEEDS_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", Mock())
         super().__init__(method, url, **kwargs)
 
 

@@ -50,6 +50,10 @@ async def test_aiohttp_app_generates_through_one_shared_orchestrator(load: objec
         assert body["video_url"].endswith(".mp4")
         bad = await http.post("/generate", json={"prompt": ""})
         assert bad.status == 400
+        for body in (b"not json", b"[1, 2]", b'{"prompt": 5}'):
+            refused = await http.post("/generate", data=body)
+            assert refused.status == 400
+            assert "error" in await refused.json()
         progress = await (await http.get("/progress")).json()
         assert progress["in_flight"] == 0
         assert progress["done"] >= 1

@@ -16,7 +16,14 @@ from .._version import __version__
 __all__ = ["main"]
 
 # The command modules, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("batch", "emulator", "status", "journal", "models")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "batch",
+    "balance",
+    "emulator",
+    "status",
+    "journal",
+    "models",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -36,14 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return handler(args)
+    """Run the command line and return its exit code (130 on Ctrl-C, 143 on SIGTERM)."""
+    from ._signals import describe, exit_code, ignore_more, signum_of, terminate_raises
+
+    try:
+        with terminate_raises():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            handler: Handler | None = getattr(args, "handler", None)
+            if handler is None:
+                parser.print_help(sys.stderr)
+                return 2
+            return handler(args)
+    except KeyboardInterrupt as exc:
+        ignore_more()
+        sys.stderr.write(f"\nvidgo-async: stopped by {describe(signum_of(exc))}\n")
+        return exit_code(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,17 +10,19 @@ from typing import Any
 
 import attrs
 
-from .._errors import InputValidationError
+from .._errors import InputValidationError, ValidationIssue
 from .._filenames import case_collisions
 from .._jobs import GenerationRequest
 from .._validation import validate_input
 from ._batch_uploads import LocalFile, swap_local_files
 
-__all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "read_batch"]
+__all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "describe_issue", "read_batch"]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _FULL_KEYS = frozenset({"id", "model", "input"})
-_SHORT_KEYS = frozenset({"id", "model", "prompt"})
+# A shorthand line may set the options it shares with the command line.
+_SHORT_OPTIONS = ("duration", "resolution", "aspect_ratio")
+_SHORT_KEYS = frozenset({"id", "model", "prompt", *_SHORT_OPTIONS})
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +66,11 @@ class BatchInputError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) in the input")
+
+
+def describe_issue(issue: ValidationIssue) -> str:
+    """One broken rule, once: a rule that already shows the value is not followed by it again."""
+    return f"{issue.field} {issue.rule}" if "(has " in issue.rule else str(issue)
 
 
 def _check_id(raw: object, line: int) -> tuple[str | None, str | None]:
@@ -110,14 +117,15 @@ def _parse_line(
         unknown = sorted(set(data) - _SHORT_KEYS)
         if unknown:
             problems.append(
-                f"unknown key(s) {', '.join(unknown)} (a shorthand line has id, model, prompt; "
+                f"unknown key(s) {', '.join(unknown)} (a shorthand line has id, model, prompt, "
+                "duration, resolution, aspect_ratio; "
                 'put other fields in "input")'
             )
         raw_input = {
             "prompt": data["prompt"],
-            "duration": defaults.duration,
-            "resolution": defaults.resolution,
-            "aspect_ratio": defaults.aspect_ratio,
+            "duration": data.get("duration", defaults.duration),
+            "resolution": data.get("resolution", defaults.resolution),
+            "aspect_ratio": data.get("aspect_ratio", defaults.aspect_ratio),
         }
     else:
         problems.append('needs "input" (an object) or "prompt" (the shorthand)')
@@ -132,7 +140,7 @@ def _parse_line(
             model, raw_input, allow_unknown_models=defaults.allow_unknown_models
         )
     except InputValidationError as exc:
-        problems.extend(str(issue) for issue in exc.issues)
+        problems.extend(describe_issue(issue) for issue in exc.issues)
         return None, problems
     if problems or job_id is None:
         return None, problems

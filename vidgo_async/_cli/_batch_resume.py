@@ -33,6 +33,7 @@ import anyio.to_thread
 import attrs
 
 from .._errors import (
+    APIConnectionError,
     AuthenticationError,
     JournalError,
     JournalLockedError,
@@ -261,6 +262,11 @@ class BatchResume:
             balance = await client.balance()
         except (AuthenticationError, PermissionDeniedError) as exc:
             _say(f"vidgo-async batch: the API refused the key: {exc}; nothing was submitted")
+            return 2
+        except APIConnectionError as exc:  # an outage: every submit would fail the same way
+            _say(
+                f"vidgo-async batch: cannot reach {client.base_url} ({exc}); nothing was submitted"
+            )
             return 2
         except VidgoError as exc:
             _say(f"vidgo-async batch: warning: could not read the balance ({exc}); going on")

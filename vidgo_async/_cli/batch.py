@@ -5,24 +5,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.to_thread
+import attrs
 
 from .._config import API_KEY_ENV, PollPolicy
 from .._errors import DownloadError, JournalLockedError, VidgoError
-from .._filenames import file_name_for
-from .._jobs import JobResult, JobState, Progress
+from .._filenames import extension_for, file_name_for
+from .._jobs import JobResult, JobState
 from .._journal import Journal
 from .._orchestrator import JobHandle, Orchestrator
+from . import _preflight, _signals
 from ._batch_callbacks import CallbackSetupError, callback_receiver, reregister_tokens
 from ._batch_callbacks import add_arguments as add_callback_arguments
 from ._batch_callbacks import settings_from_args as callback_settings
@@ -31,6 +34,17 @@ from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
 from ._batch_resume import BatchResume, journal_path, move_aside
 from ._batch_uploads import BatchUploads, preview_uploads
+from ._live import LiveView
+from ._outage import OutageBreaker
+from ._output import (
+    JsonStream,
+    Problem,
+    add_verbosity,
+    one_line,
+    remove_logging,
+    setup_logging,
+    summary_lines,
+)
 
 __all__ = ["register"]
 
@@ -44,8 +58,8 @@ Every submit is journaled in OUT/journal.sqlite first: rerunning the same comman
 (finished jobs are skipped, created tasks are polled, never submitted again).
 Only one batch at a time runs on a journal: a second one is refused (exit 2).
 Exit status: 0 all finished, 1 some job failed/timed out/lost/unknown, 2 usage or input
-error, a refused spend or a journal in use (nothing submitted), 130 interrupted (after
-writing what is known).
+error, a refused spend or a journal in use (nothing submitted), 130 Ctrl-C / 143 SIGTERM
+(after writing what is known).
 """
 
 # The --emulator timing: Seedance-like 30-120 s jobs played 50x faster.
@@ -106,6 +120,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-download", action="store_true", help="do not download the videos")
     parser.add_argument("--base-url", help=f"the API base URL (key from {API_KEY_ENV})")
     parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="accept a plain http --base-url on another machine (the key travels in clear)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per finished job to stdout, then a summary object",
+    )
+    add_verbosity(parser)
+    parser.add_argument(
         "--emulator", action="store_true", help="run against a built-in emulator (no key needed)"
     )
     parser.add_argument(
@@ -133,9 +158,15 @@ def run(args: argparse.Namespace) -> int:
         aspect_ratio=args.aspect_ratio,
         allow_unknown_models=args.allow_unknown_model,
     )
+    problem = _preflight.check_input(args.input) or _preflight.check_options(
+        args.model, args.duration, args.resolution, args.aspect_ratio
+    )
+    if problem is not None:
+        _say(f"vidgo-async batch: {problem}")
+        return 2
     try:
         lines = read_batch(args.input, defaults)
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         _say(f"vidgo-async batch: cannot read {args.input}: {exc}")
         return 2
     except BatchInputError as exc:
@@ -157,8 +188,9 @@ def run(args: argparse.Namespace) -> int:
     refused = refuse_duplicates(lines, args)
     if refused is not None:
         return refused
-    if not args.emulator and not os.environ.get(API_KEY_ENV, "").strip():
-        _say(f"vidgo-async batch: no API key. HINT: set {API_KEY_ENV}, or try --emulator.")
+    problem = _first_problem(args)
+    if problem is not None:
+        _say(f"vidgo-async batch: {problem}")
         return 2
     try:
         args.callbacks = callback_settings(args)
@@ -179,24 +211,62 @@ def run(args: argparse.Namespace) -> int:
         if moved is not None:
             _say(f"  --fresh: the old journal was moved to {moved} (not deleted)")
     runner = _BatchRun(lines, args)
+    state = _signals.SignalState()
+    handler = setup_logging(args)
+    if args.emulator:  # the summary says what happens to the emulator's tasks, truthfully
+        handler.addFilter(_not_billed_warning)
     try:
-        return anyio.run(runner.resume.run, runner.main)
+        code = anyio.run(_signals.guard, state, lambda: runner.resume.run(runner.main))
     except CallbackSetupError as exc:  # the receiver could not listen: nothing was submitted
         for text in exc.lines:
             _say(text)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        state.signum = _signals.signum_of(exc)
+        code = None
+    finally:
+        remove_logging(handler)
+    if state.signum is not None:
+        _signals.ignore_more()
         _say(
-            "\nvidgo-async batch: interrupted; results written so far are in "
-            f"{args.out / 'results.jsonl'}"
+            f"vidgo-async batch: stopped by {_signals.describe(state.signum)}; what is known is in "
+            f"{args.out / 'results.jsonl'}. HINT: rerun the same command to go on."
         )
-        return 130
+        return _signals.exit_code(signum=state.signum)
+    return 2 if code is None else code
+
+
+def _not_billed_warning(record: logging.LogRecord) -> bool:
+    """Drop the orchestrator's "tasks go on (and are billed)": untrue of the built-in emulator."""
+    return "(and are billed)" not in record.getMessage()
+
+
+def _first_problem(args: argparse.Namespace) -> str | None:
+    """The first pre-flight check that fails (key, base URL, --out, --journal), or ``None``."""
+    problems = (
+        _preflight.check_key(emulator=args.emulator),
+        None
+        if args.emulator
+        else _preflight.check_base_url(args.base_url, allow_insecure=args.allow_insecure),
+    )
+    for problem in problems:
+        if problem is not None:
+            return problem
+    # The file system checks last: they create (and remove) directories.
+    return _preflight.check_out(args.out) or _preflight.check_journal(args.journal)
 
 
 def _print_plan(lines: list[BatchLine], defaults: BatchDefaults, args: argparse.Namespace) -> None:
     models = sorted({line.request.model for line in lines})
     seconds = sum(line.seconds for line in lines)
-    target = "the built-in emulator" if args.emulator else (args.base_url or "the Vidgo API")
+    shown = _preflight.display_base_url(args.base_url)
+    target = (
+        "the built-in emulator"
+        if args.emulator
+        else "the Vidgo API"
+        if shown is None
+        else f"the server at {shown} (not the production Vidgo API)"
+    )
     _say(
         f"vidgo-async batch: {len(lines)} job(s), model(s) {', '.join(models)}, "
         f"{seconds} s of video, at most {args.concurrency} in flight, against {target}\n"
@@ -219,6 +289,8 @@ class _BatchRun:
         self.resume = BatchResume(  # the journal: what earlier runs did
             lines, args, before_plan=self._recorded_uploads if self.uploads.files else None
         )
+        self.json = JsonStream(bool(getattr(args, "json", False)))
+        self.outage: str | None = None  # why the run stopped early, if it did
 
     async def main(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -244,9 +316,10 @@ class _BatchRun:
                     journal=self.resume.recorder,
                     receiver=receiver,
                 )
+                view = self._live_view(orchestrator)
                 async with orchestrator, anyio.create_task_group() as group:
                     progress = anyio.CancelScope()
-                    group.start_soon(self._show_progress, orchestrator, progress)
+                    group.start_soon(self._show_progress, view, progress)
                     deadline = self.args.deadline
                     for earlier in self.resume.to_download:  # finished, files missing on disk
                         group.start_soon(self._download, client, earlier)
@@ -260,15 +333,24 @@ class _BatchRun:
                             client, self.resume.journal, requests, now=time.time()
                         )
                         self.results.update((result.key, result) for result in failed)
-                    async for result in orchestrator.as_completed(requests, deadline=deadline):
-                        self.results[result.key] = result
-                        if result.ok and not self.args.no_download:
-                            group.start_soon(self._download, client, result)
-                        else:
-                            self.files[result.key] = _file_entries(result, None)
-                    for handle in attached:
-                        await handle.result()
+                    breaker = OutageBreaker()
+                    completed = orchestrator.as_completed(requests, deadline=deadline)
+                    async with _closing(completed):
+                        async for result in completed:
+                            self.results[result.key] = result
+                            if result.ok and not self.args.no_download:
+                                group.start_soon(self._download, client, result)
+                            else:
+                                self.files[result.key] = _file_entries(result, None)
+                                self._emit(result.key)
+                            if breaker.observe(result):
+                                self.outage = f"{client.base_url} cannot be reached"
+                                break
+                    if self.outage is None:
+                        for handle in attached:
+                            await handle.result()
                     progress.cancel()  # the group now waits for the downloads only
+                    view.close()  # the final state, drawn before the summary
         finally:
             with anyio.CancelScope(shield=True):
                 if orchestrator is not None:
@@ -277,7 +359,9 @@ class _BatchRun:
                 if refused is None:  # a refused run sent nothing: the last results stand
                     rows = self._rows()
                     await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
-                    self._summary()
+                    code = 0 if self._all_finished() else 1
+                    self.json.rows(rows)
+                    self._summary(code)
         return 0 if self._all_finished() else 1
 
     async def _recorded_uploads(
@@ -287,13 +371,31 @@ class _BatchRun:
         await self.uploads.load(journal)
         return self.uploads.with_recorded(lines)
 
+    def _live_view(self, orchestrator: Orchestrator) -> LiveView:
+        def counts() -> dict[str, int]:
+            snapshot = self.resume.with_reported(orchestrator.snapshot())
+            return {str(name): int(value) for name, value in attrs.asdict(snapshot).items()}
+
+        quiet = bool(getattr(self.args, "quiet", False))
+        return LiveView(len(self.lines), counts, base=len(self.resume.reported), quiet=quiet)
+
+    def _emit(self, key: str) -> None:
+        """``--json``: print the row of a job that just ended (after its download)."""
+        if self.json.enabled:
+            for line in self.lines:
+                if line.id == key:
+                    self.json.row(self._row(line))
+                    return
+
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[Any]:
         from .._client import VidgoClient
 
         if not self.args.emulator:
             async with VidgoClient(
-                base_url=self.args.base_url, allow_unknown_models=self.args.allow_unknown_model
+                base_url=self.args.base_url,
+                allow_insecure=self.args.allow_insecure,
+                allow_unknown_models=self.args.allow_unknown_model,
             ) as client:
                 yield client
             return
@@ -304,9 +406,8 @@ class _BatchRun:
             yield client
 
     def _poll(self, policy: PollPolicy) -> PollPolicy:
+        # With --emulator the client's policy is already scaled (Emulator.client()).
         scale = self.args.poll_scale
-        if scale is None and self.args.emulator:
-            scale = _EMULATOR_TIME_SCALE
         return policy if scale is None else policy.scaled(scale)
 
     async def _download(self, client: Any, result: JobResult) -> None:
@@ -336,6 +437,7 @@ class _BatchRun:
         except VidgoError as exc:
             self.download_errors[result.key] = exc
         self.files[result.key] = _file_entries(result, paths)
+        self._emit(result.key)
 
     async def _follow(self, handle: JobHandle, client: Any, group: anyio.abc.TaskGroup) -> None:
         """Report a re-attached job (a task from the journal) when it ends."""
@@ -345,25 +447,12 @@ class _BatchRun:
             group.start_soon(self._download, client, result)
         else:
             self.files[result.key] = _file_entries(result, None)
+            self._emit(result.key)
 
-    async def _show_progress(self, orchestrator: Orchestrator, scope: anyio.CancelScope) -> None:
-        """Redraw a bar on a terminal; print a line when counts change (at most every 2 s) otherwise."""
-        stream: IO[str] = sys.stderr
-        tty = stream.isatty()
-        last_line = ""
-        last_print = 0.0
-        with scope:
-            while True:
-                snapshot = self.resume.with_reported(orchestrator.snapshot())
-                line = _progress_line(snapshot, len(self.lines), time.monotonic() - self.started)
-                now = time.monotonic()
-                if tty:
-                    stream.write("\r" + line + "\x1b[K")
-                    stream.flush()
-                elif line != last_line and now - last_print >= 2.0:
-                    stream.write(line + "\n")
-                    last_line, last_print = line, now
-                await anyio.sleep(0.1 if tty else 0.5)
+    async def _show_progress(self, view: LiveView, scope: anyio.CancelScope) -> None:
+        """Show the live view until ``scope`` is cancelled (the view is closed by the caller)."""
+        with scope, view:
+            await view.run()
 
     def _all_finished(self) -> bool:
         return (
@@ -373,78 +462,131 @@ class _BatchRun:
         )
 
     def _rows(self) -> list[dict[str, Any]]:
-        rows = []
+        return [self._row(line) for line in self.lines]
+
+    def _row(self, line: BatchLine) -> dict[str, Any]:
+        result = self.results.get(line.id)
+        error = None if result is None else result.error
+        error = self.download_errors.get(line.id, error)
+        return {
+            "id": line.id,
+            "task_id": None if result is None else result.task_id,
+            # No result only when interrupted: the job was never submitted.
+            "status": "cancelled" if result is None else result.state.value,
+            "files": self.files.get(line.id, [] if result is None else _file_entries(result, None)),
+            "error": None
+            if error is None
+            else {"type": type(error).__name__, "message": str(error)},
+            "queued_at": _iso(result, "queued_at"),
+            "submitted_at": _iso(result, "submitted_at"),
+            "finished_at": _iso(result, "finished_at"),
+        }
+
+    def _summary(self, code: int) -> None:
+        counts: dict[str, int] = {}
         for line in self.lines:
             result = self.results.get(line.id)
-            error = None if result is None else result.error
-            error = self.download_errors.get(line.id, error)
-            rows.append(
-                {
-                    "id": line.id,
-                    "task_id": None if result is None else result.task_id,
-                    # No result only when interrupted: the job was never submitted.
-                    "status": "cancelled" if result is None else result.state.value,
-                    "files": self.files.get(
-                        line.id, [] if result is None else _file_entries(result, None)
-                    ),
-                    "error": None
-                    if error is None
-                    else {"type": type(error).__name__, "message": str(error)},
-                    "queued_at": _iso(result, "queued_at"),
-                    "submitted_at": _iso(result, "submitted_at"),
-                    "finished_at": _iso(result, "finished_at"),
-                }
-            )
-        return rows
-
-    def _summary(self) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        counts = dict.fromkeys(JobState, 0)
-        for result in self.results.values():
-            counts[result.state] += 1
+            state = "cancelled" if result is None else result.state.value
+            counts[state] = counts.get(state, 0) + 1
+        problems = [self._problem(line) for line in self.lines]
+        # Jobs never submitted are counted, not listed: they have no task and no reason.
+        shown = [p for p in problems if p is not None and p.state != "cancelled"]
         finished = [r for r in self.results.values() if r.ok]
         seconds = sum(
-            line.seconds for line in self.lines if self.results.get(line.id, None) in finished
+            line.seconds
+            for line in self.lines
+            if (result := self.results.get(line.id)) is not None and result.ok
         )
         videos = sum(len(self.files.get(r.key, [])) for r in finished)
         wall = time.monotonic() - self.started
-        _say(
-            f"vidgo-async batch: {counts[JobState.FINISHED]} finished, {counts[JobState.FAILED]} failed, "
-            f"{counts[JobState.TIMEOUT]} timed out, {counts[JobState.LOST]} lost, "
-            f"{counts[JobState.UNKNOWN]} unknown"
-            + (
-                f", {counts[JobState.IN_FLIGHT]} still in flight"
-                if counts[JobState.IN_FLIGHT]
-                else ""
+        results = str(self.out / "results.jsonl")
+        for text in summary_lines(
+            counts,
+            shown,
+            results=results,
+            wall=wall,
+            videos=videos,
+            seconds=seconds,
+            download_failures=len(self.download_errors),
+            emulator=bool(self.args.emulator),
+        ):
+            _say(text)
+        if self.outage is not None:
+            _say(
+                f"vidgo-async batch: stopped early: {self.outage} (the last jobs could not "
+                "connect). HINT: rerun the same command when it can be reached; jobs already "
+                "submitted are not submitted again."
             )
-            + f" in {wall:.1f} s; {videos} video(s), {seconds} s of video generated"
-            + (f"; {len(self.download_errors)} download(s) failed" if self.download_errors else "")
-        )
-        if counts[JobState.LOST] or counts[JobState.TIMEOUT]:
+        if (counts.get(JobState.LOST.value) or counts.get(JobState.TIMEOUT.value)) and not (
+            self.args.emulator
+        ):
             _say(
                 "  HINT: 'lost' jobs, and 'timed out' jobs with a task_id, have a task that may "
                 "still run (and be billed); rerun the same command to poll them again (never "
                 "submitted again)."
             )
-        if counts[JobState.UNKNOWN]:
+        if counts.get(JobState.UNKNOWN.value) and not self.args.emulator:
             _say(
                 "  HINT: 'unknown' jobs were sent but got no answer; they may exist (and be billed). "
                 "Check the dashboard, then rerun with --retry-unknown to submit them again."
             )
+        self.json.summary(
+            {
+                "counts": counts,
+                "results": results,
+                "seconds": round(wall, 3),
+                "exit_status": code,
+            }
+        )
+
+    def _problem(self, line: BatchLine) -> Problem | None:
+        """Why a job did not finish, in one line with a command-line hint (not a Python one)."""
+        result = self.results.get(line.id)
+        download = self.download_errors.get(line.id)
+        if result is not None and result.ok and download is None:
+            return None
+        if result is None:
+            return Problem(id=line.id, task_id=None, state="cancelled", reason="never submitted")
+        if download is not None:
+            reason = f"download failed: {one_line(str(download))}"
+        elif not result.state.is_terminal:
+            reason = (
+                "stopped while in flight; the emulator's task died with this run"
+                if self.args.emulator
+                else "stopped while in flight; the task goes on at Vidgo: rerun the same "
+                "command to collect it (it is not submitted again)"
+            )
+        elif result.state is JobState.TIMEOUT:
+            reason = "no result within the job timeout (--timeout); " + (
+                "the emulator's task died with this run"
+                if self.args.emulator
+                else "the task goes on at Vidgo: look it up with `vidgo-async status TASK_ID`"
+            )
+        elif result.state is JobState.LOST:
+            cause = one_line(str(result.error)) if result.error is not None else "unreadable"
+            reason = f"status no longer readable ({cause}); " + (
+                "the emulator's task died with this run"
+                if self.args.emulator
+                else "rerun the same command to poll it again (it is not submitted again)"
+            )
+        elif result.task is not None and result.task.error_message:
+            reason = one_line(result.task.error_message)  # the API's own words
+        elif result.error is not None:
+            reason = one_line(str(result.error))
+        else:
+            reason = result.state.value
+        return Problem(id=line.id, task_id=result.task_id, state=result.state.value, reason=reason)
 
 
-def _progress_line(snapshot: Progress, total: int, elapsed: float) -> str:
-    width = 24
-    done = snapshot.done
-    filled = int(width * done / total) if total else width
-    return (
-        f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} "
-        f"finished {snapshot.finished} "
-        f"failed {snapshot.failed + snapshot.timeout + snapshot.unknown + snapshot.lost} "
-        f"in flight {snapshot.in_flight + snapshot.submitting} queued {snapshot.queued} "
-        f"({elapsed:.0f} s)"
-    )
+@contextlib.asynccontextmanager
+async def _closing(iterator: AsyncIterator[JobResult]) -> AsyncIterator[AsyncIterator[JobResult]]:
+    """Close an async generator left early (a ``break``) at once, not when it is collected."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _remaining(started: float, deadline: float | None) -> float | None:
@@ -453,8 +595,6 @@ def _remaining(started: float, deadline: float | None) -> float | None:
 
 
 def _extension(url: str) -> str:
-    from .._filenames import extension_for
-
     return extension_for(url) if "." in url.rsplit("/", 1)[-1] else "mp4"
 
 

@@ -34,15 +34,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--base-url", default=None, help="API base URL (default VIDGO_BASE_URL or the real API)"
     )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="accept a plain http --base-url on another machine (the key travels in clear)",
+    )
     parser.add_argument("--json", action="store_true", help="print the task as JSON")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from .._client import VidgoClient  # imported on use: other commands need no HTTP stack
+    from ._preflight import check_base_url, check_key
 
+    problem = check_key(emulator=False) or check_base_url(
+        args.base_url, allow_insecure=args.allow_insecure
+    )
+    if problem is not None:  # a command-line hint, not the client's Python one
+        sys.stderr.write(f"vidgo-async status: {problem}\n")
+        return 2
     try:
-        client = VidgoClient(base_url=args.base_url)
+        client = VidgoClient(base_url=args.base_url, allow_insecure=args.allow_insecure)
     except (VidgoError, ValueError) as exc:
         sys.stderr.write(f"vidgo-async status: error: {exc}\n")
         return 2

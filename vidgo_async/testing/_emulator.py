@@ -167,9 +167,18 @@ class Emulator:
         return f"{self.base_url}/files/{task_id}.mp4"
 
     def client(self, **kwargs: Any) -> VidgoClient:
-        """Return a ``VidgoClient`` pointed at this emulator with its key (``kwargs`` passed on)."""
+        """Return a ``VidgoClient`` pointed at this emulator with its key (``kwargs`` passed on).
+
+        Unless ``poll=`` is given, the client's poll policy is scaled by the emulator's
+        ``time_scale``, so a job that takes 90 emulated seconds is seen finished promptly.
+        """
         from .._client import VidgoClient  # the emulator itself never depends on the client
 
+        if "poll" not in kwargs and self._time_scale != 1.0:
+            # Emulated seconds pass time_scale times faster: poll at the same pace in them.
+            from .._config import PollPolicy
+
+            kwargs["poll"] = PollPolicy().scaled(self._time_scale)
         return VidgoClient(self._api_key, base_url=self.base_url, **kwargs)
 
     # ----------------------------------------------------------------- lifecycle
@@ -234,7 +243,11 @@ class Emulator:
         except BaseException:
             await self.close()
             raise
-        host = f"[{self._host}]" if ":" in self._host else self._host
+        # A wildcard address is where to listen, not where to connect: the URL names this
+        # machine's loopback (which every client accepts over plain http).
+        wildcards = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104
+        connect = wildcards.get(self._host, self._host)
+        host = f"[{connect}]" if ":" in connect else connect
         self._base_url = f"http://{host}:{port}"
         logger.info("emulator: serving at %s", self._base_url)
 

@@ -1,0 +1,120 @@
+"""Ctrl-C and SIGTERM: exit 130 / 143, no traceback, results.jsonl holding every started task."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vidgo_async._cli._signals import Stopped, exit_code, signum_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def long_jobs(path: Path, count: int) -> None:
+    with path.open("w") as stream:
+        for n in range(count):
+            prompt = f"a very long take {n} [[vidgo-emulator: seconds=100000]]"
+            stream.write(json.dumps({"id": f"long-{n}", "prompt": prompt}) + "\n")
+
+
+def start_batch(source: Path, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "vidgo_async", "batch", str(source), "--emulator"]
+    return subprocess.Popen(  # noqa: S603 - a fixed command line of this test
+        [*command, "--concurrency", "3", "--out", str(out)], stderr=subprocess.PIPE, env=env
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return err.decode()
+
+
+def wait_for_submits(out: Path, process: subprocess.Popen[bytes], count: int) -> None:
+    """Wait (bounded) until ``count`` submits are journaled: they are then started jobs."""
+    import sqlite3
+
+    journal = out / "journal.sqlite"
+    for _ in range(300):
+        if process.poll() is not None:
+            return
+        if journal.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(journal)) as db:
+                    rows = db.execute("select count(*) from jobs where task_id is not null")
+                    if rows.fetchone()[0] >= count:
+                        return
+            except sqlite3.Error:
+                pass
+        time.sleep(0.1)
+
+
+def test_sigterm_mid_run_exits_143_with_every_started_task_id(tmp_path: Path) -> None:
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    long_jobs(source, 8)
+    process = start_batch(source, out)
+    wait_for_submits(out, process, 3)
+    process.send_signal(signal.SIGTERM)
+    err = stop(process)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "SIGTERM" in err
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    started = [row for row in rows if row["status"] != "cancelled"]
+    assert len(started) == 3
+    assert all(row["task_id"] for row in started)
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT right after the plan line (the journal and the emulator are starting)."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    long_jobs(source, 4)
+    process = start_batch(source, out)
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the plan: the CLI's code is running
+    process.send_signal(signal.SIGINT)
+    err = first.decode() + stop(process)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "Ctrl-C" in err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("delay", [0.05, 0.2])
+def test_the_console_script_stops_cleanly_from_the_first_moment(
+    tmp_path: Path, signum: int, code: int, delay: float
+) -> None:
+    """Through the console script's entry, a signal while the package imports is clean too."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    long_jobs(source, 4)
+    entry = "import _vidgo_async_entry as entry; entry.main()"
+    process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
+        [sys.executable, "-c", entry, "batch", str(source), "--emulator", "--out", str(out)],
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    time.sleep(delay)
+    process.send_signal(signum)
+    err = stop(process)
+    assert process.returncode == code, err
+    assert "Traceback" not in err
+
+
+def test_exit_codes_follow_the_signal() -> None:
+    assert exit_code(KeyboardInterrupt()) == 130
+    assert exit_code(Stopped(signal.SIGTERM)) == 143
+    assert signum_of(Stopped(signal.SIGTERM)) == signal.SIGTERM
+    assert signum_of(KeyboardInterrupt()) == signal.SIGINT
