@@ -401,7 +401,11 @@ class _BatchRun:
             return
         from ..testing import Emulator
 
-        emulator = Emulator(job_seconds=_EMULATOR_JOB_SECONDS, time_scale=_EMULATOR_TIME_SCALE)
+        emulator = Emulator(
+            job_seconds=_EMULATOR_JOB_SECONDS,
+            time_scale=_EMULATOR_TIME_SCALE,
+            allow_unknown_models=self.args.allow_unknown_model,  # the same choice at both ends
+        )
         async with emulator, emulator.client() as client:
             yield client
 
