@@ -108,11 +108,6 @@ def _defined_private_names(tree: ast.Module) -> set[str]:
     return {name for name in names if name.startswith("_") and not name.endswith("_")}
 
 
-# Known uses left in the callback modules, which their own rework (issue 11) untangles;
-# any other module reaching into another's private fails this test.
-_PENDING = {"vidgo_async.webhooks", "vidgo_async._callback_http"}
-
-
 def test_no_module_uses_another_modules_private_attributes() -> None:
     """A ``x._name`` access names something its own module defines, never another's private."""
     trees = _modules()
@@ -120,8 +115,6 @@ def test_no_module_uses_another_modules_private_attributes() -> None:
     everyone = set().union(*own.values())
     problems = []
     for name, tree in trees.items():
-        if name in _PENDING:
-            continue
         for node in ast.walk(tree):
             if not isinstance(node, ast.Attribute):
                 continue
