@@ -127,3 +127,23 @@ def test_no_module_uses_another_modules_private_attributes() -> None:
                 continue  # its own, or a private of the standard library or a dependency
             problems.append(f"{name}:{node.lineno}: .{attr}")
     assert problems == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """``from ._x import _Name`` is reaching into a private too; importing a private module is not."""
+    trees = _modules()
+    problems = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = name.split(".")
+            if not (PACKAGE.parent / name.replace(".", "/")).is_dir():
+                base = base[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            source = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and f"{source}.{alias.name}" not in trees:
+                    problems.append(f"{name}:{node.lineno}: {alias.name} from {source}")
+    assert problems == []
