@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:  # before the key check: a dry run sends nothing
         try:
-            lines, uploads = preview_uploads(
+            uploads = preview_uploads(
                 lines, journal_path(args), emulator=args.emulator, now=time.time()
             )
         except VidgoError as exc:
@@ -367,9 +367,9 @@ class _BatchRun:
     async def _recorded_uploads(
         self, journal: Journal, lines: Sequence[BatchLine]
     ) -> Sequence[BatchLine]:
-        """Put the URLs of files uploaded by an earlier run into the lines, before planning."""
+        """Read the uploads an earlier run journaled (reused while they have life left)."""
         await self.uploads.load(journal)
-        return self.uploads.with_recorded(lines)
+        return lines  # the journal knows the lines by their placeholders (fingerprint_input)
 
     def _live_view(self, orchestrator: Orchestrator) -> LiveView:
         def counts() -> dict[str, int]:
