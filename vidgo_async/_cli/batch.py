@@ -337,12 +337,7 @@ class _BatchRun:
                     completed = orchestrator.as_completed(requests, deadline=deadline)
                     async with _closing(completed):
                         async for result in completed:
-                            self.results[result.key] = result
-                            if result.ok and not self.args.no_download:
-                                group.start_soon(self._download, client, result)
-                            else:
-                                self.files[result.key] = _file_entries(result, None)
-                                self._emit(result.key)
+                            self._ended(result, client, group)
                             if breaker.observe(result):
                                 self.outage = f"{client.base_url} cannot be reached"
                                 break
@@ -445,7 +440,10 @@ class _BatchRun:
 
     async def _follow(self, handle: JobHandle, client: Any, group: anyio.abc.TaskGroup) -> None:
         """Report a re-attached job (a task from the journal) when it ends."""
-        result = await handle.result()
+        self._ended(await handle.result(), client, group)
+
+    def _ended(self, result: JobResult, client: Any, group: anyio.abc.TaskGroup) -> None:
+        """Record a job's end: download its files (then report it), or report it now."""
         self.results[result.key] = result
         if result.ok and not self.args.no_download:
             group.start_soon(self._download, client, result)
