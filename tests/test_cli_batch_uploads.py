@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from pathlib import Path
 
 import anyio
@@ -62,6 +64,20 @@ def _journal_inputs(path: Path) -> dict[str, list[str]]:
     return anyio.run(read)
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _journal_upload(path: Path, data: bytes) -> tuple[str, float]:
+    async def read() -> tuple[str, float]:
+        async with await Journal.open(path, readonly=True) as journal:
+            found = await journal.find_upload(_sha(data))
+        assert found is not None
+        return found
+
+    return anyio.run(read)
+
+
 def _run(source: Path, out: Path, emu: Emulator, *extra: str) -> int:
     command = ["batch", str(source), "--out", str(out), "--base-url", emu.base_url]
     return main([*command, "--poll-scale", "0.01", "--no-download", *extra])
@@ -86,16 +102,17 @@ def test_local_files_are_uploaded_once_and_reused_by_a_rerun(
         stored = {f.data: f for f in emu.uploads.files.values()}
         assert set(stored) == {PNG_A, PNG_B}
         assert emu.stats.submits_accepted == 4
+        # The journal knows each job by its placeholders; the submits carried the URLs.
         inputs = _journal_inputs(out / "journal.sqlite")
-        url_a = inputs["one"][0]
+        held_a, held_b = PLACEHOLDER_PREFIX + _sha(PNG_A), PLACEHOLDER_PREFIX + _sha(PNG_B)
+        assert inputs == {"one": [held_a], "two": [held_a], "four": [held_a], "three": [held_b]}
+        url_a, _ = _journal_upload(out / "journal.sqlite", PNG_A)
+        url_b, _ = _journal_upload(out / "journal.sqlite", PNG_B)
         assert url_a.startswith(emu.base_url + "/uploads/")
-        assert inputs == {
-            "one": [url_a],
-            "two": [url_a],
-            "four": [url_a],
-            "three": [inputs["three"][0]],
-        }
-        assert inputs["three"][0].endswith("/" + stored[PNG_B].file_name)
+        assert url_b.endswith("/" + stored[PNG_B].file_name)
+        sent = {line.id: line.input for line in read_batch(source, BatchDefaults())}
+        assert emu.stats.jobs_for("seedance-2", {**sent["one"], "image_urls": [url_a]}) == 1
+        assert emu.stats.jobs_for("seedance-2", {**sent["three"], "image_urls": [url_b]}) == 1
 
         capsys.readouterr()
         assert _run(source, out, emu, "--dry-run") == 0
@@ -105,6 +122,58 @@ def test_local_files_are_uploaded_once_and_reused_by_a_rerun(
         assert emu.stats.submits_accepted == 4
     rows = [json.loads(row) for row in (out / "results.jsonl").read_text().splitlines()]
     assert [row["status"] for row in rows] == ["finished"] * 4
+
+
+def test_a_rerun_after_the_upload_expired_knows_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Upload expired: no conflict; finished skipped, in flight polled, failed resubmitted afresh."""
+    frames = tmp_path / "job" / "frames"
+    frames.mkdir(parents=True)
+    (frames / "a.png").write_bytes(PNG_A)
+    source = tmp_path / "job" / "jobs.jsonl"
+    source.write_text(
+        _line("done", "./frames/a.png")
+        + _line("late", "./frames/a.png", prompt="a slow take [[vidgo-emulator: seconds=300]]")
+        + _line("bad", "./frames/a.png", prompt="a refused take [[vidgo-emulator: fail]]")
+    )
+    out = tmp_path / "out"
+    journal = out / "journal.sqlite"
+    with Emulator(job_seconds=2, time_scale=0.01).run_in_thread() as emu:
+        monkeypatch.setenv("VIDGO_API_KEY", emu.api_key)
+        # "late" (3 s) outlives its 0.5 s timeout: it ends ``timeout``, its task id journaled.
+        assert _run(source, out, emu, "--timeout", "0.5") == 1
+        assert (emu.uploads.total, emu.stats.submits_accepted) == (1, 3)
+        first_url, _ = _journal_upload(journal, PNG_A)
+
+        async def expire() -> None:
+            async with await Journal.open(journal) as opened:
+                await opened.record_upload(
+                    _sha(PNG_A), first_url, expires_at=time.time() - 1, size=len(PNG_A), source="a"
+                )
+
+        anyio.run(expire)
+        capsys.readouterr()
+        assert _run(source, out, emu) == 1  # "bad" fails again; nothing conflicts
+        err = capsys.readouterr().err
+        assert "different request" not in err
+        assert "1 finished earlier" in err
+        assert "1 to poll" in err
+        assert "1 to submit" in err
+        assert (emu.uploads.total, emu.stats.submits_accepted) == (2, 4)  # one fresh upload
+        fresh_url, _ = _journal_upload(journal, PNG_A)
+        assert fresh_url != first_url
+        sent = {line.id: line.input for line in read_batch(source, BatchDefaults())}
+        assert emu.stats.jobs_for("seedance-2", {**sent["bad"], "image_urls": [fresh_url]}) == 1
+        assert emu.stats.jobs_for("seedance-2", {**sent["late"], "image_urls": [first_url]}) == 1
+    rows = {
+        row["id"]: row for row in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    assert {key: row["status"] for key, row in rows.items()} == {
+        "done": "finished",
+        "late": "finished",
+        "bad": "failed",
+    }
 
 
 @pytest.mark.parametrize(

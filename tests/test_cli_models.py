@@ -71,3 +71,14 @@ def test_batch_refuses_an_unknown_model_unless_allowed(
     args = ["batch", str(source), "--out", str(out), "--emulator", "--dry-run"]
     assert main([*args, "--allow-unknown-model"]) == 0
     assert "seedance-3" in capsys.readouterr().out
+
+
+def test_batch_on_the_emulator_runs_an_unknown_model_when_allowed(tmp_path: Path) -> None:
+    """``--emulator --allow-unknown-model`` passes the choice to the emulator: the job finishes."""
+    source = tmp_path / "jobs.jsonl"
+    source.write_text('{"id": "a", "model": "seedance-3", "input": {"prompt": "a fox"}}\n')
+    out = tmp_path / "out"
+    args = ["batch", str(source), "--out", str(out), "--emulator", "--allow-unknown-model"]
+    assert main([*args, "--no-download", "-q"]) == 0
+    row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert row["status"] == "finished"

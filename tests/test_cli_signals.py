@@ -118,3 +118,31 @@ def test_exit_codes_follow_the_signal() -> None:
     assert exit_code(Stopped(signal.SIGTERM)) == 143
     assert signum_of(Stopped(signal.SIGTERM)) == signal.SIGTERM
     assert signum_of(KeyboardInterrupt()) == signal.SIGINT
+
+
+@pytest.mark.parametrize("form", [["-m", "vidgo_async"], ["-mvidgo_async"]])
+def test_python_dash_m_stops_cleanly_on_ctrl_c_during_the_import(
+    tmp_path: Path, form: list[str]
+) -> None:
+    """``python -m vidgo_async`` ends a Ctrl-C inside the package import with 130, no traceback."""
+    # A stand-in aiohttp that raises KeyboardInterrupt: the Ctrl-C lands mid-import, every time.
+    shadow = tmp_path / "shadow" / "aiohttp"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    done = subprocess.run(  # noqa: S603 - a fixed command line of this test
+        [sys.executable, *form, "--help"], capture_output=True, cwd=ROOT, env=env, timeout=60
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 130, err
+    assert "Traceback" not in err
+    assert "stopped by Ctrl-C" in err
+
+
+def test_other_modules_keep_the_default_excepthook(tmp_path: Path) -> None:
+    """Importing the package anywhere else installs no hook: a KeyboardInterrupt stays Python's."""
+    probe = "import sys, vidgo_async; print(sys.excepthook is sys.__excepthook__)"
+    done = subprocess.run(  # noqa: S603 - a fixed command line of this test
+        [sys.executable, "-c", probe], capture_output=True, cwd=ROOT, timeout=60
+    )
+    assert done.stdout.decode().strip() == "True", done.stderr.decode()

@@ -170,6 +170,22 @@ async def test_other_models_are_checked_against_the_catalog(http: aiohttp.Client
     assert "did you mean 'seedance-2'" in refusal["error"]["message"]
 
 
+async def test_allow_unknown_models_accepts_an_unknown_id(http: aiohttp.ClientSession) -> None:
+    """``allow_unknown_models=True`` runs an unknown id; known ids keep their rules."""
+    async with Emulator(time_scale=0.01, allow_unknown_models=True) as emu:
+        code, body = await submit(http, emu, {"model": "brand-new-1", "input": {"prompt": "x"}})
+        done = await wait_terminal(http, emu, body["data"]["task_id"])
+        bad, _ = await submit(http, emu, {"model": "seedance-2", "input": {"prompt": 1}})
+        not_json, _ = await submit(http, emu, {"model": "brand-new-1", "input": "x"})
+        async with emu.client() as client:
+            allowed = client.allow_unknown_models
+    assert code == 200
+    assert done["status"] == "finished"
+    assert bad == 400
+    assert not_json == 400
+    assert allowed
+
+
 async def test_unknown_task_is_404_with_the_status_pages_detail_body(
     http: aiohttp.ClientSession,
 ) -> None:

@@ -83,5 +83,7 @@ def test_options_are_parsed() -> None:
     )
     assert args.job_seconds == (20.0, 40.0)
     assert (args.failure_rate, args.credits, args.time_scale) == (0.1, 5, 0.5)
+    assert not args.allow_unknown_models
+    assert build_parser().parse_args(["emulator", "--allow-unknown-models"]).allow_unknown_models
     with pytest.raises(SystemExit):
         build_parser().parse_args(["emulator", "--time-scale", "0"])

@@ -179,3 +179,29 @@ async def test_a_confusing_status_answer_ends_lost_and_the_rerun_polls_it(
         finished = await journal.get("k7")
         assert finished is not None
         assert finished.state is JournalState.FINISHED
+
+
+async def test_fingerprint_input_names_the_job_whatever_input_is_sent(tmp_path: Path) -> None:
+    """With ``fingerprint_input`` the journal and the rerun plan know the job by it, not the input."""
+    identity = {"prompt": "clip", "duration": 5, "resolution": "720p", "aspect_ratio": "auto"}
+    identity["image_urls"] = ["https://x.invalid/sha256/ab"]
+
+    def sent(url: str) -> GenerationRequest:
+        data = {**identity, "image_urls": [url]}
+        return GenerationRequest(MODEL, data, key="k", fingerprint_input=identity)
+
+    async with (
+        Emulator(job_seconds=0.0, seed=6) as emu,
+        emu.client() as client,
+        Journal(tmp_path / "journal.sqlite") as journal,
+    ):
+        async with Orchestrator(client, poll=FAST, journal=JournalRecorder(journal)) as orch:
+            [first] = await orch.run([sent("https://cdn.example/1.png")])
+        entry = await journal.get("k")
+        assert entry is not None
+        assert entry.fingerprint == request_fingerprint(MODEL, identity)
+        assert entry.input == identity  # the journal records what the fingerprint is over
+        assert emu.stats.jobs_for(MODEL, {**identity, "image_urls": ["https://cdn.example/1.png"]})
+        plan = await plan_resume(journal, [sent("https://cdn.example/2.png")])
+    assert first.state is JobState.FINISHED
+    assert (len(plan.done), plan.conflicts) == (1, [])

@@ -108,11 +108,6 @@ def _defined_private_names(tree: ast.Module) -> set[str]:
     return {name for name in names if name.startswith("_") and not name.endswith("_")}
 
 
-# Known uses left in the callback modules, which their own rework (issue 11) untangles;
-# any other module reaching into another's private fails this test.
-_PENDING = {"vidgo_async.webhooks", "vidgo_async._callback_http"}
-
-
 def test_no_module_uses_another_modules_private_attributes() -> None:
     """A ``x._name`` access names something its own module defines, never another's private."""
     trees = _modules()
@@ -120,8 +115,6 @@ def test_no_module_uses_another_modules_private_attributes() -> None:
     everyone = set().union(*own.values())
     problems = []
     for name, tree in trees.items():
-        if name in _PENDING:
-            continue
         for node in ast.walk(tree):
             if not isinstance(node, ast.Attribute):
                 continue
@@ -133,4 +126,24 @@ def test_no_module_uses_another_modules_private_attributes() -> None:
             if attr in own[name] or attr not in everyone:
                 continue  # its own, or a private of the standard library or a dependency
             problems.append(f"{name}:{node.lineno}: .{attr}")
+    assert problems == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """``from ._x import _Name`` is reaching into a private too; importing a private module is not."""
+    trees = _modules()
+    problems = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = name.split(".")
+            if not (PACKAGE.parent / name.replace(".", "/")).is_dir():
+                base = base[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            source = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and f"{source}.{alias.name}" not in trees:
+                    problems.append(f"{name}:{node.lineno}: {alias.name} from {source}")
     assert problems == []

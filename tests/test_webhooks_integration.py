@@ -509,3 +509,47 @@ async def test_leaving_the_block_reports_a_submit_still_awaiting_its_callback(
     assert entry is not None
     assert entry.state is JournalState.UNKNOWN
     assert emu.stats.submits_accepted == 1
+
+
+async def test_attached_task_is_bound_and_its_earlier_callback_resolves_it() -> None:
+    """A rerun's re-registered token reaches the attached job: its callback ends it, no polling."""
+    slow = PollPolicy(initial_delay=60.0, min_interval=60.0, max_interval=60.0)
+    async with (
+        Emulator(time_scale=SCALE, seed=31) as emu,
+        emu.client(poll=slow) as client,
+    ):
+        receiver = CallbackReceiver(client)
+        async with receiver.serve("127.0.0.1", 0):
+            registry = receiver.registry
+            earlier = registry.new_token("an earlier run")  # as a rerun re-registers it
+            url = registry.url_for(earlier)
+            task = await client.submit("seedance-2", clip(30), callback_url=url)  # ends in 0.3 s
+            registry.register_hash(token_hash(earlier), "fox-0", task_id=task.task_id)
+            async with Orchestrator(client, receiver=receiver) as orch:
+                handle = orch.attach(requests(1)[0], task)
+                with anyio.fail_after(5):
+                    finished = await handle.wait()
+                assert orch.polls == 0
+            assert registry.owner_of(task.task_id) == token_hash(earlier)
+            assert earlier not in registry  # retired with its job: late duplicates get 200
+    assert finished.status is TaskStatus.FINISHED
+    assert receiver.stats.delivered == 1
+
+
+async def test_attached_task_without_an_earlier_token_is_guarded() -> None:
+    """An attached job's task is bound to it: another token's callback cannot adopt that task."""
+    async with Emulator(time_scale=SCALE, seed=37) as emu, emu.client() as client:
+        task = await client.submit("seedance-2", clip(20))
+        receiver = CallbackReceiver(client)
+        async with (
+            receiver.serve("127.0.0.1", 0),
+            Orchestrator(client, receiver=receiver) as orch,
+        ):
+            handle = orch.attach(requests(1, seconds=20)[0], task)
+            owner = receiver.registry.owner_of(task.task_id)
+            stranger = receiver.registry.new_token("a leaked token")
+            adopted = receiver.registry.bind(token_hash(stranger), task.task_id)
+            with anyio.fail_after(5):
+                await handle.wait()
+    assert owner is not None
+    assert not adopted

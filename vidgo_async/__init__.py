@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# First: a Ctrl-C while ``python -m vidgo_async`` imports the rest ends without a traceback.
+from . import _main_guard  # noqa: F401 - imported for its effect
 from ._catalog import FieldSpec, ModelSpec, list_models
 from ._client import ClientState, StatusAnswer, VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout

@@ -20,6 +20,7 @@ from ._errors import JournalError, SubmitOutcomeUnknownError
 from ._jobbook import JobBook
 from ._jobs import Job, JobState
 from ._models import Task
+from ._tokens import token_hash
 from ._tracking import Tracking
 
 if TYPE_CHECKING:
@@ -45,13 +46,48 @@ class Adoption:
         self._book = book
         self._tracking = tracking
         self.receiver = receiver
+        # Attached jobs -> the hash of the token bound to their task (see ``attached``).
+        self._attached: dict[Job, str] = {}
         if receiver is not None:
             book.release_hooks.append(self._forget_token)
 
     def _forget_token(self, job: Job) -> None:
         """Drop a released job's callback token: a late callback then changes nothing."""
-        if job.callback_token is not None and self.receiver is not None:
+        if self.receiver is None:
+            return
+        if job.callback_token is not None:
             self.receiver.registry.forget(job.callback_token)
+        key = self._attached.pop(job, None)
+        if key is not None:
+            self.receiver.registry.retire(key)
+
+    def attached(self, job: Job, task: Task) -> None:
+        """Bind an attached job in the registry, as a submit's answer binds a submitted one.
+
+        Its task was created earlier, with an earlier token's URL (or none). A token the
+        registry already holds for that task (a rerun re-registers its journal's hashes) is
+        bound to this job, so a callback to it reaches the job; else the job's own token is
+        bound to the task, so no other job's callback can adopt it. Either way the job is
+        polled normally (``callback_token`` cleared): no callback may ever come.
+        """
+        if self.receiver is None:
+            return
+        registry = self.receiver.registry
+        own = job.callback_token
+        job.callback_token = job.callback_url = None
+        earlier = registry.owner_of(task.task_id)
+        if earlier is None and own is not None:
+            registry.set_task_id(own, task.task_id)
+            self._attached[job] = token_hash(own)
+            return
+        if own is not None:
+            registry.forget(own)  # its URL was never sent for this task
+        found = None if earlier is None else registry.find_hash(earlier)
+        # A live token of another job of this run keeps its binding; a retired one stays so.
+        if earlier is None or found is None or found.ended or isinstance(found.job_ref, Job):
+            return
+        registry.register_hash(earlier, job, task_id=task.task_id, subscriber=self.on_callback)
+        self._attached[job] = earlier
 
     async def on_callback(self, event: VerifiedCallback) -> None:
         """A verified callback: the fresh task resolves the job at once (or reveals its task)."""

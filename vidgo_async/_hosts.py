@@ -14,7 +14,8 @@ Policy (one list for every caller):
   allowed only where the caller says so (the emulator on this machine);
 - *blocked addresses*: private, shared (100.64/10), link-local (the cloud metadata
   service at 169.254.169.254), reserved, multicast and unspecified addresses, also when an
-  IPv4 address hides inside an IPv6 one (mapped, 6to4, Teredo, NAT64);
+  IPv4 address hides inside an IPv6 one (mapped, compatible, 6to4, Teredo, NAT64): the
+  rule is written out in :func:`is_blocked_address`, not left to ``is_global``;
 - *internal names*: single-label names and ``.local``, ``.internal``, ``.localdomain``,
   ``.home.arpa`` suffixes (``metadata.google.internal``), which only a local resolver
   answers.
@@ -43,6 +44,40 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _INTERNAL_SUFFIXES = (".local", ".internal", ".localdomain", ".home.arpa", ".lan", ".intranet")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ``::a.b.c.d`` (RFC 4291)
+# IANA's IPv4 special-purpose registry, every block not "globally reachable" (and some that
+# are but that no video host uses: stricter is safe here), plus multicast and the reserved
+# 240/4. Loopback 127/8 is handled on its own (the emulator may be allowed).
+_BLOCKED_V4 = tuple(
+    ipaddress.IPv4Network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # shared (carrier-grade NAT)
+        "169.254.0.0/16",  # link-local, the cloud metadata service
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and the broadcast address
+    )
+)
+# Only 2000::/3 is allocated as global unicast; inside it, IANA's IPv6 special-purpose
+# blocks that are not globally reachable (all of 2001::/23, stricter than the registry).
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+_BLOCKED_V6 = tuple(
+    ipaddress.IPv6Network(block)
+    for block in (
+        "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 is judged by its IPv4)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+    )
+)
 
 
 def normalise_host(host: str | None) -> str | None:
@@ -91,11 +126,16 @@ def _as_address(host: str) -> IPAddress | None:
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address hidden in an IPv6 one (mapped, 6to4, Teredo, NAT64), if any."""
+    """The IPv4 address an IPv6 one carries (mapped, compatible, 6to4, Teredo, NAT64), if any.
+
+    ``::`` and ``::1`` are left alone: they are IPv6's own unspecified and loopback addresses.
+    """
     if not isinstance(address, ipaddress.IPv6Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return ipaddress.IPv4Address(int(address))
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
@@ -113,9 +153,15 @@ def _is_loopback_address(address: IPAddress) -> bool:
 def is_blocked_address(address: IPAddress | str, *, allow_loopback: bool = False) -> bool:
     """Whether nothing may connect to ``address`` (any text that is not an address is blocked).
 
-    Blocked: loopback (unless ``allow_loopback``), private, link-local (cloud metadata),
-    shared, reserved, multicast and unspecified addresses, including when an IPv4
-    address hides inside an IPv6 one.
+    The rule, written out so that it does not move with a Python version's ``is_global``
+    (3.13 calls all of 6to4 ``2002::/16`` non-global, 3.11 does not):
+
+    1. loopback (127.0.0.0/8, ``::1``) is blocked unless ``allow_loopback``;
+    2. an IPv6 address that carries an IPv4 one (mapped, compatible, 6to4, Teredo, NAT64)
+       is judged by that IPv4 address alone;
+    3. an IPv4 address is blocked inside any network of ``_BLOCKED_V4``;
+    4. an IPv6 address is blocked outside global unicast ``2000::/3`` or inside any network
+       of ``_BLOCKED_V6``.
     """
     if isinstance(address, str):
         try:
@@ -129,14 +175,9 @@ def is_blocked_address(address: IPAddress | str, *, allow_loopback: bool = False
         return is_blocked_address(inner, allow_loopback=allow_loopback)
     if ip.is_loopback:
         return not allow_loopback
-    return (
-        not ip.is_global
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_link_local
-        or ip.is_private
-        or ip.is_unspecified
-    )
+    if isinstance(ip, ipaddress.IPv4Address):
+        return any(ip in network for network in _BLOCKED_V4)
+    return ip not in _GLOBAL_UNICAST_V6 or any(ip in network for network in _BLOCKED_V6)
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -21,6 +21,7 @@ __all__ = [
     "JobEvent",
     "JobResult",
     "Progress",
+    "identity_of",
     "request_fingerprint",
     "utc_from_timestamp",
 ]
@@ -46,12 +47,25 @@ class GenerationRequest:
         key: your name for the job (a clip id, a row id); reported back in every event and
             result. Defaults to ``job-<n>``.
         callback_url: where Vidgo should POST the result (public HTTPS).
+        fingerprint_input: the input that identifies the job in a journal, when the input
+            sent may differ between runs of the same job (a file uploaded again gets a new
+            URL): the job's fingerprint is computed over it, and the journal records it,
+            instead of the input sent. ``None``: the input sent identifies the job.
     """
 
     model: str
     input: ModelInput | Mapping[str, Any]
     key: str | None = None
     callback_url: str | None = None
+    fingerprint_input: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
+
+
+def identity_of(request: GenerationRequest, prepared: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the input a job is known by (and fingerprinted over) in a journal.
+
+    ``request.fingerprint_input`` when it is set, else ``prepared`` (the input as sent).
+    """
+    return prepared if request.fingerprint_input is None else request.fingerprint_input
 
 
 class JobAbandonedError(VidgoError):

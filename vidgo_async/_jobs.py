@@ -37,6 +37,7 @@ from ._job_values import (
     JobEvent,
     JobResult,
     Progress,
+    identity_of,
     request_fingerprint,
     utc_from_timestamp,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "JobState",
     "Progress",
     "RerunAction",
+    "identity_of",
     "request_fingerprint",
 ]
 
@@ -144,11 +146,19 @@ class Job:
 
     @property
     def fingerprint(self) -> str:
-        """The request fingerprint (see :func:`request_fingerprint`) of the input sent."""
+        """The request fingerprint (see :func:`request_fingerprint`) of the job.
+
+        Of the input sent, unless the request names its ``fingerprint_input``.
+        """
         fingerprint = self._fingerprint
         if fingerprint is None:
-            fingerprint = self._fingerprint = request_fingerprint(self.request.model, self.input)
+            fingerprint = self._fingerprint = request_fingerprint(self.model, self.identity)
         return fingerprint
+
+    @property
+    def identity(self) -> Mapping[str, Any]:
+        """The input the job is known by in a journal (``fingerprint_input``, else ``input``)."""
+        return identity_of(self.request, self.input)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with every later event of this job."""

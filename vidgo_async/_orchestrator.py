@@ -311,11 +311,7 @@ class Orchestrator:
         """
         self._check_running()
         job = self._intake.new_job(request)
-        if job.callback_token is not None and self._receiver is not None:
-            # The task was submitted earlier without this token's URL: no callback will
-            # come for it, so it is polled normally, not as a slow fallback.
-            self._receiver.registry.forget(job.callback_token)
-            job.callback_token = job.callback_url = None
+        self._adoption.attached(job, task)  # bound like a submitted job, polled normally
         job.task = task  # the dispatcher sees the task and attaches instead of submitting
         if self._journal is not None:
             self._book.recorded.add(job)  # its end is journaled like a submitted job's

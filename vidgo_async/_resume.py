@@ -25,7 +25,15 @@ from collections.abc import Sequence
 import attrs
 
 from ._errors import JournalConflictError
-from ._jobs import GenerationRequest, Job, JobResult, JobState, RerunAction, request_fingerprint
+from ._jobs import (
+    GenerationRequest,
+    Job,
+    JobResult,
+    JobState,
+    RerunAction,
+    identity_of,
+    request_fingerprint,
+)
 from ._journal import Journal, JournalEntry, JournalState
 from ._models import Task, TaskStatus
 from ._tokens import token_hash
@@ -63,7 +71,7 @@ class JournalRecorder:
             job.key,
             job.fingerprint,
             job.model,
-            job.input,
+            job.identity,  # what the fingerprint is over: the job as a rerun names it
             callback_token=token,
             retry_in_doubt=self.retry_unknown or job.key in self._claimed,
         )
@@ -158,7 +166,7 @@ async def plan_resume(
             continue
         # Only a fingerprint: the submit path refuses unknown ids (unless the client allows them).
         prepared = validate_input(request.model, request.input, allow_unknown_models=True)
-        given = request_fingerprint(request.model, prepared)
+        given = request_fingerprint(request.model, identity_of(request, prepared))
         if entry.fingerprint != given:
             try:
                 journal.check_same(entry, given)

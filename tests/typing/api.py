@@ -143,6 +143,9 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
     answer: StatusAnswer = await client.query_status(task.task_id)
     hint: float | None = answer.poll_hint
     plan: ResumePlan = await plan_resume(journal, requests, retry_unknown=False)
+    known = {"prompt": "x", "image_urls": ["https://files.invalid/sha256/ab"]}
+    sent = {"prompt": "x", "image_urls": ["https://cdn.example/ab.png"]}
+    same: GenerationRequest = GenerationRequest("seedance-2", sent, fingerprint_input=known)
     action: RerunAction = JobState.LOST.rerun
     recorded: RerunAction = JournalState.LOST.rerun
     async with Orchestrator(client, journal=JournalRecorder(journal)) as orch:
@@ -150,7 +153,7 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
         results: list[JobResult] = await orch.run(plan.submit)
         progress: Progress = orch.snapshot()
         polls: int = orch.polls
-        print(state, answer.task, hint, action, recorded, handles, results, progress, polls)  # noqa: T201
+        print(state, answer.task, hint, action, recorded, handles, results, progress, polls, same)  # noqa: T201
     try:
         await journal.lock_writer("my batch")
     except JournalLockedError as exc:

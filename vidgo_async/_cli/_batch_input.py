@@ -144,7 +144,10 @@ def _parse_line(
         return None, problems
     if problems or job_id is None:
         return None, problems
-    request = GenerationRequest(model, prepared, key=job_id)
+    # A line with local files is known by its placeholders (each file's content hash), not
+    # by the URL an upload gets: a rerun that uploads again is still the same job.
+    identity = prepared if local_files else None
+    request = GenerationRequest(model, prepared, key=job_id, fingerprint_input=identity)
     return BatchLine(
         line=line, id=job_id, request=request, input=prepared, local_files=tuple(local_files)
     ), []

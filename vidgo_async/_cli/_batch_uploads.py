@@ -7,10 +7,15 @@ the run stops (exit 2) before any request. For validation the path is replaced b
 placeholder https URL naming the file's sha256 (:func:`swap_local_files`), so the input
 rules see a URL where the API will.
 
+The journal knows such a line by that placeholder input (``fingerprint_input``), never by
+an upload's URL, so a rerun that must upload a file again is still the same job: skipped
+when finished, polled when in flight, submitted again (with a fresh upload) only when it
+failed. Only the request sent carries the real URL (:meth:`BatchUploads.resolve`).
+
 At run time each distinct content hash is uploaded once, however many lines use it (the
 lines wait for that one upload), and the upload is journaled (sha256 → ``file_url``,
-``expires_at``). A rerun puts the journaled URLs back into the lines *before* planning, so
-the journal recognises its jobs, and uploads again only what has expired (or will soon).
+``expires_at``); a rerun reuses a journaled URL and uploads again only what has expired
+(or will soon).
 """
 
 from __future__ import annotations
@@ -195,14 +200,6 @@ class BatchUploads:
             if found is not None:
                 self.recorded[sha] = found
 
-    def with_recorded(self, lines: Sequence[BatchLine]) -> list[BatchLine]:
-        """Put the journaled URLs in place of the placeholders (even expired: the journal
-        knows its jobs by the URLs they were sent with)."""
-        urls = {PLACEHOLDER_PREFIX + sha: url for sha, (url, _) in self.recorded.items()}
-        if not urls:
-            return list(lines)
-        return [attrs.evolve(line, request=_replace(line.request, urls)) for line in lines]
-
     def to_upload(self, now: float) -> list[LocalFile]:
         """The files a run would upload now (in first-use order)."""
         return [f for sha, f in self.files.items() if not self.reusable(sha, now)]
@@ -228,27 +225,27 @@ class BatchUploads:
     ) -> tuple[list[GenerationRequest], list[JobResult]]:
         """Upload what ``requests`` need and return them with URLs, plus the failed ones.
 
+        Each placeholder becomes the file's journaled URL while it has life left, else the
+        URL of a fresh upload; the request keeps its ``fingerprint_input`` (placeholders).
         Each distinct file is uploaded once; the lines sharing it wait for that upload. A
         job whose file could not be uploaded is returned as a failed result (not submitted).
         """
-        by_url: dict[str, str] = {PLACEHOLDER_PREFIX + sha: sha for sha in self.files}
-        by_url.update({url: sha for sha, (url, _) in self.recorded.items()})
+        by_placeholder = {PLACEHOLDER_PREFIX + sha: sha for sha in self.files}
         ready: list[tuple[int, GenerationRequest]] = []
         failed: list[JobResult] = []
 
         async def one(index: int, request: GenerationRequest) -> None:
-            needed = {by_url[e] for e in _url_entries(request) if e in by_url}
-            stale = sorted(sha for sha in needed if not self.reusable(sha, now))
+            needed = {by_placeholder[e] for e in _url_entries(request) if e in by_placeholder}
             urls: dict[str, str] = {}
-            for sha in stale:
+            for sha in sorted(needed):
+                if self.reusable(sha, now):
+                    urls[PLACEHOLDER_PREFIX + sha] = self.recorded[sha][0]
+                    continue
                 error = await self._upload_once(client, journal, sha, now)
                 if error is not None:
                     failed.append(_failed_result(request, error))
                     return
-                fresh = self.uploaded[sha]
-                urls[PLACEHOLDER_PREFIX + sha] = fresh
-                if sha in self.recorded:
-                    urls[self.recorded[sha][0]] = fresh
+                urls[PLACEHOLDER_PREFIX + sha] = self.uploaded[sha]
             ready.append((index, _replace(request, urls)))
 
         async with anyio.create_task_group() as group:
@@ -292,14 +289,14 @@ class BatchUploads:
 
 def preview_uploads(
     lines: Sequence[BatchLine], journal: Path, *, emulator: bool, now: float
-) -> tuple[list[BatchLine], list[str]]:
-    """For ``--dry-run``: the lines with journaled URLs, and the uploads a run would make.
+) -> list[str]:
+    """For ``--dry-run``: the uploads a run would make, and the journaled ones it reuses.
 
     Reads the journal read-only (when there is one); sends nothing.
     """
     uploads = BatchUploads.of(lines, emulator=emulator)
     if not uploads.files:
-        return list(lines), []
+        return []
 
     async def read() -> None:
         async with await Journal.open(journal, readonly=True) as opened:
@@ -307,7 +304,7 @@ def preview_uploads(
 
     if journal.exists():
         anyio.run(read)
-    return uploads.with_recorded(lines), uploads.describe(now)
+    return uploads.describe(now)
 
 
 def _failed_result(request: GenerationRequest, error: BaseException) -> JobResult:

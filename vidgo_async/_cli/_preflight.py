@@ -7,15 +7,17 @@ directory the check created is removed again. The checks touch no network.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import tempfile
 from pathlib import Path
 
 from .._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
-from .._hosts import is_loopback_host
 
 __all__ = [
+    "add_api_options",
+    "check_api_options",
     "check_base_url",
     "check_input",
     "check_journal",
@@ -92,16 +94,32 @@ def check_base_url(url: str | None, *, allow_insecure: bool) -> str | None:
             f"{source} {text!r} is not an http(s) URL with a host. "
             "HINT: use the form https://api.example.com"
         )
-    if allow_insecure or not text.strip().lower().startswith("http:"):
-        return None
-    from urllib.parse import urlsplit
+    try:  # the client's own rule: plain http only to this machine, unless told otherwise
+        normalise_base_url(text, allow_insecure=allow_insecure)
+    except ValueError:  # the shape passed above: what is left is plain http elsewhere
+        return (
+            f"{source} {text!r} uses plain http to a host that is not this machine, so the "
+            "key would travel in clear. HINT: use https, or pass --allow-insecure if you mean it."
+        )
+    return None
 
-    host = urlsplit(text.strip()).hostname or ""
-    if is_loopback_host(host):
-        return None
-    return (
-        f"{source} {text!r} uses plain http to a host that is not this machine, so the key "
-        "would travel in clear. HINT: use https, or pass --allow-insecure if you mean it."
+
+def add_api_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--base-url`` and ``--allow-insecure`` for a command that makes one API call."""
+    parser.add_argument(
+        "--base-url", default=None, help="API base URL (default VIDGO_BASE_URL or the real API)"
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="accept a plain http --base-url on another machine (the key travels in clear)",
+    )
+
+
+def check_api_options(args: argparse.Namespace) -> str | None:
+    """The key is set and the base URL (of :func:`add_api_options`) is one the client accepts."""
+    return check_key(emulator=False) or check_base_url(
+        args.base_url, allow_insecure=args.allow_insecure
     )
 
 

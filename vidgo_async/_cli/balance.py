@@ -10,7 +10,7 @@ import anyio
 
 from .._errors import AuthenticationError, PermissionDeniedError, VidgoError
 from .._models import Balance
-from ._preflight import check_base_url, check_key, display_base_url
+from ._preflight import add_api_options, check_api_options, display_base_url
 
 __all__ = ["register"]
 
@@ -30,14 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--base-url", default=None, help="API base URL (default VIDGO_BASE_URL or the real API)"
-    )
-    parser.add_argument(
-        "--allow-insecure",
-        action="store_true",
-        help="accept a plain http --base-url on another machine (the key travels in clear)",
-    )
+    add_api_options(parser)
     parser.add_argument("--json", action="store_true", help="print the balance as JSON")
     parser.set_defaults(handler=_run)
 
@@ -47,9 +40,7 @@ def _say(text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    problem = check_key(emulator=False) or check_base_url(
-        args.base_url, allow_insecure=args.allow_insecure
-    )
+    problem = check_api_options(args)
     if problem is not None:
         _say(problem)
         return 2

@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:  # before the key check: a dry run sends nothing
         try:
-            lines, uploads = preview_uploads(
+            uploads = preview_uploads(
                 lines, journal_path(args), emulator=args.emulator, now=time.time()
             )
         except VidgoError as exc:
@@ -337,12 +337,7 @@ class _BatchRun:
                     completed = orchestrator.as_completed(requests, deadline=deadline)
                     async with _closing(completed):
                         async for result in completed:
-                            self.results[result.key] = result
-                            if result.ok and not self.args.no_download:
-                                group.start_soon(self._download, client, result)
-                            else:
-                                self.files[result.key] = _file_entries(result, None)
-                                self._emit(result.key)
+                            self._ended(result, client, group)
                             if breaker.observe(result):
                                 self.outage = f"{client.base_url} cannot be reached"
                                 break
@@ -367,9 +362,9 @@ class _BatchRun:
     async def _recorded_uploads(
         self, journal: Journal, lines: Sequence[BatchLine]
     ) -> Sequence[BatchLine]:
-        """Put the URLs of files uploaded by an earlier run into the lines, before planning."""
+        """Read the uploads an earlier run journaled (reused while they have life left)."""
         await self.uploads.load(journal)
-        return self.uploads.with_recorded(lines)
+        return lines  # the journal knows the lines by their placeholders (fingerprint_input)
 
     def _live_view(self, orchestrator: Orchestrator) -> LiveView:
         def counts() -> dict[str, int]:
@@ -401,7 +396,11 @@ class _BatchRun:
             return
         from ..testing import Emulator
 
-        emulator = Emulator(job_seconds=_EMULATOR_JOB_SECONDS, time_scale=_EMULATOR_TIME_SCALE)
+        emulator = Emulator(
+            job_seconds=_EMULATOR_JOB_SECONDS,
+            time_scale=_EMULATOR_TIME_SCALE,
+            allow_unknown_models=self.args.allow_unknown_model,  # the same choice at both ends
+        )
         async with emulator, emulator.client() as client:
             yield client
 
@@ -441,7 +440,10 @@ class _BatchRun:
 
     async def _follow(self, handle: JobHandle, client: Any, group: anyio.abc.TaskGroup) -> None:
         """Report a re-attached job (a task from the journal) when it ends."""
-        result = await handle.result()
+        self._ended(await handle.result(), client, group)
+
+    def _ended(self, result: JobResult, client: Any, group: anyio.abc.TaskGroup) -> None:
+        """Record a job's end: download its files (then report it), or report it now."""
         self.results[result.key] = result
         if result.ok and not self.args.no_download:
             group.start_soon(self._download, client, result)

@@ -94,6 +94,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="honour an Idempotency-Key header (the real API has none)",
     )
+    parser.add_argument(
+        "--allow-unknown-models",
+        action="store_true",
+        help="accept model ids the catalog does not know (Vidgo refuses them; default: refuse)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -112,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
             faults=args.faults,
             seed=args.seed,
             idempotency=args.idempotency,
+            allow_unknown_models=args.allow_unknown_models,
         )
     except ValueError as exc:
         sys.stderr.write(f"vidgo-async emulator: error: {exc}\n")

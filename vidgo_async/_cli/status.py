@@ -11,6 +11,7 @@ import anyio
 from .._converter import converter
 from .._errors import NotFoundError, VidgoError
 from .._models import Task
+from ._preflight import add_api_options, check_api_options
 
 __all__ = ["register"]
 
@@ -31,25 +32,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task_id", metavar="TASK_ID", help="the task id a submit returned")
-    parser.add_argument(
-        "--base-url", default=None, help="API base URL (default VIDGO_BASE_URL or the real API)"
-    )
-    parser.add_argument(
-        "--allow-insecure",
-        action="store_true",
-        help="accept a plain http --base-url on another machine (the key travels in clear)",
-    )
+    add_api_options(parser)
     parser.add_argument("--json", action="store_true", help="print the task as JSON")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from .._client import VidgoClient  # imported on use: other commands need no HTTP stack
-    from ._preflight import check_base_url, check_key
 
-    problem = check_key(emulator=False) or check_base_url(
-        args.base_url, allow_insecure=args.allow_insecure
-    )
+    problem = check_api_options(args)
     if problem is not None:  # a command-line hint, not the client's Python one
         sys.stderr.write(f"vidgo-async status: {problem}\n")
         return 2

@@ -66,6 +66,10 @@ class Emulator:
             ``X-Webhook-Signature`` ([P], PoYo's HMAC scheme); ``None``: unsigned.
         other_api_keys: more accepted keys, each its own account for task ownership (a
             task queried with another key than its own answers 403) and upload limits.
+        allow_unknown_models: accept a model id the catalog does not know, checking only
+            that its input is a JSON object (to try a new id before the catalog has it);
+            by default unknown ids are refused with 400, as Vidgo does. ``client()`` then
+            returns a client that sends such ids too.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Emulator:
         callback_shape: Literal["flat", "wrapped", "bare"] = "flat",
         callback_signing_key: str | None = None,
         other_api_keys: tuple[str, ...] = (),
+        allow_unknown_models: bool = False,
     ) -> None:
         if not math.isfinite(time_scale) or time_scale <= 0:
             raise ValueError(f"time_scale must be a finite number > 0 (got {time_scale})")
@@ -117,6 +122,7 @@ class Emulator:
         )
         self._callback_shape = callback_shape
         self._other_api_keys = tuple(other_api_keys)
+        self._allow_unknown_models = allow_unknown_models
         self._uploads: EmulatedUploads | None = None  # kept after close, like ``stats``
         self._callback_signing_key = callback_signing_key
         self._callback_rng = random.Random(seed)  # noqa: S311 - retry jitter, not secrets
@@ -170,7 +176,8 @@ class Emulator:
         """Return a ``VidgoClient`` pointed at this emulator with its key (``kwargs`` passed on).
 
         Unless ``poll=`` is given, the client's poll policy is scaled by the emulator's
-        ``time_scale``, so a job that takes 90 emulated seconds is seen finished promptly.
+        ``time_scale``, so a job that takes 90 emulated seconds is seen finished promptly;
+        unless ``allow_unknown_models=`` is given, it is the emulator's.
         """
         from .._client import VidgoClient  # the emulator itself never depends on the client
 
@@ -179,6 +186,8 @@ class Emulator:
             from .._config import PollPolicy
 
             kwargs["poll"] = PollPolicy().scaled(self._time_scale)
+        if self._allow_unknown_models:
+            kwargs.setdefault("allow_unknown_models", True)
         return VidgoClient(self._api_key, base_url=self.base_url, **kwargs)
 
     # ----------------------------------------------------------------- lifecycle
@@ -228,6 +237,7 @@ class Emulator:
             idempotency=self._idempotency,
             file_url=self.file_url,
             other_api_keys=self._other_api_keys,
+            allow_unknown_models=self._allow_unknown_models,
         )
         self._uploads = self._server.uploads
         runner = web.AppRunner(

@@ -48,9 +48,11 @@ class EmulatorServer:
         idempotency: bool,
         file_url: Callable[[str], str],
         other_api_keys: tuple[str, ...] = (),
+        allow_unknown_models: bool = False,
     ) -> None:
         self._api_key = api_key
         self._keys_accepted = frozenset({api_key, *other_api_keys})
+        self._allow_unknown_models = allow_unknown_models
         self._owners: dict[str, str] = {}  # task_id -> the key that submitted it
         self.uploads = EmulatedUploads(caller=self._caller, time_scale=time_scale)
         self._email = email
@@ -142,8 +144,11 @@ class EmulatorServer:
             return 400, error_body(400, "The request body must be a JSON object")
         model = body.get("model")
         issues: list[ValidationIssue] = []
-        try:  # the same catalog and rules as the client: unknown ids are refused, as Vidgo does
-            validate_input(model, body.get("input"))  # type: ignore[arg-type]  # checked by validate_input
+        # The same catalog and rules as the client: unknown ids are refused, as Vidgo does,
+        # unless this emulator was told to accept them (to try an id the catalog lacks).
+        unknown_ok = self._allow_unknown_models
+        try:
+            validate_input(model, body.get("input"), allow_unknown_models=unknown_ok)  # type: ignore[arg-type]  # checked by validate_input
         except InputValidationError as exc:
             issues = list(exc.issues)
         if body.get("callback_url") is not None:
