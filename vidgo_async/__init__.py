@@ -64,6 +64,7 @@ from ._jobs import (
     RerunAction,
 )
 from ._journal import Journal, JournalEntry, JournalState
+from ._journal_api import JournalLike, open_journal
 from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._resume import JournalRecorder, ResumePlan, plan_resume
@@ -100,6 +101,7 @@ __all__ = [
     "JournalConflictError",
     "JournalEntry",
     "JournalError",
+    "JournalLike",
     "JournalLockedError",
     "JournalRecorder",
     "JournalState",
@@ -146,6 +148,7 @@ __all__ = [
     "WebhookError",
     "__version__",
     "list_models",
+    "open_journal",
     "plan_resume",
     "validate_input",
 ]
