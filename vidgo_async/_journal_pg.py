@@ -687,10 +687,11 @@ class PostgresJournal:
             await anyio.sleep(interval)
 
     async def adopt_expired(self) -> list[JournalEntry]:
-        """Take over the jobs of processes whose lease expired; return those to poll.
+        """Take over the jobs of processes whose lease expired; return those to poll or download.
 
         An expired owner's ``in_flight`` jobs become this process's (task id, callback
         token hash and fleet slot kept): poll them, download and report, never resubmit.
+        So do its ``finished`` jobs with no downloaded files (download them).
         Its ``submitting`` jobs (a submit in flight when it died) are recorded ``unknown``:
         never resubmitted silently.
         """
@@ -706,12 +707,20 @@ class PostgresJournal:
                     (list(_HOLDING), self.owner),
                 )
                 rows = await cur.fetchall()
+                cur = await conn.execute(
+                    "SELECT key FROM vidgo_jobs WHERE state = 'finished' "  # noqa: S608
+                    "AND files_json = '[]' AND owner IS DISTINCT FROM %s AND (owner IS NULL "
+                    f"OR owner NOT IN (SELECT owner FROM vidgo_owners WHERE lease_until >= "
+                    f"{_DB_NOW})) ORDER BY seq FOR UPDATE SKIP LOCKED",
+                    (self.owner,),
+                )
+                undownloaded = [str(row[0]) for row in await cur.fetchall()]
                 polled = [str(key) for key, state in rows if state == "in_flight"]
                 doubtful = [str(key) for key, state in rows if state == "submitting"]
-                if polled:
+                if polled or undownloaded:
                     await conn.execute(
                         "UPDATE vidgo_jobs SET owner = %s, updated_at = %s WHERE key = ANY(%s)",
-                        (self.owner, now, polled),
+                        (self.owner, now, polled + undownloaded),
                     )
                     await conn.execute(
                         "UPDATE vidgo_slots SET owner = %s WHERE key = ANY(%s)",
@@ -730,7 +739,7 @@ class PostgresJournal:
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE key = ANY(%s) "  # noqa: S608
                     "ORDER BY seq",
-                    (polled,),
+                    (polled + undownloaded,),
                 )
                 return [self._entry(row) for row in await cur.fetchall()]
 
