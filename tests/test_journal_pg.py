@@ -386,3 +386,72 @@ async def test_waiting_for_an_unknown_key_is_an_error(pg_url: str) -> None:
     async with PostgresJournal(pg_url) as journal:
         with pytest.raises(JournalError, match="not in the journal"):
             await journal.wait_ended("nope")
+
+
+# -- callback fan-in: a callback to one replica resolves a job awaited in another -----------------
+
+
+async def test_a_callback_to_another_replica_wakes_the_waiter_with_one_verification(
+    pg_url: str,
+) -> None:
+    from vidgo_async.fleet import new_callback_token
+    from vidgo_async.testing import Emulator
+
+    replica_b = textwrap.dedent(
+        """
+        import sys, anyio
+        from vidgo_async import VidgoClient
+        from vidgo_async.fleet import FleetCallbackReceiver, PostgresJournal
+        async def main():
+            async with (
+                PostgresJournal(sys.argv[1], owner="replica-b") as journal,
+                VidgoClient(sys.argv[3], base_url=sys.argv[2]) as client,
+            ):
+                receiver = FleetCallbackReceiver(journal, client)
+                async with receiver.serve("127.0.0.1", 0):
+                    print(receiver.url_for("TOKEN"), flush=True)
+                    await anyio.to_thread.run_sync(sys.stdin.read)  # until the test closes it
+                print(receiver.stats.verifications, receiver.stats.delivered, flush=True)
+        anyio.run(main)
+        """
+    )
+    async with Emulator(job_seconds=1, time_scale=0.05) as emu, emu.client() as client:
+        other = subprocess.Popen(  # noqa: S603, ASYNC220 - our own code; started once
+            [sys.executable, "-c", replica_b, pg_url, emu.base_url, emu.api_key],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert other.stdout is not None
+            assert other.stdin is not None
+            template = await anyio.to_thread.run_sync(other.stdout.readline)
+            assert template.startswith("http://127.0.0.1:"), other.stderr
+            async with PostgresJournal(pg_url, owner="replica-a") as journal:
+                token, hashed = new_callback_token()
+                data = {"prompt": "a red fox in the snow", "duration": 5, "resolution": "720p"}
+                await journal.record_intent(
+                    "fox", request_fingerprint("seedance-2", data), "seedance-2", data,
+                    callback_token=hashed,
+                )  # fmt: skip
+                url = template.strip().replace("TOKEN", token)
+                task = await client.submit("seedance-2", data, callback_url=url)
+                await journal.record_submitted("fox", task.task_id)
+                with anyio.fail_after(30):  # replica A never polls: only B's NOTIFY wakes it
+                    entry = await journal.wait_ended("fox", fallback=300)
+            assert entry.state.value == "finished"
+            assert entry.task is not None
+            assert entry.task.task_id == task.task_id
+            assert emu.stats.status_requests[task.task_id] == 1  # B's one verification
+            out, err = await anyio.to_thread.run_sync(lambda: other.communicate(""))
+            assert other.returncode == 0, err
+            assert out.split() == ["1", "1"]
+        finally:
+            if other.poll() is None:
+                other.kill()
+                other.wait()
+            for stream in (other.stdout, other.stderr, other.stdin):
+                if stream is not None and not stream.closed:
+                    stream.close()

@@ -12,6 +12,13 @@ See the README's "Running a fleet" for the guarantees and their limits.
 
 from __future__ import annotations
 
+from ._fleet_callbacks import FleetCallbackReceiver, new_callback_token
 from ._journal_pg import PG_SCHEMA_VERSION, PostgresJournal, redact_url
 
-__all__ = ["PG_SCHEMA_VERSION", "PostgresJournal", "redact_url"]
+__all__ = [
+    "PG_SCHEMA_VERSION",
+    "FleetCallbackReceiver",
+    "PostgresJournal",
+    "new_callback_token",
+    "redact_url",
+]
