@@ -384,7 +384,7 @@ async def test_an_outcome_recorded_in_another_process_wakes_the_waiter(child_url
 
 async def test_waiting_for_an_unknown_key_is_an_error(pg_url: str) -> None:
     async with PostgresJournal(pg_url) as journal:
-        with pytest.raises(JournalError, match="not in the journal"):
+        with pytest.raises(JournalError, match="neither in the journal nor queued"):
             await journal.wait_ended("nope")
 
 
@@ -455,3 +455,72 @@ async def test_a_callback_to_another_replica_wakes_the_waiter_with_one_verificat
             for stream in (other.stdout, other.stderr, other.stdin):
                 if stream is not None and not stream.closed:
                     stream.close()
+
+
+# -- the queue a worker fleet serves ------------------------------------------------------------------
+
+
+async def test_a_version_1_journal_is_migrated_to_the_queue_schema(pg_url: str) -> None:
+    async with PostgresJournal(pg_url) as journal:
+        await journal.record_intent(*_intent("a"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as version 1 left it
+        conn.execute("DROP TABLE vidgo_queue")
+        conn.execute("UPDATE vidgo_schema SET version = 1")
+    async with PostgresJournal(pg_url) as journal:
+        assert [entry.key for entry in await journal.entries()] == ["a"]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM vidgo_schema").fetchone() == (PG_SCHEMA_VERSION,)
+        assert conn.execute("SELECT to_regclass('vidgo_queue') IS NOT NULL").fetchone() == (True,)
+
+
+async def test_enqueue_is_idempotent_and_refuses_a_changed_request(pg_url: str) -> None:
+    from vidgo_async.fleet import FleetQueue
+
+    data = {"prompt": "a cat", "duration": 5, "resolution": "720p"}
+    async with PostgresJournal(pg_url) as journal:
+        queue = FleetQueue(journal)
+        assert await queue.enqueue("a", "seedance-2", data)
+        assert not await queue.enqueue("a", "seedance-2", data)  # the same job again
+        with pytest.raises(JournalConflictError):
+            await queue.enqueue("a", "seedance-2", {**data, "prompt": "a dog"})
+        assert [job.key for job in await queue.pending()] == ["a"]
+
+
+async def test_two_workers_serve_the_queue_each_job_submitted_once(pg_url: str) -> None:
+    from vidgo_async.fleet import FleetQueue
+    from vidgo_async.testing import Emulator
+
+    jobs = 10
+    async with Emulator(job_seconds=2, time_scale=0.05) as emu:
+        async with PostgresJournal(pg_url, owner="web-app") as journal:
+            queue = FleetQueue(journal)
+            for n in range(jobs):
+                data = {"prompt": f"clip {n}", "duration": 5, "resolution": "720p"}
+                await queue.enqueue(f"clip-{n}", "seedance-2", data)
+            env = dict(os.environ, VIDGO_API_KEY=emu.api_key)
+            command = [sys.executable, "-m", "vidgo_async", "worker", "--journal", pg_url,
+                       "--concurrency", "3", "--base-url", emu.base_url, "--allow-insecure",
+                       "--poll-scale", "0.05", "--drain"]  # fmt: skip
+
+            def serve() -> tuple[int, str]:
+                worker = subprocess.run(  # noqa: S603 - our own CLI
+                    command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+                )
+                return worker.returncode, worker.stderr
+
+            outcomes: list[tuple[int, str]] = []
+
+            async def run_worker() -> None:
+                outcomes.append(await anyio.to_thread.run_sync(serve))
+
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(run_worker)
+                    tg.start_soon(run_worker)
+                    ended = [await queue.wait(f"clip-{n}", fallback=1) for n in range(jobs)]
+        assert [code for code, _ in outcomes] == [0, 0], outcomes
+        assert [entry.state.value for entry in ended] == ["finished"] * jobs
+        assert all(entry.task is not None and entry.task.file_urls for entry in ended)
+        assert set(emu.stats.jobs_by_fingerprint.values()) == {1}
+        assert emu.stats.submits_accepted == jobs
+        assert 1 <= emu.stats.peak_in_flight <= 3

@@ -45,7 +45,7 @@ from ._tokens import TOKEN_BYTES, token_hash
 if TYPE_CHECKING:
     from ._journal_pg import PostgresJournal
 
-__all__ = ["FleetCallbackReceiver", "new_callback_token"]
+__all__ = ["FleetCallbackReceiver", "fleet_callback_url", "new_callback_token"]
 
 logger = logging.getLogger("vidgo_async")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -56,6 +56,11 @@ def new_callback_token() -> tuple[str, str]:
     """Return a new callback token and its hash: put the hash in the journal, the token in the URL."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     return token, token_hash(token)
+
+
+def fleet_callback_url(base_url: str, token: str) -> str:
+    """The callback URL of ``token`` at the receivers reached through ``base_url``."""
+    return base_url.rstrip("/") + _ROUTE.replace("{token}", token)
 
 
 class FleetCallbackReceiver:
@@ -89,7 +94,7 @@ class FleetCallbackReceiver:
         """The callback URL of ``token`` on this receiver (once it serves)."""
         if self.base_url is None:
             raise RuntimeError("the receiver is not serving yet: use `async with serve()`")
-        return self.base_url + _ROUTE.replace("{token}", token)
+        return fleet_callback_url(self.base_url, token)
 
     def is_known(self, token: str) -> bool:
         """Whether ``token`` could be a token (the journal is asked in :meth:`handle`)."""

@@ -39,6 +39,7 @@ from ._converter import converter, structure
 from ._errors import APIResponseValidationError, JobClaimedError, JournalConflictError, JournalError
 from ._jobs import RerunAction, request_fingerprint
 from ._journal_entry import JournalEntry, JournalState, canonical_json
+from ._journal_pg_schema import PG_SCHEMA_VERSION, migrate
 from ._models import Task
 
 __all__ = ["PG_SCHEMA_VERSION", "PostgresJournal", "default_owner", "redact_url"]
@@ -46,8 +47,6 @@ __all__ = ["PG_SCHEMA_VERSION", "PostgresJournal", "default_owner", "redact_url"
 T = TypeVar("T")
 _Conn: TypeAlias = "psycopg.AsyncConnection[tuple[Any, ...]]"
 
-PG_SCHEMA_VERSION = 1
-_MIGRATION_LOCK = 0x76696467  # pg_advisory_xact_lock key: one opener migrates at a time
 _CHANNEL = "vidgo_jobs"
 _HOLDING = ("submitting", "in_flight")
 
@@ -62,50 +61,6 @@ _SELECT_BY_TASK = f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE task_id = %s"  # noq
 _SELECT_BY_TOKEN = f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE callback_token = %s"  # noqa: S608
 _SELECT_ALL = f"SELECT {_COLUMNS} FROM vidgo_jobs ORDER BY seq"  # noqa: S608
 
-_SCHEMA_V1 = (
-    """CREATE TABLE vidgo_jobs (
-        seq bigserial NOT NULL,
-        key text PRIMARY KEY,
-        fingerprint text NOT NULL,
-        model text NOT NULL,
-        input_json text NOT NULL,
-        state text NOT NULL,
-        task_id text UNIQUE,
-        task_json text,
-        error_type text,
-        error_message text,
-        files_json text NOT NULL DEFAULT '[]',
-        attempts integer NOT NULL DEFAULT 0,
-        callback_token text,
-        created_at double precision NOT NULL,
-        updated_at double precision NOT NULL,
-        submitted_at double precision,
-        finished_at double precision,
-        owner text
-    )""",
-    "CREATE INDEX vidgo_jobs_token ON vidgo_jobs (callback_token) WHERE callback_token IS NOT NULL",
-    "CREATE INDEX vidgo_jobs_holding ON vidgo_jobs (owner) "
-    "WHERE state IN ('submitting', 'in_flight')",
-    """CREATE TABLE vidgo_owners (
-        owner text PRIMARY KEY,
-        lease_until double precision NOT NULL
-    )""",
-    """CREATE TABLE vidgo_slots (
-        pool text NOT NULL,
-        n integer NOT NULL,
-        key text UNIQUE,
-        owner text,
-        PRIMARY KEY (pool, n)
-    )""",
-    """CREATE TABLE vidgo_uploads (
-        sha256 text PRIMARY KEY,
-        file_url text NOT NULL,
-        expires_at double precision NOT NULL,
-        size bigint NOT NULL,
-        source text NOT NULL,
-        uploaded_at double precision NOT NULL
-    )""",
-)
 _DB_NOW = "extract(epoch from clock_timestamp())::double precision"
 
 
@@ -258,34 +213,9 @@ class PostgresJournal:
         self._conn = conn
 
     async def _migrate(self, conn: _Conn) -> None:
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        cur = await conn.execute("SELECT to_regclass('vidgo_schema') IS NOT NULL")
-        row = await cur.fetchone()
-        if row is not None and row[0]:
-            cur = await conn.execute("SELECT version FROM vidgo_schema")
-            found = await cur.fetchone()
-            version = 0 if found is None else int(found[0])
-            if version > PG_SCHEMA_VERSION:
-                raise self._error(
-                    f"the journal's schema is version {version}, newer than this vidgo-async "
-                    f"knows ({PG_SCHEMA_VERSION}); nothing was changed. HINT: upgrade "
-                    "vidgo-async on this machine to the version the fleet runs"
-                )
-            if version == PG_SCHEMA_VERSION:
-                return
-        elif not self._create:
-            raise self._error("the database holds no vidgo-async journal (create=False)")
-        else:
-            await conn.execute(
-                "CREATE TABLE vidgo_schema (version integer NOT NULL, "
-                "migrated_at timestamptz NOT NULL DEFAULT now())"
-            )
-            version = 0
-        if version < 1:
-            for statement in _SCHEMA_V1:
-                await conn.execute(statement)
-        await conn.execute("DELETE FROM vidgo_schema")
-        await conn.execute("INSERT INTO vidgo_schema (version) VALUES (%s)", (PG_SCHEMA_VERSION,))
+        problem = await migrate(conn, create=self._create)
+        if problem is not None:
+            raise self._error(problem)
 
     async def _connection(self) -> _Conn:
         if self._closed:
@@ -295,8 +225,14 @@ class PostgresJournal:
         assert self._conn is not None  # noqa: S101 - set by _open
         return self._conn
 
+    async def session(self, work: Callable[[_Conn], Awaitable[T]]) -> T:
+        """Run ``work(connection)`` alone on the journal's connection (for the fleet modules).
+
+        A cancelled caller still waits for it; database errors become ``JournalError``.
+        """
+        return await self._session(work)
+
     async def _session(self, work: Callable[[_Conn], Awaitable[T]]) -> T:
-        """Run ``work`` on the connection, alone; a cancelled caller still waits for it."""
         conn = await self._connection()
         async with self._lock:
             with anyio.CancelScope(shield=True):
@@ -764,10 +700,14 @@ class PostgresJournal:
             await listener.execute(f"LISTEN {_CHANNEL}")
             while True:
                 entry = await self.get(key)
-                if entry is None:
-                    raise self._error(f"job {key!r} is not in the journal; nothing to wait for")
-                if entry.state.is_terminal:
+                if entry is not None and entry.state.is_terminal:
                     return entry
+                if entry is None and not await self._fetch(
+                    "SELECT 1 FROM vidgo_queue WHERE key = %s", (key,)
+                ):
+                    raise self._error(
+                        f"job {key!r} is neither in the journal nor queued; nothing to wait for"
+                    )
                 with anyio.move_on_after(fallback):
                     async for note in listener.notifies():
                         if note.payload == key:
