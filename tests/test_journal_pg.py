@@ -464,7 +464,7 @@ async def test_a_version_1_journal_is_migrated_to_the_queue_schema(pg_url: str) 
     async with PostgresJournal(pg_url) as journal:
         await journal.record_intent(*_intent("a"))
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as version 1 left it
-        conn.execute("DROP TABLE vidgo_queue")
+        conn.execute("DROP TABLE vidgo_queue, vidgo_gates")
         conn.execute("UPDATE vidgo_schema SET version = 1")
     async with PostgresJournal(pg_url) as journal:
         assert [entry.key for entry in await journal.entries()] == ["a"]
@@ -524,3 +524,40 @@ async def test_two_workers_serve_the_queue_each_job_submitted_once(pg_url: str) 
         assert set(emu.stats.jobs_by_fingerprint.values()) == {1}
         assert emu.stats.submits_accepted == jobs
         assert 1 <= emu.stats.peak_in_flight <= 3
+
+
+# -- a 429's hold, shared by the fleet --------------------------------------------------------------
+
+
+class _StillClock:
+    """A gate clock that stands still (the test moves nothing; it only reads holds)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_one_process_429_hold_reaches_the_other_processes_gates(pg_url: str) -> None:
+    from vidgo_async._gates import RateGate
+    from vidgo_async.fleet import FleetGates
+
+    clock_a, clock_b = _StillClock(100.0), _StillClock(5000.0)  # unrelated monotonic clocks
+    gate_a = RateGate(None, clock=clock_a, name="submit")
+    gate_b = RateGate(None, clock=clock_b, name="submit")
+    other_b = RateGate(None, clock=clock_b, name="status")
+    wall = 1_000_000.0
+    async with PostgresJournal(pg_url, owner="a") as a, PostgresJournal(pg_url, owner="b") as b:
+        sync_a = FleetGates(a, [gate_a], wall=lambda: wall, monotonic=clock_a.monotonic)
+        sync_b = FleetGates(b, [gate_b, other_b], wall=lambda: wall, monotonic=clock_b.monotonic)
+        await sync_b.sync()
+        assert gate_b.not_before < clock_b.now  # nothing held yet
+        gate_a.hold_until(clock_a.now + 30)  # A got a 429 with Retry-After: 30
+        await sync_a.sync()
+        await sync_b.sync()
+        assert gate_b.not_before == pytest.approx(clock_b.now + 30)
+        assert other_b.not_before < clock_b.now  # the status gate is not held

@@ -6,7 +6,7 @@ empty database (unless told not to) and applies each missing step in order. A sc
 than this code knows is refused, and nothing is changed.
 
 Versions: 1 the jobs, owners (leases), slots (the fleet cap) and uploads; 2 the queue of
-jobs handed to the worker fleet (``enqueue``).
+jobs handed to the worker fleet (``enqueue``) and the shared rate-gate holds.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ _SCHEMA_V2 = (
         input_json text NOT NULL,
         callback_base text,
         enqueued_at double precision NOT NULL
+    )""",
+    """CREATE TABLE vidgo_gates (
+        name text PRIMARY KEY,
+        not_before double precision NOT NULL DEFAULT 0
     )""",
 )
 _STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}

@@ -13,12 +13,14 @@ See the README's "Running a fleet" for the guarantees and their limits.
 from __future__ import annotations
 
 from ._fleet_callbacks import FleetCallbackReceiver, fleet_callback_url, new_callback_token
+from ._fleet_gates import FleetGates
 from ._fleet_queue import FleetQueue, QueuedJob
 from ._journal_pg import PG_SCHEMA_VERSION, PostgresJournal, redact_url
 
 __all__ = [
     "PG_SCHEMA_VERSION",
     "FleetCallbackReceiver",
+    "FleetGates",
     "FleetQueue",
     "PostgresJournal",
     "QueuedJob",

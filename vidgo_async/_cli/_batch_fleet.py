@@ -34,6 +34,7 @@ import anyio.to_thread
 
 from .._errors import JobClaimedError, JournalError, VidgoError
 from .._filenames import extension_for, file_name_for
+from .._fleet_gates import FleetGates
 from .._jobs import JobResult
 from .._journal_entry import JournalEntry
 from .._resume import JournalRecorder, plan_resume
@@ -158,6 +159,8 @@ class _FleetRun:
             )
             async with orchestrator, anyio.create_task_group() as background:
                 background.start_soon(journal.keep_lease)
+                gates = [orchestrator.submit_gate, orchestrator.status_gate]
+                background.start_soon(FleetGates(journal, gates).run)  # a 429 holds the fleet
                 async with anyio.create_task_group() as work:
                     work.start_soon(self._watch, journal, orchestrator, client, work)
                     completed = orchestrator.as_completed(plan.submit, deadline=self.args.deadline)

@@ -23,6 +23,7 @@ import anyio
 import anyio.abc
 
 from .._errors import JobClaimedError, JournalError
+from .._fleet_gates import FleetGates
 from .._jobs import GenerationRequest, Job, JobResult
 from .._journal_api import is_postgres_url
 from .._models import Task
@@ -142,6 +143,8 @@ async def _serve(args: argparse.Namespace) -> int:
         worker = _Worker(journal, FleetQueue(journal), orchestrator, args)
         async with orchestrator, anyio.create_task_group() as group:
             group.start_soon(journal.keep_lease)
+            gates = [orchestrator.submit_gate, orchestrator.status_gate]
+            group.start_soon(FleetGates(journal, gates).run)  # a 429 holds the whole fleet
             await worker.loop(group)
             group.cancel_scope.cancel()
     _say(f"done: {worker.submitted} submitted here, {worker.adopted} adopted")
