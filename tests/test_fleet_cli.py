@@ -126,3 +126,32 @@ def test_three_processes_share_a_batch_one_is_killed_every_line_finishes(
             emulator.stdout.close()
         if emulator.stderr is not None:
             emulator.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [(["--emulator"], "--emulator"), (["--fresh"], "--fresh"), (["--dry-run"], "--dry-run")],
+)
+def test_options_a_fleet_cannot_honour_are_refused_before_anything_is_sent(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flag: list[str],
+    named: str,
+) -> None:
+    from vidgo_async._cli import main
+
+    monkeypatch.setenv("VIDGO_API_KEY", "k")
+    source = tmp_path / "jobs.jsonl"
+    source.write_text(json.dumps({"id": "a", "prompt": "a quiet harbor"}) + "\n")
+    url = "postgresql://nobody@/nothing?host=/nonexistent"
+    code = main(["batch", str(source), "--journal", url, "--out", str(tmp_path / "o"), *flag])
+    assert code == 2
+    assert f"{named} cannot be used with a PostgreSQL journal" in capsys.readouterr().err
+
+
+def test_worker_needs_a_postgres_journal(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidgo_async._cli import main
+
+    assert main(["worker", "--journal", "out/journal.sqlite"]) == 2
+    assert "must be a postgresql:// URL" in capsys.readouterr().err

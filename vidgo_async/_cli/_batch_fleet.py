@@ -52,8 +52,14 @@ _WATCH_EVERY = 0.5  # seconds between looks at the whole batch (and for expired 
 _LOGGER = "vidgo_async"
 
 
-def refuse_fleet_options(args: argparse.Namespace) -> str | None:
+def refuse_fleet_options(args: argparse.Namespace, lines: Sequence[BatchLine]) -> str | None:
     """The first option a shared (PostgreSQL) journal cannot honour, as a message, or ``None``."""
+    local = next((line.id for line in lines if line.local_files), None)
+    if local is not None:
+        return (
+            f"job {local!r} names a local file: uploads are not shared by a fleet yet. HINT: "
+            "upload the files first and give their URLs, or use a SQLite journal"
+        )
     for flag, given in (
         ("--emulator", args.emulator),
         ("--fresh", args.fresh),

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  {problem}")
         return 2
     if is_postgres_url(args.journal or ""):  # a fleet shares the batch (_batch_fleet)
-        problem = refuse_fleet_options(args) or _preflight.check_key(emulator=False)
+        problem = refuse_fleet_options(args, lines) or _preflight.check_key(emulator=False)
         problem = problem or _preflight.check_base_url(
             args.base_url, allow_insecure=args.allow_insecure
         )
