@@ -163,12 +163,22 @@ class _FleetRun:
                 poll=poll,
                 journal=JournalRecorder(journal),
             )
-            async with orchestrator, anyio.create_task_group() as background:
+            # Adopted jobs already hold their fleet slots: they are followed by an orchestrator
+            # of their own, so they never wait for local tokens held by claims that wait
+            # for those very slots (a deadlock when a dead process held every slot).
+            adopter = Orchestrator(
+                client,
+                max_in_flight=self.args.concurrency,
+                job_timeout=self.args.timeout,
+                poll=poll,
+                journal=JournalRecorder(journal),
+            )
+            async with orchestrator, adopter, anyio.create_task_group() as background:
                 background.start_soon(journal.keep_lease)
                 gates = [orchestrator.submit_gate, orchestrator.status_gate]
                 background.start_soon(FleetGates(journal, gates).run)  # a 429 holds the fleet
                 async with anyio.create_task_group() as work:
-                    work.start_soon(self._watch, journal, orchestrator, client, work)
+                    work.start_soon(self._watch, journal, adopter, client, work)
                     completed = orchestrator.as_completed(plan.submit, deadline=self.args.deadline)
                     async for result in completed:
                         if isinstance(result.error, JobClaimedError):

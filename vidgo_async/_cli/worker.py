@@ -139,9 +139,18 @@ async def _serve(args: argparse.Namespace) -> int:
             poll=poll,
             journal=_TokenRecorder(JournalRecorder(journal)),
         )
+        # Adopted jobs hold their fleet slots already: their own orchestrator follows them,
+        # so they never wait for local tokens held by claims waiting for those slots.
+        adopter = Orchestrator(
+            client,
+            max_in_flight=args.concurrency,
+            job_timeout=args.timeout,
+            poll=poll,
+            journal=_TokenRecorder(JournalRecorder(journal)),
+        )
         _say(f"serving {journal.path} as {journal.owner}, at most {args.concurrency} in flight")
-        worker = _Worker(journal, FleetQueue(journal), orchestrator, args)
-        async with orchestrator, anyio.create_task_group() as group:
+        worker = _Worker(journal, FleetQueue(journal), orchestrator, adopter, args)
+        async with orchestrator, adopter, anyio.create_task_group() as group:
             group.start_soon(journal.keep_lease)
             gates = [orchestrator.submit_gate, orchestrator.status_gate]
             group.start_soon(FleetGates(journal, gates).run)  # a 429 holds the whole fleet
@@ -157,11 +166,13 @@ class _Worker:
         journal: PostgresJournal,
         queue: FleetQueue,
         orchestrator: Orchestrator,
+        adopter: Orchestrator,
         args: argparse.Namespace,
     ) -> None:
         self.journal = journal
         self.queue = queue
         self.orchestrator = orchestrator
+        self.adopter = adopter
         self.args = args
         self.offered: set[str] = set()
         self.submitted = 0
@@ -200,7 +211,7 @@ class _Worker:
             assert request.key is not None  # noqa: S101 - built with its key above
             self.adopted += 1
             self.offered.add(request.key)
-            group.start_soon(self._follow, self.orchestrator.attach(request, task), request.key)
+            group.start_soon(self._follow, self.adopter.attach(request, task), request.key)
 
     async def _follow(self, handle: JobHandle, key: str) -> None:
         try:
