@@ -561,3 +561,40 @@ async def test_one_process_429_hold_reaches_the_other_processes_gates(pg_url: st
         await sync_b.sync()
         assert gate_b.not_before == pytest.approx(clock_b.now + 30)
         assert other_b.not_before < clock_b.now  # the status gate is not held
+
+
+async def test_a_worker_job_with_a_callback_base_is_resolved_by_a_fleet_receiver(
+    pg_url: str,
+) -> None:
+    from vidgo_async.fleet import FleetCallbackReceiver, FleetQueue
+    from vidgo_async.testing import Emulator
+
+    async with (
+        Emulator(job_seconds=2, time_scale=0.05) as emu,
+        emu.client() as client,
+        PostgresJournal(pg_url, owner="web-app") as journal,
+    ):
+        receiver = FleetCallbackReceiver(journal, client)
+        async with receiver.serve("127.0.0.1", 0) as server:
+            queue = FleetQueue(journal)
+            for n in range(2):
+                data = {"prompt": f"called back {n}", "duration": 5, "resolution": "720p"}
+                await queue.enqueue(f"cb-{n}", "seedance-2", data, callback_base=server.base_url)
+            env = dict(os.environ, VIDGO_API_KEY=emu.api_key)
+            command = [sys.executable, "-m", "vidgo_async", "worker", "--journal", pg_url,
+                       "--concurrency", "2", "--base-url", emu.base_url, "--allow-insecure",
+                       "--poll-scale", "0.05", "--drain"]  # fmt: skip
+
+            def serve() -> subprocess.CompletedProcess[str]:
+                return subprocess.run(  # noqa: S603 - our own CLI
+                    command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+                )
+
+            with anyio.fail_after(120):
+                worker = await anyio.to_thread.run_sync(serve)
+                ended = [await queue.wait(f"cb-{n}", fallback=1) for n in range(2)]
+    assert worker.returncode == 0, worker.stderr
+    assert [entry.state.value for entry in ended] == ["finished", "finished"]
+    assert all(entry.callback_token is not None for entry in ended)  # the hash, journaled
+    assert receiver.stats.delivered + receiver.stats.late == 2  # each callback taken here
+    assert receiver.stats.delivered >= 1
