@@ -598,3 +598,33 @@ async def test_a_worker_job_with_a_callback_base_is_resolved_by_a_fleet_receiver
     assert all(entry.callback_token is not None for entry in ended)  # the hash, journaled
     assert receiver.stats.delivered + receiver.stats.late == 2  # each callback taken here
     assert receiver.stats.delivered >= 1
+
+
+async def test_a_waiter_whose_listening_connection_drops_reconnects_and_rereads(
+    pg_url: str,
+) -> None:
+    async with PostgresJournal(pg_url, owner="a") as journal:
+        await journal.record_intent(*_intent("a"))
+        await journal.record_submitted("a", "task-a")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                ended: list[str] = []
+
+                async def wait() -> None:
+                    entry = await journal.wait_ended("a", fallback=300)
+                    ended.append(entry.state.value)
+
+                tg.start_soon(wait)
+                with psycopg.connect(pg_url, autocommit=True) as admin:
+                    query = (
+                        "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN vidgo_jobs' "
+                        "AND datname = current_database()"
+                    )
+                    while not (pids := admin.execute(query).fetchall()):  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                    admin.execute("SELECT pg_terminate_backend(%s)", pids[0])  # the drop
+                    while admin.execute(query).fetchall() == pids:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                async with PostgresJournal(pg_url, owner="b") as other:
+                    await other.record_terminal("a", "finished", {"task_id": "task-a"})
+        assert ended == ["finished"]

@@ -692,13 +692,11 @@ class PostgresJournal:
         Raises:
             JournalError: the journal has never seen ``key``.
         """
+        listener: _Conn | None = None
         try:
-            listener = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-        except psycopg.Error as exc:
-            raise self._error(f"cannot connect to listen ({_first_line(exc)})") from exc
-        try:
-            await listener.execute(f"LISTEN {_CHANNEL}")
             while True:
+                if listener is None or listener.closed:  # (re)connect, then re-read the row
+                    listener = await self._listen()
                 entry = await self.get(key)
                 if entry is not None and entry.state.is_terminal:
                     return entry
@@ -709,12 +707,32 @@ class PostgresJournal:
                         f"job {key!r} is neither in the journal nor queued; nothing to wait for"
                     )
                 with anyio.move_on_after(fallback):
-                    async for note in listener.notifies():
-                        if note.payload == key:
-                            break
+                    try:
+                        async for note in listener.notifies():
+                            if note.payload == key:
+                                break
+                    except psycopg.Error:  # the listening connection dropped: reconnect
+                        with anyio.CancelScope(shield=True):
+                            await listener.close()
         finally:
+            if listener is not None:
+                with anyio.CancelScope(shield=True):
+                    await listener.close()
+
+    async def _listen(self) -> _Conn:
+        try:
+            listener = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        except psycopg.Error as exc:
+            raise self._error(f"cannot connect to listen ({_first_line(exc)})") from exc
+        try:
+            await listener.execute(f"LISTEN {_CHANNEL}")
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await listener.close()
+            if isinstance(exc, psycopg.Error):
+                raise self._error(f"cannot listen ({_first_line(exc)})") from exc
+            raise
+        return listener
 
     # -- rows ----------------------------------------------------------------------------------
 
