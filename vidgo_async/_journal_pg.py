@@ -16,29 +16,41 @@ caller still waits for it). The guarantees are the embedded journal's, fleet-wid
   listens for it and re-reads the row on every wake-up and every ``fallback`` seconds, so a
   missed notification only delays a waiter.
 
-The schema is created and migrated here (table ``vidgo_schema``); a database written by a
-newer version is refused. The URL's password is never logged nor shown in messages.
+The schema and its migrations are in ``_journal_pg_schema`` (a newer schema is refused), the
+row shapes in ``_journal_pg_rows``, the lease and adoption SQL in ``_fleet_leases``. The
+URL's password is never logged nor shown in messages.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import psycopg
 
-from ._converter import converter, structure
-from ._errors import APIResponseValidationError, JobClaimedError, JournalConflictError, JournalError
+from ._errors import JobClaimedError, JournalConflictError, JournalError
+from ._fleet_leases import adopt_expired, release, renew_lease
 from ._jobs import RerunAction, request_fingerprint
 from ._journal_entry import JournalEntry, JournalState, canonical_json
+from ._journal_pg_rows import (
+    OUTCOMES,
+    SELECT_ALL,
+    SELECT_BY_KEY,
+    SELECT_BY_KEY_LOCKED,
+    SELECT_BY_TASK,
+    SELECT_BY_TOKEN,
+    default_owner,
+    entry_from_row,
+    first_line,
+    redact_url,
+    task_id_of,
+    task_json,
+)
 from ._journal_pg_schema import PG_SCHEMA_VERSION, migrate
 from ._models import Task
 
@@ -48,37 +60,6 @@ T = TypeVar("T")
 _Conn: TypeAlias = "psycopg.AsyncConnection[tuple[Any, ...]]"
 
 _CHANNEL = "vidgo_jobs"
-_HOLDING = ("submitting", "in_flight")
-
-_COLUMNS = (
-    "key, fingerprint, model, input_json, state, task_id, task_json, error_type, "
-    "error_message, files_json, attempts, callback_token, created_at, updated_at, "
-    "submitted_at, finished_at"
-)
-_SELECT_BY_KEY = f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE key = %s"  # noqa: S608
-_SELECT_BY_KEY_LOCKED = _SELECT_BY_KEY + " FOR UPDATE"
-_SELECT_BY_TASK = f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE task_id = %s"  # noqa: S608
-_SELECT_BY_TOKEN = f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE callback_token = %s"  # noqa: S608
-_SELECT_ALL = f"SELECT {_COLUMNS} FROM vidgo_jobs ORDER BY seq"  # noqa: S608
-
-_DB_NOW = "extract(epoch from clock_timestamp())::double precision"
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(
-        (parts.scheme, f"{user}:***@{netloc[2]}", parts.path, parts.query, parts.fragment)
-    )
-
-
-def default_owner() -> str:
-    """This process's default name in a fleet: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class PostgresJournal:
@@ -193,7 +174,7 @@ class PostgresJournal:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
         except psycopg.Error as exc:
             raise self._error(
-                f"cannot connect to the PostgreSQL journal ({_first_line(exc)}). HINT: check "
+                f"cannot connect to the PostgreSQL journal ({first_line(exc)}). HINT: check "
                 "the URL, that the server runs and that the role may connect"
             ) from exc
         try:
@@ -240,10 +221,10 @@ class PostgresJournal:
                     result = await work(conn)
                 except psycopg.errors.UniqueViolation as exc:
                     raise self._error(
-                        f"refused: a task id belongs to one job only ({_first_line(exc)})"
+                        f"refused: a task id belongs to one job only ({first_line(exc)})"
                     ) from exc
                 except psycopg.Error as exc:
-                    raise self._error(f"journal query failed ({_first_line(exc)})") from exc
+                    raise self._error(f"journal query failed ({first_line(exc)})") from exc
         return result
 
     # -- reading -----------------------------------------------------------------------------
@@ -257,22 +238,22 @@ class PostgresJournal:
 
     async def get(self, key: str) -> JournalEntry | None:
         """Return the entry for ``key``, or ``None`` when the journal has never seen it."""
-        rows = await self._fetch(_SELECT_BY_KEY, (key,))
+        rows = await self._fetch(SELECT_BY_KEY, (key,))
         return self._entry(rows[0]) if rows else None
 
     async def find_task(self, task_id: str) -> JournalEntry | None:
         """Return the entry holding ``task_id``, or ``None``."""
-        rows = await self._fetch(_SELECT_BY_TASK, (task_id,))
+        rows = await self._fetch(SELECT_BY_TASK, (task_id,))
         return self._entry(rows[0]) if rows else None
 
     async def find_token(self, token_hash: str) -> JournalEntry | None:
         """Return the entry whose callback token hash is ``token_hash`` (any owner), or ``None``."""
-        rows = await self._fetch(_SELECT_BY_TOKEN, (token_hash,))
+        rows = await self._fetch(SELECT_BY_TOKEN, (token_hash,))
         return self._entry(rows[0]) if rows else None
 
     async def entries(self) -> list[JournalEntry]:
         """Return every entry, in the order their keys were first recorded."""
-        return [self._entry(row) for row in await self._fetch(_SELECT_ALL, ())]
+        return [self._entry(row) for row in await self._fetch(SELECT_ALL, ())]
 
     async def summary(self) -> dict[str, int]:
         """Return the number of jobs in each state (every state listed, zeros included)."""
@@ -311,10 +292,10 @@ class PostgresJournal:
     ) -> JournalEntry:
         async def work(conn: _Conn) -> JournalEntry:
             async with conn.transaction():
-                cur = await conn.execute(_SELECT_BY_KEY_LOCKED, (key,))
+                cur = await conn.execute(SELECT_BY_KEY_LOCKED, (key,))
                 row = await cur.fetchone()
                 await change(conn, None if row is None else self._entry(row))
-                cur = await conn.execute(_SELECT_BY_KEY, (key,))
+                cur = await conn.execute(SELECT_BY_KEY, (key,))
                 after = await cur.fetchone()
             if after is None:
                 raise self._error(f"no journal entry for key {key!r}")
@@ -468,7 +449,7 @@ class PostgresJournal:
         self, key: str, error_type: str, message: str, task: Task | Mapping[str, Any] | None = None
     ) -> JournalEntry:
         """Record that ``key`` failed; a ``finished`` job is never turned into a failed one."""
-        task_json = _task_json(task)
+        recorded_task = task_json(task)
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
@@ -480,7 +461,7 @@ class PostgresJournal:
                 "UPDATE vidgo_jobs SET state = 'failed', error_type = %s, error_message = %s, "
                 "task_json = coalesce(%s, task_json), finished_at = %s, updated_at = %s "
                 "WHERE key = %s",
-                (error_type, message, task_json, now, now, key),
+                (error_type, message, recorded_task, now, now, key),
             )
             await self._ended(conn, key)
 
@@ -501,12 +482,12 @@ class PostgresJournal:
         Frees the job's fleet slot and wakes its waiters (``NOTIFY``).
         """
         state = JournalState(state)
-        if state not in _OUTCOMES:
+        if state not in OUTCOMES:
             raise ValueError(
                 f"record_terminal takes finished, failed, timeout or lost (got {state})"
             )
-        task_json = _task_json(task)
-        task_id = _task_id(task)
+        recorded_task = task_json(task)
+        task_id = task_id_of(task)
         files_json = json.dumps([str(path) for path in files])
         now = self._clock()
         if state is JournalState.FAILED and error_type is None:
@@ -531,7 +512,7 @@ class PostgresJournal:
                 "error_type = %s, error_message = %s, "
                 "finished_at = CASE WHEN %s IN ('timeout', 'lost') THEN finished_at ELSE %s END, "
                 "updated_at = %s WHERE key = %s",
-                (state.value, task_id, task_json, keep_files, files_json, error_type, message,
+                (state.value, task_id, recorded_task, keep_files, files_json, error_type, message,
                  state.value, now, now, key),
             )  # fmt: skip
             await self._ended(conn, key)
@@ -539,8 +520,7 @@ class PostgresJournal:
         return await self._write(key, change)
 
     async def _ended(self, conn: _Conn, key: str) -> None:
-        await conn.execute("UPDATE vidgo_slots SET key = NULL, owner = NULL WHERE key = %s", (key,))
-        await conn.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, key))
+        await release(conn, key, _CHANNEL)
 
     async def record_download(self, key: str, *paths: str | Path) -> JournalEntry:
         """Record the local files downloaded for ``key`` (replacing any earlier list)."""
@@ -598,18 +578,10 @@ class PostgresJournal:
 
         return await self._session(work)
 
-    # -- leases and adoption -----------------------------------------------------------------
+    # -- leases and adoption (the SQL is in _fleet_leases) ------------------------------------
 
     async def _renew(self, conn: _Conn) -> None:
-        # A lease row is soft state: losing its last renewal to a crash costs nothing.
-        async with conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            await conn.execute(
-                "INSERT INTO vidgo_owners (owner, lease_until) VALUES "  # noqa: S608
-                f"(%s, {_DB_NOW} + %s) ON CONFLICT (owner) DO UPDATE "
-                "SET lease_until = excluded.lease_until",
-                (self.owner, self.lease),
-            )
+        await renew_lease(conn, self.owner, self.lease)
 
     async def renew_lease(self) -> None:
         """Extend this process's lease by ``lease`` seconds (database clock); call it often."""
@@ -633,53 +605,10 @@ class PostgresJournal:
         """
         now = self._clock()
 
-        async def work(conn: _Conn) -> list[JournalEntry]:
-            async with conn.transaction():
-                cur = await conn.execute(
-                    "SELECT key, state FROM vidgo_jobs WHERE state = ANY(%s) "  # noqa: S608
-                    "AND owner IS DISTINCT FROM %s AND (owner IS NULL OR owner NOT IN "
-                    f"(SELECT owner FROM vidgo_owners WHERE lease_until >= {_DB_NOW})) "
-                    "ORDER BY seq FOR UPDATE SKIP LOCKED",
-                    (list(_HOLDING), self.owner),
-                )
-                rows = await cur.fetchall()
-                cur = await conn.execute(
-                    "SELECT key FROM vidgo_jobs WHERE state = 'finished' "  # noqa: S608
-                    "AND files_json = '[]' AND owner IS DISTINCT FROM %s AND (owner IS NULL "
-                    f"OR owner NOT IN (SELECT owner FROM vidgo_owners WHERE lease_until >= "
-                    f"{_DB_NOW})) ORDER BY seq FOR UPDATE SKIP LOCKED",
-                    (self.owner,),
-                )
-                undownloaded = [str(row[0]) for row in await cur.fetchall()]
-                polled = [str(key) for key, state in rows if state == "in_flight"]
-                doubtful = [str(key) for key, state in rows if state == "submitting"]
-                if polled or undownloaded:
-                    await conn.execute(
-                        "UPDATE vidgo_jobs SET owner = %s, updated_at = %s WHERE key = ANY(%s)",
-                        (self.owner, now, polled + undownloaded),
-                    )
-                    await conn.execute(
-                        "UPDATE vidgo_slots SET owner = %s WHERE key = ANY(%s)",
-                        (self.owner, polled),
-                    )
-                if doubtful:
-                    await conn.execute(
-                        "UPDATE vidgo_jobs SET state = 'unknown', owner = %s, "
-                        "error_type = 'SubmitOutcomeUnknownError', error_message = "
-                        "'the process submitting it stopped (its lease expired) before "
-                        "the answer was recorded', updated_at = %s WHERE key = ANY(%s)",
-                        (self.owner, now, doubtful),
-                    )
-                    for key in doubtful:
-                        await self._ended(conn, key)
-                cur = await conn.execute(
-                    f"SELECT {_COLUMNS} FROM vidgo_jobs WHERE key = ANY(%s) "  # noqa: S608
-                    "ORDER BY seq",
-                    (polled + undownloaded,),
-                )
-                return [self._entry(row) for row in await cur.fetchall()]
+        async def work(conn: _Conn) -> list[tuple[Any, ...]]:
+            return await adopt_expired(conn, self.owner, now)
 
-        return await self._session(work)
+        return [self._entry(row) for row in await self._session(work)]
 
     # -- waiting for an end (any process may record it) -----------------------------------------
 
@@ -723,69 +652,23 @@ class PostgresJournal:
         try:
             listener = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
         except psycopg.Error as exc:
-            raise self._error(f"cannot connect to listen ({_first_line(exc)})") from exc
+            raise self._error(f"cannot connect to listen ({first_line(exc)})") from exc
         try:
             await listener.execute(f"LISTEN {_CHANNEL}")
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await listener.close()
             if isinstance(exc, psycopg.Error):
-                raise self._error(f"cannot listen ({_first_line(exc)})") from exc
+                raise self._error(f"cannot listen ({first_line(exc)})") from exc
             raise
         return listener
 
-    # -- rows ----------------------------------------------------------------------------------
-
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
-        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
-         files_json, attempts, token, created, updated, submitted, finished) = row  # fmt: skip
         try:
-            task = None if task_json is None else structure(json.loads(task_json), Task)
-            return JournalEntry(
-                key=key,
-                fingerprint=fp,
-                model=model,
-                input=json.loads(input_json),
-                state=JournalState(state),
-                task_id=task_id,
-                task=task,
-                error_type=error_type,
-                error_message=error_message,
-                files=tuple(json.loads(files_json)),
-                attempts=attempts,
-                callback_token=token,
-                created_at=created,
-                updated_at=updated,
-                submitted_at=submitted,
-                finished_at=finished,
-            )
-        except (ValueError, TypeError, APIResponseValidationError) as exc:
-            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
+            return entry_from_row(row)
+        except ValueError as exc:
+            raise self._error(str(exc)) from exc
 
 
 class _NoSlot(Exception):
     """Every fleet slot is held: the claim transaction is rolled back and retried."""
-
-
-_OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _task_json(task: Task | Mapping[str, Any] | None) -> str | None:
-    if task is None:
-        return None
-    if isinstance(task, Task):
-        return json.dumps(converter.unstructure(task), separators=(",", ":"))
-    return json.dumps(dict(task), separators=(",", ":"), default=str)
-
-
-def _task_id(task: Task | Mapping[str, Any] | None) -> str | None:
-    if isinstance(task, Task):
-        return task.task_id
-    if isinstance(task, Mapping):
-        value = task.get("task_id")
-        return value if isinstance(value, str) and value else None
-    return None
