@@ -24,7 +24,9 @@ def test_all_lists_exactly_the_public_names() -> None:
     assert len(vidgo_async.__all__) == len(set(vidgo_async.__all__))
 
 
-@pytest.mark.parametrize("module", ["vidgo_async.testing", "vidgo_async.webhooks"])
+@pytest.mark.parametrize(
+    "module", ["vidgo_async.fleet", "vidgo_async.testing", "vidgo_async.webhooks"]
+)
 def test_public_subpackages_export_what_they_list(module: str) -> None:
     """The public sub-packages' ``__all__`` names all exist."""
     imported = importlib.import_module(module)

@@ -66,6 +66,7 @@ from ._jobs import (
     RerunAction,
 )
 from ._journal import Journal, JournalEntry, JournalState
+from ._journal_api import JournalLike, open_journal
 from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._resume import JournalRecorder, ResumePlan, plan_resume
@@ -102,6 +103,7 @@ __all__ = [
     "JournalConflictError",
     "JournalEntry",
     "JournalError",
+    "JournalLike",
     "JournalLockedError",
     "JournalRecorder",
     "JournalState",
@@ -148,6 +150,7 @@ __all__ = [
     "WebhookError",
     "__version__",
     "list_models",
+    "open_journal",
     "plan_resume",
     "validate_input",
 ]

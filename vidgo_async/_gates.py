@@ -141,6 +141,10 @@ class RateGate:
         """The monotonic time before which nothing passes (after a ``Retry-After``)."""
         return self._not_before
 
+    def hold_until(self, moment: float) -> None:
+        """Let nothing pass before the monotonic time ``moment`` (e.g. a fleet's shared 429 hold)."""
+        self._not_before = max(self._not_before, moment)
+
     def _rate_at(self, now: float) -> float | None:
         if self._decreased_at is None:
             return self.ceiling

@@ -34,7 +34,8 @@ from ._jobs import (
     identity_of,
     request_fingerprint,
 )
-from ._journal import Journal, JournalEntry, JournalState
+from ._journal import JournalEntry, JournalState
+from ._journal_api import JournalLike
 from ._models import Task, TaskStatus
 from ._tokens import token_hash
 from ._validation import validate_input
@@ -43,7 +44,7 @@ __all__ = ["JournalRecorder", "ResumePlan", "plan_resume"]
 
 
 class JournalRecorder:
-    """Make an orchestrator's job transitions durable in a :class:`Journal`.
+    """Make an orchestrator's job transitions durable in a journal (SQLite or PostgreSQL).
 
     Pass it as ``Orchestrator(client, journal=JournalRecorder(journal))``.
 
@@ -52,7 +53,7 @@ class JournalRecorder:
         retry_unknown: claim jobs whose earlier submit had no answer (may pay twice).
     """
 
-    def __init__(self, journal: Journal, *, retry_unknown: bool = False) -> None:
+    def __init__(self, journal: JournalLike, *, retry_unknown: bool = False) -> None:
         self.journal = journal
         self.retry_unknown = retry_unknown
         # Keys this recorder claimed. The orchestrator asks again for one of them only
@@ -145,7 +146,7 @@ class ResumePlan:
 
 
 async def plan_resume(
-    journal: Journal, requests: Sequence[GenerationRequest], *, retry_unknown: bool = False
+    journal: JournalLike, requests: Sequence[GenerationRequest], *, retry_unknown: bool = False
 ) -> ResumePlan:
     """Sort ``requests`` (each with a ``key``) by what ``journal`` knows of them.
 

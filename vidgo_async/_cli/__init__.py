@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "status",
     "journal",
     "models",
+    "worker",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -26,6 +26,7 @@ import anyio
 from .._errors import JournalError
 from .._jobs import GenerationRequest
 from .._journal import Journal
+from .._journal_api import is_postgres_url
 from .._resume import ResumePlan, plan_resume
 from .._spend import budget_problem, find_duplicates, parse_price, plan_batch
 from ._batch_resume import JOURNAL_FIX, JOURNAL_NAME, journal_path
@@ -57,14 +58,20 @@ def _credits(text: str) -> float:
     return value
 
 
+def _journal_target(text: str) -> Path | str:
+    """``--journal``: a SQLite file path, or a ``postgresql://`` URL kept as text."""
+    return text if is_postgres_url(text) else Path(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the journal and spend-guard options to the ``batch`` parser."""
     group = parser.add_argument_group("resuming and spend guard")
     group.add_argument(
         "--journal",
-        type=Path,
-        metavar="PATH",
-        help=f"the journal that makes a rerun resume (default OUT/{JOURNAL_NAME})",
+        type=_journal_target,
+        metavar="PATH|URL",
+        help=f"the journal that makes a rerun resume (default OUT/{JOURNAL_NAME}); a "
+        "postgresql:// URL shares the batch among several processes (a fleet)",
     )
     group.add_argument(
         "--fresh",

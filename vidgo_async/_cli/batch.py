@@ -24,11 +24,13 @@ from .._errors import DownloadError, JournalLockedError, VidgoError
 from .._filenames import extension_for, file_name_for
 from .._jobs import JobResult, JobState
 from .._journal import Journal
+from .._journal_api import is_postgres_url
 from .._orchestrator import JobHandle, Orchestrator
 from . import _preflight, _signals
 from ._batch_callbacks import CallbackSetupError, callback_receiver, reregister_tokens
 from ._batch_callbacks import add_arguments as add_callback_arguments
 from ._batch_callbacks import settings_from_args as callback_settings
+from ._batch_fleet import refuse_fleet_options, run_fleet
 from ._batch_guard import add_arguments as add_resume_arguments
 from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
@@ -174,6 +176,16 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             _say(f"  {problem}")
         return 2
+    if is_postgres_url(args.journal or ""):  # a fleet shares the batch (_batch_fleet)
+        problem = refuse_fleet_options(args, lines) or _preflight.check_key(emulator=False)
+        problem = problem or _preflight.check_base_url(
+            args.base_url, allow_insecure=args.allow_insecure
+        )
+        problem = problem or _preflight.check_out(args.out)
+        if problem is not None:
+            _say(f"vidgo-async batch: {problem}")
+            return 2
+        return run_fleet(lines, args, str(args.journal))
     if args.dry_run:  # before the key check: a dry run sends nothing
         try:
             uploads = preview_uploads(
