@@ -37,15 +37,38 @@ def _stats(base: str) -> dict[str, Any]:
     return data
 
 
-def _owned_by(url: str, pid: int) -> int:
+def _owned_by(url: str, pid: int, state: str = "in_flight") -> int:
+    """How many of the journal's jobs the process ``pid`` holds in ``state``."""
     owner = f"{socket.gethostname()}:{pid}"
     with psycopg.connect(url) as conn:
         try:
-            row = conn.execute("SELECT count(*) FROM vidgo_jobs WHERE owner = %s", (owner,))
+            row = conn.execute(
+                "SELECT count(*) FROM vidgo_jobs WHERE owner = %s AND state = %s", (owner, state)
+            )
             found = row.fetchone()
         except psycopg.errors.UndefinedTable:
             return 0
     return 0 if found is None else int(found[0])
+
+
+def _kill_between_submits(url: str, victim: subprocess.Popen[str], deadline: float) -> None:
+    """SIGKILL ``victim`` once it holds tasks of its own and no submit of it is in doubt.
+
+    A process killed between a submit's intent and its recorded answer leaves that job
+    ``unknown`` by design (it may have been created; it is never sent again), so this test,
+    whose oracle is "every line finished", freezes the process (SIGSTOP) and kills it only at
+    a moment when none of its jobs is ``submitting``; otherwise it lets it run a little more.
+    """
+    while True:
+        assert victim.poll() is None, "the first process ended before it could be killed"
+        assert time.monotonic() < deadline, "the first process never held tasks of its own"
+        victim.send_signal(signal.SIGSTOP)
+        if _owned_by(url, victim.pid) >= 3 and _owned_by(url, victim.pid, "submitting") == 0:
+            victim.send_signal(signal.SIGKILL)
+            victim.send_signal(signal.SIGCONT)  # a stopped process dies once continued
+            return
+        victim.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -86,12 +109,7 @@ def test_three_processes_share_a_batch_one_is_killed_every_line_finishes(
                 )
             )
         victim = batches[0]
-        deadline = time.monotonic() + 60
-        while _owned_by(pg_url, victim.pid) < 3:  # killed once it holds jobs of its own
-            assert victim.poll() is None, (tmp_path / "batch0.err").read_text()
-            assert time.monotonic() < deadline, "the first process never claimed a job"
-            time.sleep(0.05)
-        victim.send_signal(signal.SIGKILL)
+        _kill_between_submits(pg_url, victim, time.monotonic() + 60)
         codes = [batch.wait(timeout=120) for batch in batches]
         errors = [(tmp_path / f"batch{n}.err").read_text() for n in range(3)]
         assert codes == [-signal.SIGKILL, 0, 0], errors
