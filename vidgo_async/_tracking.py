@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from ._catalog import catalog
 from ._clock import Clock
 from ._config import PollPolicy
 from ._errors import SubmitOutcomeUnknownError, TaskLostError, WaitTimeoutError
@@ -92,7 +93,13 @@ class Tracking:
             )
             self.scheduler.watch(job, policy=slow, first_delay=first_delay)
         else:
-            self.scheduler.watch(job)
+            window = self._book.expected_window(job, self._seed(job.model))
+            self.scheduler.watch(job, window=window)
+
+    def _seed(self, model: str) -> tuple[float, float] | None:
+        # The documented generation time is a video's; other kinds learn their own.
+        spec = catalog().models.get(model)
+        return self._poll.expected_duration if spec is not None and spec.kind == "video" else None
 
     async def went_in_flight(self, job: Job, task: Task, now: float) -> None:
         """Apply the first task of a job that just went in flight (submit answer, adoption)."""
