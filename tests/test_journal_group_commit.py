@@ -61,10 +61,12 @@ async def test_a_refused_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
             task_group.start_soon(attempt, "a", 1)
             task_group.start_soon(attempt, "held", 0)
             task_group.start_soon(attempt, "b", 2)
-        assert outcomes["a"] is None and outcomes["b"] is None
+        assert outcomes["a"] is None
+        assert outcomes["b"] is None
         assert isinstance(outcomes["held"], JobClaimedError)
         held = await journal.get("held")
-        assert held is not None and held.attempts == 1
+        assert held is not None
+        assert held.attempts == 1
 
 
 async def test_each_write_is_committed_when_it_returns(tmp_path: Path) -> None:
