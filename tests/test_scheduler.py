@@ -364,3 +364,22 @@ async def test_a_fixed_pool_of_workers_polls_every_job() -> None:
     assert api.peak <= 3
     assert handler.ended == 200
     assert len(scheduler) == 0
+
+
+async def test_a_watched_job_is_re_aimed_by_what_the_batch_learned() -> None:
+    """The expected window is asked again at every answer: a new one re-aims the next poll."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    windows: list[tuple[float, float]] = [(100.0, 200.0)]
+    gate = RateGate(None, clock=clock, name="status")
+    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
+    scheduler = Scheduler(
+        api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=lambda _job: windows[-1]
+    )
+    api.finishes_at("t-1", 500.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=10.0)
+    windows.append((400.0, 600.0))  # learned from other jobs while this one waited
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    assert times[:2] == pytest.approx([10.0, 400.0])

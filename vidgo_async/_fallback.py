@@ -59,6 +59,7 @@ class DurationWindows:
     def __init__(self, window: int = _WINDOW) -> None:
         self._window = window
         self._samples: dict[object, deque[float]] = {}
+        self._spans: dict[object, tuple[float, float]] = {}  # kind -> (shortest, longest)
 
     def observe(self, kind: object, seconds: float) -> None:
         """Record one ``kind`` of job's submit-to-end time (nonsense values are ignored)."""
@@ -67,19 +68,22 @@ class DurationWindows:
             if samples is None:
                 samples = self._samples[kind] = deque(maxlen=self._window)
             samples.append(seconds)
+            self._spans[kind] = (min(samples), max(samples))
 
     def window(self, kind: object, seed: tuple[float, float] | None) -> tuple[float, float] | None:
         """Return the expected (soonest, latest) seconds of a ``kind`` of job, if known.
 
         Without a seed (no documented range), a kind needs ``_TRUSTED`` ended jobs first.
+        Cheap: asked again at every poll, so a batch's first endings re-aim the rest.
         """
-        samples = self._samples.get(kind)
-        if not samples:
+        span = self._spans.get(kind)
+        if span is None:
             return seed
-        shortest, longest = min(samples), max(samples)
+        shortest, longest = span
+        trusted = len(self._samples[kind]) >= _TRUSTED
         if seed is None:
-            return (shortest, longest) if len(samples) >= _TRUSTED else None
-        soonest = shortest if len(samples) >= _TRUSTED else min(shortest, seed[0])
+            return span if trusted else None
+        soonest = shortest if trusted else min(shortest, seed[0])
         return soonest, max(longest, seed[1])
 
 

@@ -323,6 +323,10 @@ class PollTracker:
         """Status answers seen so far."""
         return self.schedule.polls
 
+    def expect(self, window: tuple[float, float] | None) -> None:
+        """Aim later polls by a new expected ``window`` (learned since the watch began)."""
+        self.window = self.schedule.window = window
+
     def rank(self, now: float) -> int:
         """How urgent a due poll is when polls fall behind: 0 (may have ended) or 1."""
         return 0 if self.schedule.expects_end(now) else 1

@@ -82,11 +82,12 @@ class PollHandler(Protocol):
 class _Watch:
     """The poll record of one in-flight job."""
 
-    __slots__ = ("active", "final", "generation", "job", "poked", "tracker")
+    __slots__ = ("active", "final", "generation", "job", "learns", "poked", "tracker")
 
-    def __init__(self, job: Job, tracker: PollTracker) -> None:
+    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
         self.job = job
         self.tracker = tracker
+        self.learns = learns  # re-aimed by the expected window at every answer
         self.generation = 0
         self.active = True
         self.poked = False
@@ -123,6 +124,8 @@ class Scheduler:
         poll: the default poll policy.
         max_concurrent: status queries on the wire at once.
         budget: the client's retry budget; when empty, errors back off to the slowest rate.
+        expected: the (soonest, latest) seconds a job is expected to take, asked at every
+            answer so that polls follow what the batch has learned (``None``: not known).
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class Scheduler:
         poll: PollPolicy,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT_POLLS,
         budget: Budget | None = None,
+        expected: Callable[[Job], tuple[float, float] | None] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent!r})")
@@ -144,6 +148,7 @@ class Scheduler:
         self._clock = clock
         self._poll = poll
         self._budget = budget
+        self._expected = expected
         self._workers = max_concurrent
         self._heap: list[_Entry] = []
         self._ready: list[_Ready] = []
@@ -179,13 +184,17 @@ class Scheduler:
             policy: a poll policy for this job (e.g. a slow fallback when a callback is due).
             first_delay: seconds before the first query; by default the policy's schedule.
             window: the (soonest, latest) seconds the job is expected to take, to aim
-                polls by when its progress says nothing.
+                polls by when its progress says nothing (by default the ``expected`` one;
+                a watch with its own ``policy`` has none unless given).
         """
         task_id = job.task_id
         if task_id is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
         now = self._clock.monotonic()
         started = job.submitted_mono if job.submitted_mono is not None else now
+        learns = window is None and policy is None and self._expected is not None
+        if learns and self._expected is not None:
+            window = self._expected(job)
         tracker = PollTracker(
             task_id,
             policy or self._poll,
@@ -195,7 +204,7 @@ class Scheduler:
             rng=self._clock.rng,
             window=window,
         )
-        watch = _Watch(job, tracker)
+        watch = _Watch(job, tracker, learns=learns)
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
@@ -376,6 +385,8 @@ class Scheduler:
             return  # ended some other way while the query was on the wire
         job = watch.job
         now = self._clock.monotonic()
+        if watch.learns and self._expected is not None:
+            watch.tracker.expect(self._expected(job))
         step = watch.tracker.on_task(task, now, hint)
         keep = await self._handler.task_seen(job, task)
         if not self._still_active(watch):
