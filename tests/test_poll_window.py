@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -33,6 +34,14 @@ def test_first_poll_aims_at_the_window_start_within_the_hard_cap() -> None:
     assert state.next_delay(100.0, rng=random.Random(1)) == POLICY.max_interval
 
 
+def test_before_the_window_a_wait_is_at_most_half_the_time_spent() -> None:
+    """After the first poll, a wait before the window never exceeds half the time spent."""
+    state = PollState(POLICY, started_at=0.0, window=(90.0, 300.0))
+    state.observe(30.0, None)
+    assert state.next_delay(30.0, rng=random.Random(1)) == pytest.approx(15.0)
+    assert state.next_delay(80.0, rng=random.Random(1)) == pytest.approx(10.0)
+
+
 def test_inside_the_window_the_interval_is_a_fraction_of_its_width() -> None:
     """Between soonest and latest, polls come every (latest - soonest) / WINDOW_POLLS ± jitter."""
     state = PollState(POLICY, started_at=0.0, window=(30.0, 270.0))
@@ -49,14 +58,14 @@ def test_past_the_window_the_interval_stretches_with_the_time_spent() -> None:
     assert state.next_delay(5000.0, rng=random.Random(3)) == POLICY.max_interval
 
 
-@pytest.mark.parametrize("duration", [40.0, 120.0, 250.0])
-def test_a_window_costs_fewer_polls_than_a_fixed_6_s_poller_at_no_more_lag(
-    duration: float,
-) -> None:
-    """Across 30–300 s, the window schedule needs fewer polls than every 6 s, lag ≤ 6 s."""
-    times = no_progress_polls(duration, (30.0, 300.0))
-    assert len(times) < duration / 6.0 + 1
-    assert times[-1] - duration <= 6.0
+def test_over_30_to_300_s_jobs_a_window_beats_a_fixed_6_s_poller() -> None:
+    """Across jobs spread over the window, fewer polls than every 6 s, and less lag."""
+    durations = [30.0 + 270.0 * (i + 0.5) / 100 for i in range(100)]
+    ours = [no_progress_polls(d, (30.0, 300.0)) for d in durations]
+    fixed_polls = sum(math.ceil(d / 6.0) for d in durations)
+    fixed_lag = sum(math.ceil(d / 6.0) * 6.0 - d for d in durations)
+    assert sum(len(times) for times in ours) < fixed_polls
+    assert sum(times[-1] - d for times, d in zip(ours, durations, strict=True)) < fixed_lag
 
 
 def test_progress_wins_over_the_window() -> None:

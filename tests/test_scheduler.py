@@ -378,8 +378,9 @@ async def test_a_watched_job_is_re_aimed_by_what_the_batch_learned() -> None:
         api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=lambda _job: windows[-1]
     )
     api.finishes_at("t-1", 500.0)
-    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=10.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
     windows.append((400.0, 600.0))  # learned from other jobs while this one waited
     await run_until_done(scheduler, handler)
     times = [at for at, _ in api.queries]
-    assert times[:2] == pytest.approx([10.0, 400.0])
+    # Past the old window it would come back within 12 s; the new one says 400 s.
+    assert times[:2] == pytest.approx([300.0, 400.0])

@@ -36,7 +36,8 @@ clamped to ``[min_interval, MAX_SERVER_HINT]``.
 
 Without usable progress but with an expected ``window`` of durations (the orchestrator
 learns one per model/resolution/duration, seeded by the documented 90–300 s of a video),
-the first poll is aimed at the window's start (the soonest a job like this has ended); inside
+the first poll is aimed at the window's start (the soonest a job like this has ended; later
+waits before it at most ``EARLY_FRACTION`` of the time spent); inside
 the window the interval is a ``1/WINDOW_POLLS`` of its width (so a job is seen ending within
 half of that, on average); past the window it stretches with the time spent
 (``LATE_FRACTION`` of it). ``min_interval``, ``max_interval`` and the jitter still bound
@@ -69,6 +70,7 @@ from ._errors import (
 from ._models import Task, TaskStatus
 
 __all__ = [
+    "EARLY_FRACTION",
     "LATE_FRACTION",
     "MAX_SERVER_HINT",
     "MAX_UNREADABLE_ANSWERS",
@@ -89,6 +91,9 @@ MAX_UNREADABLE_ANSWERS = 3
 _AIM_MARGIN = 0.04
 # Polls across the expected window of durations when there is no progress to aim by.
 WINDOW_POLLS = 48
+# Before the expected window, the longest wait after the first poll, as a fraction of the
+# time since the submit (a job ending before a window not yet learned is not missed long).
+EARLY_FRACTION = 0.5
 # Past the expected window, the interval as a fraction of the time since the submit.
 LATE_FRACTION = 0.04
 # The smallest backoff base after failed queries, for policies scaled down to nothing.
@@ -168,9 +173,12 @@ class PollState:
             return None
         soonest, latest = window
         elapsed = now - self.started_at
-        if elapsed < soonest:
-            return soonest - elapsed  # aimed: no jitter needed, every task has its own start
         step = max(self.policy.min_interval, (latest - soonest) / WINDOW_POLLS)
+        if elapsed < soonest:
+            # Aimed at the window (no jitter needed: every task has its own start), but
+            # never more than half the time spent: a window still unlearned can be late.
+            wait = soonest - elapsed
+            return wait if self.polls == 0 else min(wait, max(step, EARLY_FRACTION * elapsed))
         if elapsed >= latest:
             step = max(step, LATE_FRACTION * elapsed)
         return step * (1.0 + self.policy.jitter * (2.0 * draw - 1.0))
