@@ -16,9 +16,11 @@ Detection lag: each job's end as the emulator scheduled it vs the moment the cli
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import logging
 import os
+import pstats
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ from typing import Any
 
 from ._support import ROOT, EmulatorProcess, median, peak_rss_mb, prompt_for, seedance_input
 
+# Set to a file name to profile a scale child (cProfile, top 30 by own time, to that file).
+PROFILE_ENV = "VIDGO_BENCH_PROFILE"
 # Emulated seconds per job: a "60 s" job lasts 60 x factor real seconds.
 JOB_SECONDS = 60.0
 
@@ -197,9 +201,15 @@ def main(argv: list[str]) -> int:
     """The child: run one measurement and print its figures as JSON."""
     base_url, api_key, jobs, factor, status_rate, seconds = argv
     logging.basicConfig(level=logging.ERROR)
-    figures = asyncio.run(
-        _child(base_url, api_key, int(jobs), float(factor), float(status_rate), float(seconds))
-    )
+    child = _child(base_url, api_key, int(jobs), float(factor), float(status_rate), float(seconds))
+    profile_to = os.environ.get(PROFILE_ENV)
+    if profile_to:
+        profiler = cProfile.Profile()
+        figures = profiler.runcall(asyncio.run, child)
+        with open(profile_to, "w") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
+    else:
+        figures = asyncio.run(child)
     print(json.dumps(figures))
     return 0
 
