@@ -1,16 +1,19 @@
-"""Polling efficiency: our poll schedule vs a fixed 1 s poller, on 30–300 s jobs.
+"""Polling efficiency: our poll schedule vs the peers' fixed intervals, on 30–300 s jobs.
 
 Everything is scaled by one ``factor``: the emulator's ``time_scale`` (so a "300 s" job
 takes ``300 × factor`` real seconds), our ``PollPolicy().scaled(factor)`` and the
-baseline's interval (``1 s × factor``). Job durations are stratified over 30–300 emulated
-seconds (evenly spread, shuffled), the same design on both sides.
+baselines' intervals (``interval × factor``). Job durations are stratified over 30–300
+emulated seconds (evenly spread, shuffled), the same design on every side.
 
-Ours: one ``Orchestrator`` runs the jobs; half report a rising ``progress``, half use the
-directive ``progress=none`` (progress stays 0, then the job ends): the useless-progress
-case, reported separately. The baseline polls each job every ``factor`` seconds on a fixed
-grid (``t0 + k × interval``, what ``while True: get; sleep(1)`` does when the request is
-quick). It runs fewer jobs (its load is one request per job per interval, and the point
-is a per-job figure); its schedule ignores progress, so one baseline serves both cases.
+Ours: one ``Orchestrator`` runs the jobs; a third report a linearly rising ``progress``, a
+third a back-loaded one (``progress=back``: slow first, most of it near the end), a third
+none (``progress=none``: 0, then the job ends). The baselines are the fixed intervals
+other clients use (0.1, 0.5, 1, 6 and 15 s): each polls every job on a fixed grid
+(``t0 + k × interval``, what ``while True: get; sleep(interval)`` does when the request is
+quick). They run fewer jobs (their load is one request per job per interval, and the point
+is a per-job figure; the 0.1 s and 0.5 s ones fewer still); their schedule ignores
+progress, so one baseline serves every case. Each repetition runs ours and every baseline
+one after the other, the order alternating.
 
 Status requests per job come from the emulator's counters; the detection lag of a job is
 the time from its scheduled end in the emulator to the moment the client knew
@@ -25,9 +28,11 @@ import time
 
 from vidgo_async import GenerationRequest, JobEvent, Orchestrator, PollPolicy, VidgoClient
 
-from ._support import EmulatorProcess, interleaved, median, prompt_for, ratio, seedance_input
+from ._support import EmulatorProcess, median, prompt_for, ratio, seedance_input
 
 LOW, HIGH = 30.0, 300.0
+CASES = ("linear", "back", "none")
+FIXED_INTERVALS = (0.1, 0.5, 1.0, 6.0, 15.0)
 
 
 def durations(count: int, seed: int) -> list[float]:
@@ -48,7 +53,7 @@ class _Arm:
         stats = await emu.acall("stats")
         ends = await emu.acall("ends", ids=list(self.jobs))
         out: dict[str, dict[str, float]] = {}
-        for case in ("progress", "none", "all"):
+        for case in (*CASES, "all"):
             ids = [t for t, (c, _) in self.jobs.items() if case in ("all", c)]
             if not ids:
                 continue
@@ -76,8 +81,8 @@ async def _ours(
     keys: dict[str, tuple[str, float]] = {}
     requests = []
     for i, seconds in enumerate(durations(count, seed)):
-        case = "progress" if i % 2 == 0 else "none"
-        prompt = prompt_for(seconds, progress=case == "progress", tag=f"o{seed}-{i}")
+        case = CASES[i % len(CASES)]
+        prompt = _prompt(seconds, case, f"o{seed}-{i}")
         key = f"job-{i}"
         keys[key] = (case, seconds * factor)
         requests.append(GenerationRequest("seedance-2", seedance_input(prompt), key=key))
@@ -96,15 +101,25 @@ async def _ours(
     return await arm.collect(emu)
 
 
+def _prompt(seconds: float, case: str, tag: str) -> str:
+    base = prompt_for(seconds, progress=case != "none", tag=tag)
+    return base.replace("]]", " progress=back]]") if case == "back" else base
+
+
 async def _fixed(
-    emu: EmulatorProcess, client: VidgoClient, count: int, factor: float, seed: int
+    emu: EmulatorProcess,
+    client: VidgoClient,
+    count: int,
+    factor: float,
+    seed: int,
+    every: float,
 ) -> dict[str, dict[str, float]]:
     arm = _Arm()
-    interval = 1.0 * factor
+    interval = every * factor
 
     async def one(i: int, seconds: float) -> None:
-        case = "progress" if i % 2 == 0 else "none"
-        prompt = prompt_for(seconds, progress=case == "progress", tag=f"f{seed}-{i}")
+        case = CASES[i % len(CASES)]
+        prompt = _prompt(seconds, case, f"f{seed}-{i}")
         task = await client.submit("seedance-2", seedance_input(prompt))
         arm.jobs[task.task_id] = (case, seconds * factor)
         start = time.monotonic()
@@ -121,43 +136,65 @@ async def _fixed(
     return await arm.collect(emu)
 
 
+def fixed_jobs_for(every: float, jobs: int) -> int:
+    """Jobs a fixed poller of ``every`` seconds runs: fewer for the fastest (their load)."""
+    return max(2, min(jobs, round(jobs * every)))
+
+
 async def run(
     emu: EmulatorProcess, *, factor: float, ours_jobs: int, fixed_jobs: int, reps: int
 ) -> dict[str, float]:
     """Measure and return the polling figures (``emu`` runs with ``time_scale=factor``)."""
+    ours_runs: list[dict[str, dict[str, float]]] = []
+    fixed_runs: dict[float, list[dict[str, dict[str, float]]]] = {e: [] for e in FIXED_INTERVALS}
     async with VidgoClient(emu.api_key, base_url=emu.base_url) as client:
-        seeds = iter(range(1, 10 * reps + 1))
+        seeds = iter(range(1, 100 * reps + 1))
+        for rep in range(reps):
+            arms: list[float | None] = [None, *FIXED_INTERVALS]
+            if rep % 2:
+                arms.reverse()
+            for every in arms:
+                await emu.acall("forget")
+                if every is None:
+                    ours_runs.append(await _ours(emu, client, ours_jobs, factor, next(seeds)))
+                else:
+                    count = fixed_jobs_for(every, fixed_jobs)
+                    fixed_runs[every].append(
+                        await _fixed(emu, client, count, factor, next(seeds), every)
+                    )
 
-        async def ours() -> dict[str, dict[str, float]]:
-            await emu.acall("forget")
-            return await _ours(emu, client, ours_jobs, factor, next(seeds))
+    def ours(case: str, name: str) -> float:
+        return median([run[case][name] for run in ours_runs])
 
-        async def fixed() -> dict[str, dict[str, float]]:
-            await emu.acall("forget")
-            return await _fixed(emu, client, fixed_jobs, factor, next(seeds))
-
-        pairs = await interleaved(ours, fixed, reps)
-
-    def figure(case: str, name: str) -> float:
-        return median([a[case][name] for a, _ in pairs])
-
-    def versus_fixed(case: str) -> float:
+    def versus(case: str, every: float, name: str) -> float:
         return median(
-            [ratio(a[case]["requests_per_job"], b["all"]["requests_per_job"]) for a, b in pairs]
+            [
+                ratio(a[case][name], b["all"][name])
+                for a, b in zip(ours_runs, fixed_runs[every], strict=True)
+            ]
         )
 
-    return {
-        "poll_requests_ratio": versus_fixed("progress"),
-        "lag_fraction": figure("progress", "lag_fraction"),
-        "poll_requests_ratio_no_progress": versus_fixed("none"),
-        "lag_fraction_no_progress": figure("none", "lag_fraction"),
-        "poll_requests_per_job": figure("progress", "requests_per_job"),
-        "poll_requests_per_job_no_progress": figure("none", "requests_per_job"),
-        "poll_fixed_requests_per_job": median([b["all"]["requests_per_job"] for _, b in pairs]),
-        "poll_fixed_lag_fraction": median([b["all"]["lag_fraction"] for _, b in pairs]),
-        "poll_max_lag_fraction": figure("progress", "max_lag_fraction"),
-        "poll_max_lag_fraction_no_progress": figure("none", "max_lag_fraction"),
-        "poll_factor": factor,
-        "poll_jobs": ours_jobs,
-        "poll_fixed_jobs": fixed_jobs,
+    figures: dict[str, float] = {
+        "poll_requests_ratio": versus("linear", 1.0, "requests_per_job"),
+        "lag_fraction": ours("linear", "lag_fraction"),
+        "poll_requests_ratio_back": versus("back", 1.0, "requests_per_job"),
+        "lag_fraction_back": ours("back", "lag_fraction"),
+        "poll_requests_ratio_no_progress": versus("none", 1.0, "requests_per_job"),
+        "lag_fraction_no_progress": ours("none", "lag_fraction"),
+        "no_progress_vs_fixed6_requests": versus("none", 6.0, "requests_per_job"),
+        "no_progress_vs_fixed6_lag": versus("none", 6.0, "lag_fraction"),
+        "poll_requests_per_job": ours("linear", "requests_per_job"),
+        "poll_requests_per_job_back": ours("back", "requests_per_job"),
+        "poll_requests_per_job_no_progress": ours("none", "requests_per_job"),
+        "poll_max_lag_fraction": ours("linear", "max_lag_fraction"),
+        "poll_max_lag_fraction_no_progress": ours("none", "max_lag_fraction"),
     }
+    for every in FIXED_INTERVALS:
+        name = f"{every:g}".replace(".", "_")
+        runs = fixed_runs[every]
+        figures[f"fixed_{name}s_requests_per_job"] = median(
+            [b["all"]["requests_per_job"] for b in runs]
+        )
+        figures[f"fixed_{name}s_lag_fraction"] = median([b["all"]["lag_fraction"] for b in runs])
+    figures.update({"poll_factor": factor, "poll_jobs": ours_jobs, "poll_fixed_jobs": fixed_jobs})
+    return figures

@@ -14,14 +14,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = (
     "overhead_ratio",
-    "overhead_wall_ratio",
-    "submit_ratio",
+    "poll_overhead_ratio",
+    "submit_cpu_ratio",
+    "journal_ratio",
     "poll_requests_ratio",
     "lag_fraction",
-    "rss_mb_10k",
-    "cpu_per_job_ratio_10k",
-    "poll_requests_ratio_no_progress",
     "lag_fraction_no_progress",
+    "no_progress_vs_fixed6_requests",
+    "no_progress_vs_fixed6_lag",
+    "scale_jobs",
+    "scale_peak_in_flight",
+    "scale_lag_p99_fraction",
+    "rss_mb_scale",
 )
 
 

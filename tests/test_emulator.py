@@ -521,3 +521,29 @@ async def test_emulator_validates_its_settings() -> None:
     with pytest.raises(ValueError, match="job_seconds"):
         Emulator(job_seconds=(3, 1))
     assert isinstance(Emulator(faults="status:503").faults, FaultPlan)
+
+
+def test_progress_back_directive_is_back_loaded() -> None:
+    """With progress=back the progress rises slowly first and mostly near the end."""
+    from vidgo_async.testing._tasks import EmulatedTask, parse_directive
+
+    directive = parse_directive("a fox [[vidgo-emulator: seconds=10 progress=back]]")
+    assert directive is not None
+    assert directive.progress == "back"
+    task = EmulatedTask(
+        task_id="t",
+        model="seedance-2",
+        input={},
+        callback_url=None,
+        created_time="2026-01-01T00:00:00",
+        started_at=0.0,
+        duration=10.0,
+        fail_message=None,
+        progress_mode="back",
+        price=1,
+        time_scale=1.0,
+    )
+    halfway = task.snapshot(1.0 + 4.5, lambda task_id: task_id)["progress"]
+    late = task.snapshot(1.0 + 8.1, lambda task_id: task_id)["progress"]
+    assert 20 <= halfway <= 30  # a quarter at half of the running time
+    assert late >= 75

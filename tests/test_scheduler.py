@@ -331,3 +331,56 @@ async def test_forget_drops_polls_and_deadlines() -> None:
     await run_until_done(scheduler, handler)
     assert all(task_id == "t-2" for _, task_id in api.queries)
     assert handler.timed_out == []
+
+
+async def test_when_behind_jobs_that_may_have_ended_are_polled_first() -> None:
+    """With a backlog, due jobs past their expected start of end go before the others."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(20)
+    scheduler = build(clock, api, handler, rate=1.0, max_concurrent=1)
+    for n in range(10):
+        api.finishes_at(f"b-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"b{n}", f"b-{n}", clock), first_delay=0.0)
+    for n in range(10):
+        api.finishes_at(f"a-{n}", 0.0)
+        job = in_flight_job(f"a{n}", f"a-{n}", clock)
+        scheduler.watch(job, first_delay=0.0, window=(0.0, 10.0))
+    await run_until_done(scheduler, handler)
+    order = [task_id[0] for _, task_id in api.queries]
+    assert order == ["a"] * 10 + ["b"] * 10
+
+
+async def test_a_fixed_pool_of_workers_polls_every_job() -> None:
+    """Workers never exceed max_concurrent queries on the wire and each job ends once."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(200)
+    scheduler = build(clock, api, handler, max_concurrent=3)
+    for n in range(200):
+        api.finishes_at(f"t-{n}", float(n % 17))
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock), first_delay=float(n % 5))
+    await run_until_done(scheduler, handler)
+    assert api.peak <= 3
+    assert handler.ended == 200
+    assert len(scheduler) == 0
+
+
+async def test_a_watched_job_is_re_aimed_by_what_the_batch_learned() -> None:
+    """The expected window is asked again at every answer: a new one re-aims the next poll."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    windows: list[tuple[float, float]] = [(100.0, 200.0)]
+    gate = RateGate(None, clock=clock, name="status")
+    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
+    scheduler = Scheduler(
+        api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=lambda _job: windows[-1]
+    )
+    api.finishes_at("t-1", 500.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
+    windows.append((400.0, 600.0))  # learned from other jobs while this one waited
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    # Past the old window it would come back within 12 s; the new one says 400 s.
+    assert times[:2] == pytest.approx([300.0, 400.0])

@@ -455,7 +455,8 @@ async def test_unknown_submit_without_a_callback_stays_unknown_and_is_not_resubm
 
 async def test_attached_task_is_polled_normally_even_with_a_receiver() -> None:
     """A task submitted earlier (no callback URL of this run) is polled, not left to a fallback."""
-    poll = PollPolicy().scaled(0.2)  # a fallback poll would wait 12 s
+    # A fallback poll would wait 12 s; the jobs' expected duration is the emulator's (20 s).
+    poll = PollPolicy(expected_duration=(10, 40)).scaled(0.2)
     async with Emulator(time_scale=SCALE, seed=29) as emu, emu.client(poll=poll) as client:
         task = await client.submit("seedance-2", clip(20))
         receiver = CallbackReceiver(client)

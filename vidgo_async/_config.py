@@ -8,6 +8,7 @@ Every default lives here as a named constant. Durations accept seconds or a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -44,6 +45,8 @@ DEFAULT_POLL_MULTIPLIER = 1.5
 DEFAULT_POLL_MAX_INTERVAL = 30.0
 DEFAULT_POLL_MIN_INTERVAL = 1.0
 DEFAULT_POLL_JITTER = 0.2
+# The documented generation time of a video (status.mdx, "Polling Best Practices").
+DEFAULT_EXPECTED_DURATION = (90.0, 300.0)
 DEFAULT_WAIT_TIMEOUT = 1800.0
 DEFAULT_NOT_FOUND_GRACE = 60.0
 
@@ -174,6 +177,14 @@ class RetryPolicy:
 UnknownStatusAction = Literal["raise", "poll"]
 
 
+def _to_pair(value: Sequence[float]) -> tuple[float, float]:
+    """A (soonest, latest) pair from any two-item sequence (its values checked later)."""
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"expected_duration must be two seconds (soonest, latest) (got {value!r})")
+    return items[0], items[1]
+
+
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """How ``wait`` (and the orchestrator's poller) spaces status queries.
@@ -194,6 +205,9 @@ class PollPolicy:
         use_progress: aim polls at the finish time estimated from ``progress``.
         unknown_status: what ``wait`` does on a status it does not know: ``"raise"``
             ``UnknownStatusError`` at once, or ``"poll"`` on until the deadline.
+        expected_duration: (soonest, latest) seconds a job is expected to take before the
+            orchestrator has learned better: its polls aim at this window when progress
+            says nothing (default: the documented 90–300 s of a video).
     """
 
     initial_delay: float = attrs.field(
@@ -215,6 +229,9 @@ class PollPolicy:
     )
     use_progress: bool = True
     unknown_status: UnknownStatusAction = attrs.field(default="raise")
+    expected_duration: tuple[float, float] = attrs.field(
+        default=DEFAULT_EXPECTED_DURATION, converter=_to_pair
+    )
 
     @multiplier.validator
     def _check_multiplier(self, _attribute: attrs.Attribute[float], value: float) -> None:
@@ -232,6 +249,17 @@ class PollPolicy:
     def _check_unknown(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if value not in ("raise", "poll"):
             raise ValueError(f"unknown_status must be 'raise' or 'poll' (got {value!r})")
+
+    @expected_duration.validator
+    def _check_expected(
+        self, _attribute: attrs.Attribute[tuple[float, float]], value: tuple[float, float]
+    ) -> None:
+        numbers = all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in value)
+        if not numbers or value[0] > value[1]:
+            raise ValueError(
+                "expected_duration must be two positive seconds (soonest, latest) with "
+                f"soonest <= latest (got {value!r})"
+            )
 
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:
@@ -251,4 +279,8 @@ class PollPolicy:
             min_interval=self.min_interval * factor,
             timeout=None if self.timeout is None else self.timeout * factor,
             not_found_grace=self.not_found_grace * factor,
+            expected_duration=(
+                self.expected_duration[0] * factor,
+                self.expected_duration[1] * factor,
+            ),
         )

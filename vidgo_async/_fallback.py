@@ -22,11 +22,12 @@ import attrs
 
 from ._config import PollPolicy
 
-__all__ = ["DurationEstimator", "fallback_schedule"]
+__all__ = ["DurationEstimator", "DurationWindows", "fallback_schedule"]
 
 _WINDOW = 64  # recent jobs only: generation times drift with the platform's load
 _GROWTH = 2.0  # each fallback poll that finds the job running doubles the next wait
 _MAX_GROWTH = 8.0  # ... up to this many times the first wait
+_TRUSTED = 8  # jobs of one kind ended before their soonest end replaces the seed's
 
 
 class DurationEstimator:
@@ -43,6 +44,47 @@ class DurationEstimator:
     def expected(self) -> float | None:
         """Return the median recent duration, or ``None`` before any job ended."""
         return statistics.median(self._samples) if self._samples else None
+
+
+class DurationWindows:
+    """Learn the (soonest, latest) submit-to-end time per kind of job, to aim polls by.
+
+    A kind is whatever key the caller picks (the orchestrator: model, resolution, video
+    duration). The window starts as the ``seed`` (the documented range); the jobs seen end
+    widen it, and once ``_TRUSTED`` of a kind ended, its soonest is the soonest seen. The
+    latest never drops below the seed's: the jobs that end first in a batch are the short
+    ones, and the ones still running are not in the sample yet.
+    """
+
+    def __init__(self, window: int = _WINDOW) -> None:
+        self._window = window
+        self._samples: dict[object, deque[float]] = {}
+        self._spans: dict[object, tuple[float, float]] = {}  # kind -> (shortest, longest)
+
+    def observe(self, kind: object, seconds: float) -> None:
+        """Record one ``kind`` of job's submit-to-end time (nonsense values are ignored)."""
+        if seconds >= 0 and seconds != float("inf"):
+            samples = self._samples.get(kind)
+            if samples is None:
+                samples = self._samples[kind] = deque(maxlen=self._window)
+            samples.append(seconds)
+            self._spans[kind] = (min(samples), max(samples))
+
+    def window(self, kind: object, seed: tuple[float, float] | None) -> tuple[float, float] | None:
+        """Return the expected (soonest, latest) seconds of a ``kind`` of job, if known.
+
+        Without a seed (no documented range), a kind needs ``_TRUSTED`` ended jobs first.
+        Cheap: asked again at every poll, so a batch's first endings re-aim the rest.
+        """
+        span = self._spans.get(kind)
+        if span is None:
+            return seed
+        shortest, longest = span
+        trusted = len(self._samples[kind]) >= _TRUSTED
+        if seed is None:
+            return span if trusted else None
+        soonest = shortest if trusted else min(shortest, seed[0])
+        return soonest, max(longest, seed[1])
 
 
 def fallback_schedule(

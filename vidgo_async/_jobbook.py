@@ -16,11 +16,11 @@ import anyio
 import anyio.abc
 
 from ._clock import Clock
-from ._fallback import DurationEstimator
+from ._fallback import DurationEstimator, DurationWindows
 from ._jobs import Job, JobAbandonedError, JobResult, JobState, Progress
 from ._models import Task
 
-__all__ = ["JobBook", "JobHandle", "JobRecorder"]
+__all__ = ["JobBook", "JobHandle", "JobRecorder", "job_kind"]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -90,6 +90,12 @@ class JobHandle:
         return self._book.cancel_queued(self._job, "the job was cancelled")
 
 
+def job_kind(job: Job) -> tuple[str, object, object]:
+    """The kind of a job whose duration is learned: its model, resolution and video length."""
+    data = job.input
+    return (job.model, data.get("resolution"), data.get("duration"))
+
+
 class JobBook:
     """The live jobs of one orchestrator and the one way they end.
 
@@ -112,6 +118,7 @@ class JobBook:
         self.recorded: set[Job] = set()
         self.counts = dict.fromkeys(JobState, 0)
         self.durations = DurationEstimator()
+        self.windows = DurationWindows()
         # Called with every job that is released (the poller forgets it, the callback
         # registry drops its token).
         self.release_hooks: list[Callable[[Job], None]] = []
@@ -162,6 +169,12 @@ class JobBook:
         for callback in self.done_callbacks.pop(job, ()):
             callback(job)
 
+    def expected_window(
+        self, job: Job, seed: tuple[float, float] | None
+    ) -> tuple[float, float] | None:
+        """The (soonest, latest) seconds a job like ``job`` is expected to take, if known."""
+        return self.windows.window(job_kind(job), seed)
+
     def when_done(self, job: Job, callback: Callable[[Job], None]) -> None:
         """Call ``callback(job)`` once the job ends (at once if it has)."""
         if job in self.done:
@@ -174,7 +187,9 @@ class JobBook:
         transition()
         job.revealed = None
         if job.submitted_mono is not None and job.state in (JobState.FINISHED, JobState.FAILED):
-            self.durations.observe(self.clock.monotonic() - job.submitted_mono)
+            took = self.clock.monotonic() - job.submitted_mono
+            self.durations.observe(took)
+            self.windows.observe(job_kind(job), took)
         if self.is_recorded(job):
             await self.record_end(job, log_errors=True)
         self.release(job)

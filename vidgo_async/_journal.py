@@ -18,7 +18,9 @@ processes sharing a journal never both send one job's submit; the loser gets
 (:meth:`Journal.lock_writer`), which is released when the journal is closed or the process dies.
 
 Durability: the file is in WAL mode with ``synchronous=FULL``, so every ``record_*`` call has
-reached the disk when it returns. Several processes on one machine may share one journal:
+reached the disk when it returns. The row writes queued in one event-loop turn share one
+transaction (group commit: one disk sync for them all); each caller returns only after it
+committed. Several processes on one machine may share one journal:
 writes use ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for each other.
 
 Never blocking the event loop: every database call runs in a worker thread
@@ -242,7 +244,7 @@ class Journal(JournalStore):
                 (JournalState.SUBMITTING.value, callback_token, now, key),
             )
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
         """Record the ``task_id`` the API gave for ``key``; call it before counting it in flight.
@@ -281,7 +283,7 @@ class Journal(JournalStore):
                 (JournalState.IN_FLIGHT.value, task_id, now, now, key),
             )
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def record_unknown(self, key: str, error: BaseException | str) -> JournalEntry:
         """Record that the submit for ``key`` was sent but its outcome is unknown.
@@ -302,7 +304,7 @@ class Journal(JournalStore):
                 (JournalState.UNKNOWN.value, error_type, message, now, key),
             )
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def record_failed(
         self, key: str, error_type: str, message: str, task: Task | Mapping[str, Any] | None = None
@@ -326,7 +328,7 @@ class Journal(JournalStore):
                 (JournalState.FAILED.value, error_type, message, task_json, now, now, key),
             )
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def record_terminal(
         self,
@@ -379,7 +381,7 @@ class Journal(JournalStore):
                  state.value, now, now, key),
             )  # fmt: skip
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def record_download(self, key: str, *paths: str | Path) -> JournalEntry:
         """Record the local files downloaded for ``key`` (replacing any earlier list)."""
@@ -394,7 +396,7 @@ class Journal(JournalStore):
                 (files_json, now, key),
             )
 
-        return await self._run(self._write(key, change))
+        return await self._commit(key, change)
 
     async def forget(self, key: str) -> bool:
         """Delete the entry for ``key``; return whether there was one.

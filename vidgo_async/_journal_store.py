@@ -2,13 +2,20 @@
 
 Every database call runs in a worker thread (``anyio.to_thread.run_sync``) on the journal's
 single connection, guarded by a lock; a cancelled caller still waits for its write to
-finish, so a write is never half done. Each write is one ``BEGIN IMMEDIATE`` transaction that
-re-reads the row, applies a change and stores the row's checksum, which turns a damaged byte
-into a clear error instead of a plausible wrong value.
+finish, so a write is never half done.
+
+Group commit: the row writes queued in one event-loop turn go in one ``BEGIN IMMEDIATE``
+transaction (one disk sync for all of them), each inside its own savepoint, so a write that
+is refused (a claim conflict) is rolled back alone and raises for its caller only. Every
+caller wakes only after the transaction holding its write has committed: the durability of
+each ``record_*`` call is unchanged. Each write re-reads the row, applies a change and stores
+the row's checksum, which turns a damaged byte into a clear error instead of a plausible
+wrong value.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -19,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._converter import structure
@@ -62,6 +71,8 @@ class JournalStore:
         self._closed = False
         self._lock = threading.Lock()
         self._writer = WriterLock(lock_file_for(self._path))
+        self._queued: list[_Pending] = []
+        self._flushing = False
 
     @property
     def path(self) -> Path:
@@ -169,29 +180,69 @@ class JournalStore:
         # Not cancellable on purpose: a cancelled caller still waits for its commit.
         return await anyio.to_thread.run_sync(call)
 
-    def _write(
+    async def _commit(
         self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
-    ) -> Callable[[sqlite3.Connection], JournalEntry]:
+    ) -> JournalEntry:
+        """Apply ``change`` to the row of ``key`` in the next group commit; return the row.
+
+        Returns (or raises) only after the transaction holding the write has ended; not
+        cancellable, like every journal write.
+        """
         if self._readonly:
             raise JournalError("the journal was opened read-only", path=str(self._path))
+        if self._closed:
+            raise JournalError("the journal is closed", path=str(self._path))
+        pending = _Pending(self._row_write(key, change))
+        self._queued.append(pending)
+        with anyio.CancelScope(shield=True):
+            if not self._flushing:
+                await self._flush()
+            else:
+                await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None  # noqa: S101 - set when no error
+        return pending.entry
 
-        def transaction(conn: sqlite3.Connection) -> JournalEntry:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                change(conn, self._load(conn, key))
-                row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-                if row is None:  # pragma: no cover - every change writes the row
-                    raise self._error(f"no journal entry for key {key!r}")
-                checksum = row_checksum(row[:-1])
-                conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
-                entry = self._entry((*row[:-1], checksum))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return entry
+    async def _flush(self) -> None:
+        """Commit every queued write, batch by batch, until none is left (one flusher)."""
+        self._flushing = True
+        try:
+            # Let the other tasks of this loop turn queue their writes into this batch.
+            await anyio.lowlevel.checkpoint()
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    await self._run(
+                        functools.partial(_commit_batch, batch=batch, error=self._error)
+                    )
+                except BaseException as exc:
+                    for pending in batch:
+                        if pending.entry is None and pending.error is None:
+                            pending.error = exc
+                    if not isinstance(exc, Exception):
+                        raise
+                finally:
+                    for pending in batch:
+                        if pending.entry is None and pending.error is None:
+                            pending.error = self._error("the journal write was interrupted")
+                        pending.done.set()
+        finally:
+            self._flushing = False
 
-        return transaction
+    def _row_write(
+        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
+    ) -> Callable[[sqlite3.Connection], JournalEntry]:
+        def write(conn: sqlite3.Connection) -> JournalEntry:
+            change(conn, self._load(conn, key))
+            row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+            if row is None:  # pragma: no cover - every change writes the row
+                raise self._error(f"no journal entry for key {key!r}")
+            checksum = row_checksum(row[:-1])
+            conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
+            return self._entry((*row[:-1], checksum))
+
+        return write
 
     def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
         row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
@@ -229,6 +280,54 @@ class JournalStore:
 
     def _missing(self, key: str, action: str) -> JournalError:
         return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
+
+
+class _Pending:
+    """One queued row write and, once its transaction ended, its outcome."""
+
+    __slots__ = ("done", "entry", "error", "write")
+
+    def __init__(self, write: Callable[[sqlite3.Connection], JournalEntry]) -> None:
+        self.write = write
+        self.done = anyio.Event()
+        self.entry: JournalEntry | None = None
+        self.error: BaseException | None = None
+
+
+def _commit_batch(
+    conn: sqlite3.Connection, *, batch: list[_Pending], error: Callable[[str], JournalError]
+) -> None:
+    """Run every write of ``batch`` in one transaction, each in its own savepoint.
+
+    A write that raises is rolled back alone and keeps its error; the others commit. The
+    outcomes are set only once the transaction committed (a failed commit raises for all).
+    """
+    outcomes: list[tuple[JournalEntry | None, BaseException | None]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for pending in batch:
+            conn.execute("SAVEPOINT row_write")
+            try:
+                entry = pending.write(conn)
+            except sqlite3.DatabaseError as exc:
+                conn.execute("ROLLBACK TO row_write")
+                conn.execute("RELEASE row_write")
+                failure = error(f"journal write or read failed ({exc})")
+                failure.__cause__ = exc
+                outcomes.append((None, failure))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO row_write")
+                conn.execute("RELEASE row_write")
+                outcomes.append((None, exc))
+            else:
+                conn.execute("RELEASE row_write")
+                outcomes.append((entry, None))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for pending, (written, refused) in zip(batch, outcomes, strict=True):
+        pending.entry, pending.error = written, refused
 
 
 def row_checksum(values: tuple[Any, ...]) -> str:

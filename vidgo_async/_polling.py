@@ -33,6 +33,15 @@ rate is measured from the submit, queue time included, so the estimate can run l
 next poll then comes no later than the time since the submit, to take a second reading
 and a true rate (at most one extra query, on short jobs). A server hint (a ``Retry-After`` on a status answer) wins,
 clamped to ``[min_interval, MAX_SERVER_HINT]``.
+
+Without usable progress but with an expected ``window`` of durations (the orchestrator
+learns one per model/resolution/duration, seeded by the documented 90–300 s of a video),
+the first poll is aimed at the window's start (the soonest a job like this has ended; later
+waits before it at most ``EARLY_FRACTION`` of the time spent); inside
+the window the interval is a ``1/WINDOW_POLLS`` of its width (so a job is seen ending within
+half of that, on average); past the window it stretches with the time spent
+(``LATE_FRACTION`` of it). ``min_interval``, ``max_interval`` and the jitter still bound
+every interval.
 """
 
 from __future__ import annotations
@@ -61,8 +70,11 @@ from ._errors import (
 from ._models import Task, TaskStatus
 
 __all__ = [
+    "EARLY_FRACTION",
+    "LATE_FRACTION",
     "MAX_SERVER_HINT",
     "MAX_UNREADABLE_ANSWERS",
+    "WINDOW_POLLS",
     "PollState",
     "PollTracker",
     "Step",
@@ -77,6 +89,13 @@ MAX_UNREADABLE_ANSWERS = 3
 # How far past the estimated finish a poll is aimed, as a fraction of the time left:
 # a little late costs lag, a little early costs one more (short) poll.
 _AIM_MARGIN = 0.04
+# Polls across the expected window of durations when there is no progress to aim by.
+WINDOW_POLLS = 48
+# Before the expected window, the longest wait after the first poll, as a fraction of the
+# time since the submit (a job ending before a window not yet learned is not missed long).
+EARLY_FRACTION = 0.5
+# Past the expected window, the interval as a fraction of the time since the submit.
+LATE_FRACTION = 0.04
 # The smallest backoff base after failed queries, for policies scaled down to nothing.
 _MIN_BACKOFF_BASE = 0.001
 
@@ -86,11 +105,13 @@ class PollState:
     """The schedule of one task: feed it observations, ask it for the next delay.
 
     Times are seconds on any monotonic clock; ``started_at`` is when the task was
-    submitted (or first watched).
+    submitted (or first watched); ``window`` is (soonest, latest) expected seconds from
+    ``started_at`` to the end, used when progress says nothing (``None``: none known).
     """
 
     policy: PollPolicy
     started_at: float
+    window: tuple[float, float] | None = None
     polls: int = 0
     first_progress: int = 0
     first_progress_at: float | None = None
@@ -133,6 +154,35 @@ class PollState:
         remaining = (100 - self.last_progress) / rate - (now - self.last_progress_at)
         return max(0.0, remaining), single
 
+    def expects_end(self, now: float) -> bool:
+        """Whether the task may well have ended by ``now`` (worth polling first when behind).
+
+        True once the progress estimate says it is (nearly) done, or, without one, once the
+        time since the submit reached the expected window.
+        """
+        remaining = self._estimate(now)[0]
+        if remaining is not None:
+            return remaining <= self.policy.min_interval
+        window = self.window
+        return window is not None and now - self.started_at >= window[0]
+
+    def window_delay(self, now: float, draw: float) -> float | None:
+        """The un-clamped wait aimed by the expected window, or ``None`` without one."""
+        window = self.window
+        if window is None:
+            return None
+        soonest, latest = window
+        elapsed = now - self.started_at
+        step = max(self.policy.min_interval, (latest - soonest) / WINDOW_POLLS)
+        if elapsed < soonest:
+            # Aimed at the window (no jitter needed: every task has its own start), but
+            # never more than half the time spent: a window still unlearned can be late.
+            wait = soonest - elapsed
+            return wait if self.polls == 0 else min(wait, max(step, EARLY_FRACTION * elapsed))
+        if elapsed >= latest:
+            step = max(step, LATE_FRACTION * elapsed)
+        return step * (1.0 + self.policy.jitter * (2.0 * draw - 1.0))
+
     def geometric_delay(self) -> float:
         """The un-jittered interval after ``polls`` queries, ignoring progress."""
         policy = self.policy
@@ -171,7 +221,11 @@ class PollState:
                 # come back by the time already spent, for a second reading and a true rate.
                 delay = min(delay, now - self.started_at)
         else:
-            delay = self.geometric_delay() * (1.0 + policy.jitter * (2.0 * draw - 1.0))
+            aimed = self.window_delay(now, draw)
+            if aimed is not None:
+                delay = aimed
+            else:
+                delay = self.geometric_delay() * (1.0 + policy.jitter * (2.0 * draw - 1.0))
         return min(max(delay, policy.min_interval), policy.max_interval)
 
 
@@ -251,6 +305,8 @@ class PollTracker:
         budget: the shared retry budget; when it is empty, failed queries wait
             ``max_interval``.
         rng: the random source of jitter.
+        window: (soonest, latest) expected seconds from ``started_at`` to the end, to aim
+            polls by when progress says nothing (``None``: the geometric schedule).
     """
 
     task_id: str
@@ -261,18 +317,27 @@ class PollTracker:
     timeout: float | None = None
     budget: Budget | None = None
     rng: random.Random | None = None
+    window: tuple[float, float] | None = None
     last: Task | None = None
     errors: int = 0
     unreadable: int = 0
     schedule: PollState = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.schedule = PollState(self.policy, started_at=self.started_at)
+        self.schedule = PollState(self.policy, started_at=self.started_at, window=self.window)
 
     @property
     def polls(self) -> int:
         """Status answers seen so far."""
         return self.schedule.polls
+
+    def expect(self, window: tuple[float, float] | None) -> None:
+        """Aim later polls by a new expected ``window`` (learned since the watch began)."""
+        self.window = self.schedule.window = window
+
+    def rank(self, now: float) -> int:
+        """How urgent a due poll is when polls fall behind: 0 (may have ended) or 1."""
+        return 0 if self.schedule.expects_end(now) else 1
 
     def start(self, now: float, task: Task | None = None) -> Step:
         """Return the first step for a task held already (e.g. the submit's answer).

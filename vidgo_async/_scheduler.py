@@ -1,8 +1,11 @@
 """The one poller: a heap of next-due times for every waiting job, and one timer.
 
-No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in a heap;
-one task sleeps until the earliest, takes a turn from the shared status gate, and issues the
-query in a small pool of at most ``max_concurrent`` requests. Each answer reschedules its
+No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in a heap
+and a fixed pool of ``max_concurrent`` workers pulls from it: one idle worker sleeps until
+the earliest entry, the others rest; a worker takes a due entry, a turn from the shared
+status gate, and issues the query itself (no task, semaphore or cancel scope per poll).
+When polls fall behind, the due entries are taken most urgent first: jobs that may have
+ended (past their expected end, :meth:`PollTracker.rank`) before the ones merely checked on. Each answer reschedules its
 job from the pure poll schedule (``PollState``); a callback (or anything else) can move a
 job's entry to "now" with :meth:`Scheduler.poke`. Deadlines live in the same heap. So
 10 000 waiting jobs cost one timer and a heap, and never burst the status endpoint.
@@ -25,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
-import anyio.abc
 
 from ._config import PollPolicy
 from ._errors import TaskLostError, VidgoError
@@ -80,11 +82,12 @@ class PollHandler(Protocol):
 class _Watch:
     """The poll record of one in-flight job."""
 
-    __slots__ = ("active", "final", "generation", "job", "poked", "tracker")
+    __slots__ = ("active", "final", "generation", "job", "learns", "poked", "tracker")
 
-    def __init__(self, job: Job, tracker: PollTracker) -> None:
+    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
         self.job = job
         self.tracker = tracker
+        self.learns = learns  # re-aimed by the expected window at every answer
         self.generation = 0
         self.active = True
         self.poked = False
@@ -102,6 +105,12 @@ class _Deadline:
 
 
 _Entry = tuple[float, int, "_Watch | _Deadline", int]
+# (rank, due, seq, item, generation): due entries, the most urgent first (see PollTracker.rank).
+_Ready = tuple[int, float, int, "_Watch | _Deadline", int]
+
+# Due entries moved from the timer heap to the ready heap at a time: enough to reorder a
+# backlog by urgency, few enough that one turn never walks a whole 100 000-entry backlog.
+_READY_BATCH = 256
 
 
 class Scheduler:
@@ -115,6 +124,8 @@ class Scheduler:
         poll: the default poll policy.
         max_concurrent: status queries on the wire at once.
         budget: the client's retry budget; when empty, errors back off to the slowest rate.
+        expected: the (soonest, latest) seconds a job is expected to take, asked at every
+            answer so that polls follow what the batch has learned (``None``: not known).
     """
 
     def __init__(
@@ -127,6 +138,7 @@ class Scheduler:
         poll: PollPolicy,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT_POLLS,
         budget: Budget | None = None,
+        expected: Callable[[Job], tuple[float, float] | None] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent!r})")
@@ -136,8 +148,12 @@ class Scheduler:
         self._clock = clock
         self._poll = poll
         self._budget = budget
-        self._slots = anyio.Semaphore(max_concurrent)
+        self._expected = expected
+        self._workers = max_concurrent
         self._heap: list[_Entry] = []
+        self._ready: list[_Ready] = []
+        self._idle: anyio.Event | None = None
+        self._timer_held = False
         self._seq = 0
         self._watches: dict[Job, _Watch] = {}
         self._deadlines: dict[Job, _Deadline] = {}
@@ -155,19 +171,30 @@ class Scheduler:
     # -- registration (synchronous, cheap) ------------------------------------------
 
     def watch(
-        self, job: Job, *, policy: PollPolicy | None = None, first_delay: float | None = None
+        self,
+        job: Job,
+        *,
+        policy: PollPolicy | None = None,
+        first_delay: float | None = None,
+        window: tuple[float, float] | None = None,
     ) -> None:
         """Start polling an in-flight job (its ``task_id`` and ``submitted_mono`` are set).
 
         Args:
             policy: a poll policy for this job (e.g. a slow fallback when a callback is due).
             first_delay: seconds before the first query; by default the policy's schedule.
+            window: the (soonest, latest) seconds the job is expected to take, to aim
+                polls by when its progress says nothing (by default the ``expected`` one;
+                a watch with its own ``policy`` has none unless given).
         """
         task_id = job.task_id
         if task_id is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
         now = self._clock.monotonic()
         started = job.submitted_mono if job.submitted_mono is not None else now
+        learns = window is None and policy is None and self._expected is not None
+        if learns and self._expected is not None:
+            window = self._expected(job)
         tracker = PollTracker(
             task_id,
             policy or self._poll,
@@ -175,8 +202,9 @@ class Scheduler:
             submitted_at=started,
             budget=self._budget,
             rng=self._clock.rng,
+            window=window,
         )
-        watch = _Watch(job, tracker)
+        watch = _Watch(job, tracker, learns=learns)
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
@@ -228,38 +256,88 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Poll due jobs until cancelled."""
+        """Poll due jobs until cancelled: ``max_concurrent`` workers share the one heap."""
         async with anyio.create_task_group() as task_group:
-            while True:
-                item = await self._next_due()
-                if isinstance(item, _Deadline):
-                    self._deadline_due(item, task_group)
-                    continue
-                issued = await self._gate.acquire()
-                await self._slots.acquire()
-                if not item.active:
-                    self._slots.release()
-                    continue
-                item.poked = False
-                task_group.start_soon(self._query, item, issued)
+            for _ in range(self._workers):
+                task_group.start_soon(self._worker)
 
-    async def _next_due(self) -> _Watch | _Deadline:
-        heap = self._heap
+    async def _worker(self) -> None:
+        # One of a fixed pool: no task, semaphore or cancel scope is made per poll.
         while True:
-            while heap and self._stale(heap[0]):
-                heapq.heappop(heap)
-            now = self._clock.monotonic()
-            if heap and heap[0][0] <= now:
-                return heapq.heappop(heap)[2]
-            self._sleep_until = heap[0][0] if heap else math.inf
+            item = await self._take()
+            if isinstance(item, _Deadline):
+                await self._deadline_due(item)
+                continue
+            issued = await self._gate.acquire()
+            if not item.active:
+                continue
+            item.poked = False
+            await self._query(item, issued)
+
+    def _due(self, now: float) -> _Watch | _Deadline | None:
+        """Pop the most urgent due entry: past the heap's head, the ready heap's order wins."""
+        heap, ready = self._heap, self._ready
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._stale(entry):
+                continue
+            item = entry[2]
+            rank = 0 if isinstance(item, _Deadline) or item.poked else item.tracker.rank(now)
+            heapq.heappush(ready, (rank, entry[0], entry[1], item, entry[3]))
+            if len(ready) >= _READY_BATCH:
+                break
+        while ready:
+            _rank, _due, _seq, item, generation = heapq.heappop(ready)
+            if isinstance(item, _Deadline):
+                if item.active:
+                    return item
+            elif item.active and generation == item.generation:
+                return item
+        return None
+
+    async def _take(self) -> _Watch | _Deadline:
+        """Wait for the next due entry; one idle worker keeps the timer, the others rest."""
+        while True:
+            item = self._due(self._clock.monotonic())
+            if item is not None:
+                if self._ready or (self._heap and self._heap[0][0] <= self._clock.monotonic()):
+                    self._rouse()  # more is due: let a resting worker take it
+                return item
+            if self._timer_held:
+                idle = self._idle
+                if idle is None:
+                    idle = self._idle = anyio.Event()
+                await idle.wait()
+                continue
+            await self._keep_timer()
+
+    def _rouse(self) -> None:
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.set()
+
+    async def _keep_timer(self) -> None:
+        """Sleep until the heap's head is due (or a push brings it forward)."""
+        heap = self._heap
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        now = self._clock.monotonic()
+        if heap and heap[0][0] <= now:
+            return
+        self._timer_held = True
+        self._sleep_until = heap[0][0] if heap else math.inf
+        try:
             with anyio.CancelScope() as scope:
                 self._wake = scope
                 if heap:
                     await self._clock.sleep(self._sleep_until - now)
                 else:
                     await anyio.sleep_forever()
+        finally:
             self._wake = None
             self._sleep_until = math.inf
+            self._timer_held = False
+            self._rouse()
 
     @staticmethod
     def _stale(entry: _Entry) -> bool:
@@ -268,7 +346,7 @@ class Scheduler:
             return not item.active
         return not item.active or entry[3] != item.generation
 
-    def _deadline_due(self, timer: _Deadline, task_group: anyio.abc.TaskGroup) -> None:
+    async def _deadline_due(self, timer: _Deadline) -> None:
         job = timer.job
         self._deadlines.pop(job, None)
         watch = self._watches.get(job)
@@ -277,41 +355,38 @@ class Scheduler:
             watch.final = True
             self.poke(job)
             return
-        task_group.start_soon(self._handler.deadline_passed, job)
+        await self._handler.deadline_passed(job)
 
     async def _query(self, watch: _Watch, issued: float) -> None:
         job = watch.job
+        task_id = job.task_id
+        assert task_id is not None  # noqa: S101 - watch() requires it
+        self.polls += 1
         try:
-            task_id = job.task_id
-            assert task_id is not None  # noqa: S101 - watch() requires it
-            self.polls += 1
-            try:
-                task, hint = await self._fetch(task_id)
-            except VidgoError as exc:
-                step = watch.tracker.on_error(exc, self._clock.monotonic())
-                if step.throttle:
-                    self._gate.on_throttle(step.retry_after, issued_at=issued)
-                if step.kind is StepKind.LOST:
-                    logger.warning(
-                        "vidgo lost track of task %s of job %r: %s", task_id, job.key, exc
-                    )
-                    assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
-                    await self._drop(watch, step.error)
-                else:
-                    await self._retry_later(watch, step)
-                return
-            self._gate.on_success()
-            if self._budget is not None and watch.tracker.errors == 0:
-                self._budget.record_success()
-            await self._answered(watch, task, hint)
-        finally:
-            self._slots.release()
+            task, hint = await self._fetch(task_id)
+        except VidgoError as exc:
+            step = watch.tracker.on_error(exc, self._clock.monotonic())
+            if step.throttle:
+                self._gate.on_throttle(step.retry_after, issued_at=issued)
+            if step.kind is StepKind.LOST:
+                logger.warning("vidgo lost track of task %s of job %r: %s", task_id, job.key, exc)
+                assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
+                await self._drop(watch, step.error)
+            else:
+                await self._retry_later(watch, step)
+            return
+        self._gate.on_success()
+        if self._budget is not None and watch.tracker.errors == 0:
+            self._budget.record_success()
+        await self._answered(watch, task, hint)
 
     async def _answered(self, watch: _Watch, task: Task, hint: float | None) -> None:
         if not watch.active:
             return  # ended some other way while the query was on the wire
         job = watch.job
         now = self._clock.monotonic()
+        if watch.learns and self._expected is not None:
+            watch.tracker.expect(self._expected(job))
         step = watch.tracker.on_task(task, now, hint)
         keep = await self._handler.task_seen(job, task)
         if not self._still_active(watch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from ._catalog import catalog
 from ._clock import Clock
 from ._config import PollPolicy
 from ._errors import SubmitOutcomeUnknownError, TaskLostError, WaitTimeoutError
@@ -59,6 +60,7 @@ class Tracking:
         self._clock = clock
         self._poll = poll
         self.job_timeout = job_timeout
+        self._seeds: dict[str, tuple[float, float] | None] = {}
         self.scheduler = Scheduler(
             fetch,
             self,
@@ -67,6 +69,7 @@ class Tracking:
             poll=poll,
             max_concurrent=max_concurrent,
             budget=budget,
+            expected=self._expected,
         )
         book.release_hooks.append(self.scheduler.forget)
 
@@ -93,6 +96,15 @@ class Tracking:
             self.scheduler.watch(job, policy=slow, first_delay=first_delay)
         else:
             self.scheduler.watch(job)
+
+    def _expected(self, job: Job) -> tuple[float, float] | None:
+        # The documented generation time is a video's; other kinds learn their own.
+        seed = self._seeds.get(job.model)
+        if seed is None and job.model not in self._seeds:
+            spec = catalog().models.get(job.model)
+            video = spec is not None and spec.kind == "video"
+            seed = self._seeds[job.model] = self._poll.expected_duration if video else None
+        return self._book.expected_window(job, seed)
 
     async def went_in_flight(self, job: Job, task: Task, now: float) -> None:
         """Apply the first task of a job that just went in flight (submit answer, adoption)."""

@@ -38,6 +38,7 @@ from .._fleet_gates import FleetGates
 from .._jobs import JobResult
 from .._journal_entry import JournalEntry
 from .._resume import JournalRecorder, plan_resume
+from . import _loop
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -80,7 +81,7 @@ def run_fleet(lines: Sequence[BatchLine], args: argparse.Namespace, url: str) ->
     quiet = _DropClaimNotes()
     logging.getLogger(_LOGGER).addFilter(quiet)
     try:
-        return anyio.run(run.main)
+        return _loop.run(run.main)
     except KeyboardInterrupt:
         _say("vidgo-async batch: stopped; the rest of the fleet goes on (rerun to rejoin)")
         return 130

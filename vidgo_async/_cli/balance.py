@@ -6,10 +6,9 @@ import argparse
 import json
 import sys
 
-import anyio
-
 from .._errors import AuthenticationError, PermissionDeniedError, VidgoError
 from .._models import Balance
+from . import _loop
 from ._preflight import add_api_options, check_api_options, display_base_url
 
 __all__ = ["register"]
@@ -53,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
             return await client.balance()
 
     try:
-        balance = anyio.run(query)
+        balance = _loop.run(query)
     except (AuthenticationError, PermissionDeniedError) as exc:
         _say(f"the API refused the key ({exc}). HINT: check VIDGO_API_KEY.")
         return 1

@@ -26,7 +26,7 @@ from .._jobs import JobResult, JobState
 from .._journal import Journal
 from .._journal_api import is_postgres_url
 from .._orchestrator import JobHandle, Orchestrator
-from . import _preflight, _signals
+from . import _loop, _preflight, _signals
 from ._batch_callbacks import CallbackSetupError, callback_receiver, reregister_tokens
 from ._batch_callbacks import add_arguments as add_callback_arguments
 from ._batch_callbacks import settings_from_args as callback_settings
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     if args.emulator:  # the summary says what happens to the emulator's tasks, truthfully
         handler.addFilter(_not_billed_warning)
     try:
-        code = anyio.run(_signals.guard, state, lambda: runner.resume.run(runner.main))
+        code = _loop.run(_signals.guard, state, lambda: runner.resume.run(runner.main))
     except CallbackSetupError as exc:  # the receiver could not listen: nothing was submitted
         for text in exc.lines:
             _say(text)

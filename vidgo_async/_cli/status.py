@@ -6,11 +6,10 @@ import argparse
 import json
 import sys
 
-import anyio
-
 from .._converter import converter
 from .._errors import NotFoundError, VidgoError
 from .._models import Task
+from . import _loop
 from ._preflight import add_api_options, check_api_options
 
 __all__ = ["register"]
@@ -55,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
             return await client.get_task(args.task_id)
 
     try:
-        task = anyio.run(query)
+        task = _loop.run(query)
     except NotFoundError:
         sys.stderr.write(
             f"vidgo-async status: task {args.task_id} was not found. HINT: check the id, and "

@@ -28,6 +28,7 @@ from .._jobs import GenerationRequest, Job, JobResult
 from .._journal_api import is_postgres_url
 from .._models import Task
 from .._resume import JournalRecorder, plan_resume
+from . import _loop
 from ._batch_fleet import FLEET_LEASE
 from ._preflight import check_base_url, check_key
 
@@ -93,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     if problem is not None:
         _say(problem)
         return 2
-    return anyio.run(_serve, args)
+    return _loop.run(_serve, args)
 
 
 class _TokenRecorder:

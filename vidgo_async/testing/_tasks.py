@@ -10,7 +10,8 @@ A prompt may carry a directive, for tests only, in a syntax no ordinary prompt u
 ``seconds`` sets the job's duration in emulated seconds (before ``time_scale``); ``fail``
 makes it end ``failed`` with that ``error_message`` (a bare ``fail`` uses the content-policy
 message); ``progress=none`` keeps ``progress`` at 0 until the job ends (an API that reports
-no progress); ``reject=TYPE`` refuses the submit with HTTP 400 and that error type (e.g.
+no progress); ``progress=back`` makes it back-loaded (rising with the square of the running
+time: slow first, most of it near the end); ``reject=TYPE`` refuses the submit with HTTP 400 and that error type (e.g.
 ``content_moderation_error``). An unreadable directive is refused with a 400 naming it.
 """
 
@@ -62,7 +63,7 @@ def parse_directive(prompt: object) -> Directive | None:
             values["seconds"] = seconds
         elif name == "fail":
             values["fail"] = value if has_value and value else CONTENT_POLICY_MESSAGE
-        elif name == "progress" and value in ("none", "linear"):
+        elif name == "progress" and value in ("none", "linear", "back"):
             values["progress"] = value
         elif name == "reject" and value:
             values["reject"] = value
@@ -109,9 +110,11 @@ class EmulatedTask:
             fraction = (now - self.started_at) / self.duration
             if fraction >= QUEUED_FRACTION:
                 status = "running"
+                running = (fraction - QUEUED_FRACTION) / (1 - QUEUED_FRACTION)
                 if self.progress_mode == "linear":
-                    running = (fraction - QUEUED_FRACTION) / (1 - QUEUED_FRACTION)
                     progress = min(99, max(1, 1 + int(98 * running)))
+                elif self.progress_mode == "back":
+                    progress = min(99, max(1, 1 + int(98 * running * running)))
         return {
             "task_id": self.task_id,
             "status": status,

@@ -1,0 +1,139 @@
+"""Polls aimed by the expected window of durations when progress says nothing (pure)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from vidgo_async import PollPolicy, Task, TaskStatus
+from vidgo_async._fallback import DurationWindows
+from vidgo_async._polling import LATE_FRACTION, WINDOW_POLLS, PollState, PollTracker
+
+POLICY = PollPolicy(initial_delay=2, multiplier=1.5, max_interval=30, min_interval=1, jitter=0.2)
+
+
+def no_progress_polls(duration: float, window: tuple[float, float] | None) -> list[float]:
+    """The poll times of one job of ``duration`` seconds that never reports progress."""
+    state = PollState(POLICY, started_at=0.0, window=window)
+    rng = random.Random(7)
+    now, times = 0.0, []
+    while True:
+        now += state.next_delay(now, rng=rng)
+        times.append(now)
+        if now >= duration:
+            return times
+        state.observe(now, None)
+
+
+def test_first_poll_aims_at_the_window_start_within_the_hard_cap() -> None:
+    """Before the window opens the wait is the time left to it, never over max_interval."""
+    state = PollState(POLICY, started_at=100.0, window=(90.0, 300.0))
+    assert state.next_delay(175.0, rng=random.Random(1)) == pytest.approx(15.0)
+    assert state.next_delay(100.0, rng=random.Random(1)) == POLICY.max_interval
+
+
+def test_before_the_window_a_wait_is_at_most_half_the_time_spent() -> None:
+    """After the first poll, a wait before the window never exceeds half the time spent."""
+    state = PollState(POLICY, started_at=0.0, window=(90.0, 300.0))
+    state.observe(30.0, None)
+    assert state.next_delay(30.0, rng=random.Random(1)) == pytest.approx(15.0)
+    assert state.next_delay(80.0, rng=random.Random(1)) == pytest.approx(10.0)
+
+
+def test_inside_the_window_the_interval_is_a_fraction_of_its_width() -> None:
+    """Between soonest and latest, polls come every (latest - soonest) / WINDOW_POLLS ± jitter."""
+    state = PollState(POLICY, started_at=0.0, window=(30.0, 270.0))
+    step = 240.0 / WINDOW_POLLS
+    delays = [state.next_delay(100.0, rng=random.Random(seed)) for seed in range(50)]
+    assert all(step * (1 - POLICY.jitter) <= d <= step * (1 + POLICY.jitter) for d in delays)
+
+
+def test_past_the_window_the_interval_stretches_with_the_time_spent() -> None:
+    """A job running far past its window costs ever fewer polls, bounded by max_interval."""
+    state = PollState(POLICY, started_at=0.0, window=(30.0, 60.0))
+    delay = state.next_delay(400.0, rng=random.Random(3))
+    assert delay >= LATE_FRACTION * 400.0 * (1 - POLICY.jitter)
+    assert state.next_delay(5000.0, rng=random.Random(3)) == POLICY.max_interval
+
+
+def test_over_30_to_300_s_jobs_a_window_beats_a_fixed_6_s_poller() -> None:
+    """Across jobs spread over the window, fewer polls than every 6 s, and less lag."""
+    durations = [30.0 + 270.0 * (i + 0.5) / 100 for i in range(100)]
+    ours = [no_progress_polls(d, (30.0, 300.0)) for d in durations]
+    fixed_polls = sum(math.ceil(d / 6.0) for d in durations)
+    fixed_lag = sum(math.ceil(d / 6.0) * 6.0 - d for d in durations)
+    assert sum(len(times) for times in ours) < fixed_polls
+    assert sum(times[-1] - d for times, d in zip(ours, durations, strict=True)) < fixed_lag
+
+
+def test_progress_wins_over_the_window() -> None:
+    """With a rising progress the poll is aimed at the estimated finish, not the window."""
+    state = PollState(POLICY, started_at=0.0, window=(200.0, 300.0))
+    state.observe(10.0, 10)
+    state.observe(20.0, 20)
+    assert state.next_delay(20.0, rng=random.Random(1)) == POLICY.max_interval
+    assert state.estimated_remaining(20.0) == pytest.approx(80.0)
+
+
+def test_expects_end_from_the_window_or_the_progress() -> None:
+    """A job is worth polling first once past its window's start or nearly done by progress."""
+    windowed = PollState(POLICY, started_at=0.0, window=(50.0, 100.0))
+    assert not windowed.expects_end(49.0)
+    assert windowed.expects_end(50.0)
+    assert not PollState(POLICY, started_at=0.0).expects_end(1000.0)
+    progressed = PollState(POLICY, started_at=0.0)
+    progressed.observe(10.0, 10)
+    progressed.observe(20.0, 20)
+    assert not progressed.expects_end(20.0)
+    assert progressed.expects_end(99.5)
+
+
+def test_tracker_rank_follows_the_schedule() -> None:
+    """PollTracker.rank is 0 for a job that may have ended, 1 otherwise."""
+    tracker = PollTracker("t-1", POLICY, started_at=0.0, window=(60.0, 120.0))
+    tracker.start(0.0, Task(task_id="t-1", status=TaskStatus.RUNNING))
+    assert tracker.rank(10.0) == 1
+    assert tracker.rank(61.0) == 0
+
+
+def test_duration_windows_start_from_the_seed_and_learn() -> None:
+    """The seed until jobs end; the soonest seen once enough ended; latest never below seed."""
+    windows = DurationWindows()
+    seed = (90.0, 300.0)
+    assert windows.window("k", seed) == seed
+    windows.observe("k", 40.0)
+    assert windows.window("k", seed) == (40.0, 300.0)
+    for seconds in (150.0, 160.0, 170.0, 180.0, 190.0, 200.0, 210.0):
+        windows.observe("k", seconds)
+    assert windows.window("k", seed) == (40.0, 300.0)
+    windows.observe("k", 500.0)
+    assert windows.window("k", seed) == (40.0, 500.0)
+    windows.observe("k", float("inf"))
+    windows.observe("k", -1.0)
+    assert windows.window("k", seed) == (40.0, 500.0)
+    assert windows.window("other", seed) == seed
+
+
+def test_duration_windows_without_a_seed_need_enough_jobs() -> None:
+    """A kind with no documented range gets a window only after enough jobs ended."""
+    windows = DurationWindows()
+    for seconds in (10.0, 20.0, 30.0):
+        windows.observe("image", seconds)
+    assert windows.window("image", None) is None
+    for seconds in (11.0, 12.0, 13.0, 14.0, 15.0):
+        windows.observe("image", seconds)
+    assert windows.window("image", None) == (10.0, 30.0)
+
+
+def test_expected_duration_is_checked_and_scaled() -> None:
+    """The seed window must be two positive seconds in order; scaled() scales it."""
+    assert PollPolicy().expected_duration == (90.0, 300.0)
+    assert PollPolicy().scaled(0.1).expected_duration == pytest.approx((9.0, 30.0))
+    with pytest.raises(ValueError, match="expected_duration"):
+        PollPolicy(expected_duration=(300.0, 90.0))
+    with pytest.raises(ValueError, match="expected_duration"):
+        PollPolicy(expected_duration=(1.0, 2.0, 3.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected_duration"):
+        PollPolicy(expected_duration=(0.0, 2.0))
