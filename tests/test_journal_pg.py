@@ -97,6 +97,23 @@ async def test_open_journal_picks_the_store_by_target(tmp_path: Path, pg_url: st
         await open_journal(tmp_path / "k.sqlite", max_in_flight=3)
 
 
+async def test_journal_open_returns_postgres_for_a_url_and_sqlite_for_a_path(
+    tmp_path: Path, pg_url: str
+) -> None:
+    pg = await Journal.open(pg_url, owner="w1", max_in_flight=3)
+    as_text = await Journal.open(str(tmp_path / "t.sqlite"))
+    try:
+        assert isinstance(pg, PostgresJournal)
+        assert isinstance(as_text, Journal)
+    finally:
+        await pg.aclose()
+        await as_text.aclose()
+    with pytest.raises(ValueError, match="busy_timeout is a SQLite option"):
+        await Journal.open(pg_url, busy_timeout=1.0)
+    with pytest.raises(ValueError, match="need a postgresql:// journal"):
+        await Journal.open(tmp_path / "k.sqlite", owner="w1")
+
+
 def test_the_password_never_shows() -> None:
     assert redact_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
     assert redact_url("postgresql://app@db/x") == "postgresql://app@db/x"
