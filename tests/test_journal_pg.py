@@ -97,6 +97,23 @@ async def test_open_journal_picks_the_store_by_target(tmp_path: Path, pg_url: st
         await open_journal(tmp_path / "k.sqlite", max_in_flight=3)
 
 
+async def test_journal_open_returns_postgres_for_a_url_and_sqlite_for_a_path(
+    tmp_path: Path, pg_url: str
+) -> None:
+    pg = await Journal.open(pg_url, owner="w1", max_in_flight=3)
+    as_text = await Journal.open(str(tmp_path / "t.sqlite"))
+    try:
+        assert isinstance(pg, PostgresJournal)
+        assert isinstance(as_text, Journal)
+    finally:
+        await pg.aclose()
+        await as_text.aclose()
+    with pytest.raises(ValueError, match="busy_timeout is a SQLite option"):
+        await Journal.open(pg_url, busy_timeout=1.0)
+    with pytest.raises(ValueError, match="need a postgresql:// journal"):
+        await Journal.open(tmp_path / "k.sqlite", owner="w1")
+
+
 def test_the_password_never_shows() -> None:
     assert redact_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
     assert redact_url("postgresql://app@db/x") == "postgresql://app@db/x"
@@ -464,13 +481,14 @@ async def test_a_version_1_journal_is_migrated_to_the_queue_schema(pg_url: str) 
     async with PostgresJournal(pg_url) as journal:
         await journal.record_intent(*_intent("a"))
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as version 1 left it
-        conn.execute("DROP TABLE vidgo_queue, vidgo_gates")
+        conn.execute("DROP TABLE vidgo_queue, vidgo_gates, vidgo_rates")
         conn.execute("UPDATE vidgo_schema SET version = 1")
     async with PostgresJournal(pg_url) as journal:
         assert [entry.key for entry in await journal.entries()] == ["a"]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM vidgo_schema").fetchone() == (PG_SCHEMA_VERSION,)
         assert conn.execute("SELECT to_regclass('vidgo_queue') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute("SELECT to_regclass('vidgo_rates') IS NOT NULL").fetchone() == (True,)
 
 
 async def test_enqueue_is_idempotent_and_refuses_a_changed_request(pg_url: str) -> None:
@@ -561,6 +579,48 @@ async def test_one_process_429_hold_reaches_the_other_processes_gates(pg_url: st
         await sync_b.sync()
         assert gate_b.not_before == pytest.approx(clock_b.now + 30)
         assert other_b.not_before < clock_b.now  # the status gate is not held
+
+
+async def test_three_processes_sharing_a_rate_take_at_most_the_rate_together(
+    pg_url: str,
+) -> None:
+    """Each gate alone would pace 40/s; three sharing 40/s take 40/s together (+ batches)."""
+    import time
+
+    from vidgo_async._clock import Clock
+    from vidgo_async._gates import RateGate
+    from vidgo_async.fleet import FleetGates
+
+    rate, seconds = 40.0, 1.5
+    journals = [PostgresJournal(pg_url, owner=f"p{n}") for n in range(3)]
+    gates = [RateGate(rate, clock=Clock(), name="submit") for _ in journals]
+    fleets = [FleetGates(j, [g]) for j, g in zip(journals, gates, strict=True)]
+    shared = [fleet.rates["submit"] for fleet in fleets]
+
+    async def use(gate: RateGate, until: float) -> None:
+        while time.monotonic() < until:
+            await gate.acquire()
+
+    for journal in journals:
+        await journal.__aenter__()
+    try:
+        start = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for gate in gates:
+                group.start_soon(use, gate, start + seconds)
+        elapsed = time.monotonic() - start
+    finally:
+        for journal in journals:
+            await journal.aclose()
+    total = sum(gate.grants for gate in gates)
+    max_batch = shared[0].max_batch
+    # the rate, the bucket's depth, one batch held by each process, and the last grants
+    # each one took while its deadline passed
+    assert total <= rate * elapsed + max_batch + 3 * max_batch + 3
+    assert total < 2 * rate * seconds  # paced alone, three gates would take 3 * rate * seconds
+    assert all(gate.grants > 0 for gate in gates)
+    # no polling per token: a process waiting on the empty bucket comes back for a batch
+    assert sum(r.takes for r in shared) <= 2 * total
 
 
 async def test_a_worker_job_with_a_callback_base_is_resolved_by_a_fleet_receiver(

@@ -46,6 +46,20 @@ async def test_orchestrator_writes_every_step_through_the_recorder(tmp_path: Pat
         assert emu.stats.submits_accepted == 6
 
 
+async def test_orchestrator_takes_a_bare_journal_and_records_through_it(tmp_path: Path) -> None:
+    """``Orchestrator(journal=Journal.open(...))`` wraps the journal in a JournalRecorder."""
+    async with Emulator(job_seconds=0.0, seed=4) as emu, emu.client() as client:
+        journal = await Journal.open(str(tmp_path / "journal.sqlite"))
+        try:
+            async with Orchestrator(client, poll=FAST, journal=journal) as orch:
+                results = await orch.run([_request(n) for n in range(2)])
+            entries = {e.key: e for e in await journal.entries()}
+        finally:
+            await journal.aclose()
+    assert [entries[r.key].task_id for r in results] == [r.task_id for r in results]
+    assert all(entries[r.key].state is JournalState.FINISHED for r in results)
+
+
 async def test_rejected_and_unknown_outcomes_are_recorded(tmp_path: Path) -> None:
     """A server-failed task and an unanswered submit reach the journal as failed and unknown."""
     bad = GenerationRequest(

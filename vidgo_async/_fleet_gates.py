@@ -1,15 +1,20 @@
-"""The rate gates' hold after a 429, shared by a fleet through its journal, off the hot path.
+"""The rate gates shared by a fleet through its journal, off the hot path.
 
-Each process keeps pacing with its own :class:`~vidgo_async._gates.RateGate` (no database
-round trip per request). Every ``every`` seconds :class:`FleetGates` publishes the moment
+Rates: a gate with a ceiling (``submit_rate``, ``status_rate``) takes its grants in batches
+from one token bucket row per gate name (:class:`~vidgo_async._fleet_rates.FleetRate`), so
+the fleet's total stays at the configured rate however many processes run, while each
+process still paces locally (one database round trip per batch, not per request).
+
+Holds: each process keeps its own AIMD decrease after 429s. Every ``every`` seconds
+:class:`FleetGates` publishes the moment
 before which its gates let nothing pass (a ``Retry-After``), as wall-clock time, and takes
 the latest one any process published: one process's 429 holds the whole fleet's submits
 (or status queries) until the time the server asked for. The gate rows are soft state,
 written with ``synchronous_commit = off`` (a lost write costs one more 429 at most).
 
 Limits: the hold reaches the other processes within ``every`` seconds (plus clock skew
-between machines); the request *rate* itself is paced per process: give each process
-``submit_rate / processes`` to keep a fleet-wide rate.
+between machines); a decrease after 429s slows only the process that saw them (the others
+see the shared hold and the shared rate); give every process the same rates.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._fleet_rates import DEFAULT_BATCH_SECONDS, FleetRate
 from ._gates import RateGate
 
 if TYPE_CHECKING:
@@ -35,8 +41,13 @@ class FleetGates:
         journal: the fleet's journal.
         gates: the orchestrator's gates (``orchestrator.submit_gate``, ``.status_gate``);
             a gate's ``name`` names its row.
-        every: seconds between syncs.
+        every: seconds between syncs of the holds.
         wall, monotonic: the clocks (wall time is shared; ``monotonic`` is the gates' own).
+        share_rates: make each gate's ceiling the fleet's (its grants come in batches from
+            the database); false shares only the holds, and each process paces alone.
+        batch_seconds: the largest batch of grants, in seconds of the gate's rate.
+
+    Constructing it makes the gates share their rates at once (before :meth:`run`).
     """
 
     def __init__(
@@ -47,9 +58,18 @@ class FleetGates:
         every: float = 1.0,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        share_rates: bool = True,
+        batch_seconds: float = DEFAULT_BATCH_SECONDS,
     ) -> None:
         self._journal = journal
         self._gates = list(gates)
+        self.rates: dict[str, FleetRate] = {}
+        if share_rates:
+            for gate in self._gates:
+                if gate.ceiling is not None:
+                    rate = FleetRate(journal, gate.name, gate.ceiling, batch_seconds=batch_seconds)
+                    gate.share(rate, batch_seconds=batch_seconds)
+                    self.rates[gate.name] = rate
         self._every = every
         self._wall = wall
         self._monotonic = monotonic

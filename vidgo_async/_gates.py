@@ -21,6 +21,12 @@ What a 429 (or a timeout) does:
 
 A second clustered storm shows that the rate recovered to is above the server's limit:
 from then on the gate recovers to what the server accepted, not to the old rate.
+
+Shared with a fleet (:meth:`RateGate.share`): a grant also needs one of the grants the gate
+took in a batch from a :class:`GrantSource` (the fleet's bucket in the database). The gate
+keeps pacing locally; it goes to the source only when its batch is used up or stale, and
+sizes the next batch to its own use (doubling while a batch lasts less than
+``batch_seconds``, halving when one lasts four times that).
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-__all__ = ["DEFAULT_DECREASE_FACTOR", "DEFAULT_MIN_RATE", "DEFAULT_RECOVERY_SECONDS", "RateGate"]
+__all__ = [
+    "DEFAULT_DECREASE_FACTOR",
+    "DEFAULT_MIN_RATE",
+    "DEFAULT_RECOVERY_SECONDS",
+    "GrantSource",
+    "RateGate",
+]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -66,6 +78,16 @@ class GateClock(Protocol):
     def monotonic(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+class GrantSource(Protocol):
+    """Where a shared gate takes its grants in batches (``_fleet_rates.FleetRate`` fits)."""
+
+    max_batch: int
+
+    async def take(self, wanted: int) -> tuple[int, float]:
+        """Take up to ``wanted`` grants: return how many, or the seconds to wait for more."""
+        ...
 
 
 class RateGate:
@@ -127,6 +149,15 @@ class RateGate:
         self.grants = 0
         self.throttles = 0
         self.decreases = 0
+        # Shared (``share``): grants held from the source's last batch, and its sizing.
+        self._source: GrantSource | None = None
+        self._held = 0
+        self._held_until = -math.inf
+        self._taken_at = -math.inf
+        self._batch = 1
+        self._starved = False
+        self._batch_seconds = 0.25
+        self._keep = 1.0
 
     def __repr__(self) -> str:
         return f"RateGate({self.name!r}, rate={self.rate!r}, ceiling={self.ceiling!r})"
@@ -144,6 +175,47 @@ class RateGate:
     def hold_until(self, moment: float) -> None:
         """Let nothing pass before the monotonic time ``moment`` (e.g. a fleet's shared 429 hold)."""
         self._not_before = max(self._not_before, moment)
+
+    def share(self, source: GrantSource, *, batch_seconds: float = 0.25, keep: float = 1.0) -> None:
+        """Take every grant from ``source`` too (a fleet's shared rate), in adaptive batches.
+
+        Args:
+            source: where batches of grants come from.
+            batch_seconds: a batch used up sooner than this makes the next one twice as big
+                (up to ``source.max_batch``); one lasting four times this halves it.
+            keep: seconds a batch's grants stay usable; older ones are dropped, so a
+                process never spends a stale batch on top of the fleet's current rate.
+        """
+        if not (math.isfinite(batch_seconds) and batch_seconds > 0):
+            raise ValueError(f"batch_seconds must be positive (got {batch_seconds!r})")
+        if not (math.isfinite(keep) and keep > 0):
+            raise ValueError(f"keep must be a positive number of seconds (got {keep!r})")
+        self._source = source
+        self._batch_seconds = batch_seconds
+        self._keep = keep
+        self._held = 0
+
+    def _holding(self, now: float) -> bool:
+        """Whether a grant may pass as far as the shared source is concerned."""
+        return self._source is None or (self._held > 0 and now < self._held_until)
+
+    async def _refill(self, source: GrantSource, now: float) -> float:
+        """Take the next batch; return the seconds to wait when none was granted."""
+        lasted = now - self._taken_at
+        if self._starved:
+            pass  # the source was empty: the batch's size says nothing about this gate's use
+        elif self._held <= 0 and lasted < self._batch_seconds:
+            self._batch = min(self._batch * 2, source.max_batch)
+        elif lasted > 4 * self._batch_seconds:
+            self._batch = max(1, self._batch // 2)
+        granted, wait = await source.take(self._batch)
+        taken = self._clock.monotonic()
+        self._held = granted
+        self._held_until = taken + self._keep
+        self._starved = granted <= 0
+        if granted > 0:
+            self._taken_at = taken
+        return wait
 
     def _rate_at(self, now: float) -> float | None:
         if self._decreased_at is None:
@@ -166,15 +238,21 @@ class RateGate:
         await anyio.lowlevel.checkpoint_if_cancelled()
         if not self._lock.locked():
             now = self._clock.monotonic()
-            if now >= self._not_before and now >= self._next_free:
+            if now >= self._not_before and now >= self._next_free and self._holding(now):
                 return self._grant(now)
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
                 ready = max(self._not_before, self._next_free)
-                if now >= ready:
+                if now < ready:
+                    await self._clock.sleep(ready - now)
+                    continue
+                source = self._source
+                if source is None or self._holding(now):
                     break
-                await self._clock.sleep(ready - now)
+                wait = await self._refill(source, now)
+                if wait > 0:
+                    await self._clock.sleep(wait)
             return self._grant(now)
 
     def _grant(self, now: float) -> float:
@@ -183,6 +261,7 @@ class RateGate:
         interval = 0.0 if rate is None else 1.0 / rate
         next_free = self._next_free
         self._next_free = (next_free if next_free > now else now) + interval
+        self._held -= 1
         self.grants += 1
         if self._first_grant is None:
             self._first_grant = now

@@ -43,7 +43,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._converter import converter
 from ._errors import (
@@ -55,10 +55,14 @@ from ._jobs import RerunAction, request_fingerprint
 from ._journal_entry import JournalEntry, JournalState, canonical_json, fingerprint
 from ._journal_file import (
     APPLICATION_ID,
+    DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SCHEMA_VERSION,
 )
 from ._journal_store import JournalStore
 from ._models import Task
+
+if TYPE_CHECKING:
+    from ._journal_api import JournalLike
 
 __all__ = [
     "APPLICATION_ID",
@@ -68,11 +72,20 @@ __all__ = [
     "JournalState",
     "canonical_json",
     "fingerprint",
+    "is_postgres_url",
 ]
 
 logger = logging.getLogger("vidgo_async")
 
 T = TypeVar("T")
+_J = TypeVar("_J", bound="Journal")
+
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL journal (``postgresql://…``) rather than a file."""
+    return isinstance(target, str) and target.lower().startswith(_PG_SCHEMES)
 
 
 # Literal statements (no string building); the column order is JournalStore._entry's.
@@ -107,6 +120,95 @@ class Journal(JournalStore):
         JournalError: the file is not a vidgo-async journal, is damaged, or was written by
             a newer version. The file is not modified.
     """
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @overload
+    @classmethod
+    async def open(
+        cls: type[_J],
+        target: Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float | None = None,
+    ) -> _J: ...
+
+    @overload
+    @classmethod
+    async def open(
+        cls,
+        target: str,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float | None = None,
+        owner: str | None = None,
+        max_in_flight: int | None = None,
+    ) -> JournalLike: ...
+
+    @overload
+    @classmethod
+    async def open(
+        cls,
+        target: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float | None = None,
+        owner: str | None = None,
+        max_in_flight: int | None = None,
+    ) -> JournalLike: ...
+
+    @classmethod
+    async def open(
+        cls,
+        target: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float | None = None,
+        owner: str | None = None,
+        max_in_flight: int | None = None,
+    ) -> JournalLike:
+        """Open the journal at ``target``: a SQLite file path or a ``postgresql://`` URL.
+
+        A :class:`~pathlib.Path` always opens this SQLite journal (typed as ``Journal``). A
+        string opens the PostgreSQL journal shared by a fleet when it is a ``postgresql://``
+        (or ``postgres://``) URL, which needs the ``vidgo-async[postgres]`` extra, and the
+        SQLite file it names otherwise; so a string is typed as :class:`JournalLike`, the
+        interface both provide. Close the journal with ``aclose()``.
+
+        Args:
+            target: the journal file, or ``postgresql://user@host/db``.
+            create: create a missing journal (the SQLite file, or the PostgreSQL tables).
+            readonly: SQLite only: open without ever writing (PostgreSQL relies on the
+                role's grants).
+            busy_timeout: SQLite only: seconds to wait for another process's write lock.
+            owner: PostgreSQL only: this process's name in the fleet (default: host, pid).
+            max_in_flight: PostgreSQL only: the fleet-wide cap of jobs holding a submit slot.
+
+        Raises:
+            JournalError: the journal cannot be opened (damaged, newer schema, unreachable).
+            ValueError: an option of the other store given (e.g. ``max_in_flight`` for a path).
+        """
+        if is_postgres_url(target):
+            if busy_timeout is not None:
+                raise ValueError(
+                    "busy_timeout is a SQLite option: leave it out for a postgresql:// journal"
+                )
+            from ._journal_pg import PostgresJournal  # lazy: psycopg is an optional extra
+
+            return await PostgresJournal.open(
+                str(target), create=create, owner=owner, max_in_flight=max_in_flight
+            )
+        if owner is not None or max_in_flight is not None:
+            raise ValueError(
+                "owner and max_in_flight are fleet options: they need a postgresql:// journal, "
+                f"not the SQLite file {str(target)!r}"
+            )
+        timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        return await cls.open_file(target, create=create, readonly=readonly, busy_timeout=timeout)
 
     # -- reading ----------------------------------------------------------------------------
 

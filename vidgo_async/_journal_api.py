@@ -5,7 +5,8 @@ the tools use a journal only through :class:`JournalLike`: the embedded SQLite
 :class:`~vidgo_async.Journal` (a path) and the PostgreSQL journal shared by a fleet
 (a ``postgresql://`` URL, needs ``vidgo-async[postgres]``) both provide it.
 
-:func:`open_journal` chooses the store by the target's form. psycopg is imported only when a
+:meth:`Journal.open <vidgo_async.Journal.open>` chooses the store by the target's form
+(:func:`open_journal` is its alias). psycopg is imported only when a
 PostgreSQL URL is opened, so the embedded default never needs the extra.
 """
 
@@ -15,18 +16,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ._journal import Journal
+from ._journal import Journal, is_postgres_url
 from ._journal_entry import JournalEntry, JournalState
 from ._models import Task
 
 __all__ = ["JournalLike", "is_postgres_url", "open_journal"]
-
-_PG_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(target: str | Path) -> bool:
-    """Whether ``target`` names a PostgreSQL journal (``postgresql://…``) rather than a file."""
-    return isinstance(target, str) and target.lower().startswith(_PG_SCHEMES)
 
 
 @runtime_checkable
@@ -103,6 +97,8 @@ async def open_journal(
 ) -> JournalLike:
     """Open the journal at ``target``: a ``postgresql://`` URL or a SQLite file path.
 
+    The same as :meth:`Journal.open <vidgo_async.Journal.open>` (kept as an alias).
+
     Args:
         target: ``postgresql://user@host/db`` (a fleet's shared journal; needs the
             ``vidgo-async[postgres]`` extra) or the path of a SQLite journal file.
@@ -117,15 +113,6 @@ async def open_journal(
         JournalError: the journal cannot be opened (see ``Journal`` and ``PostgresJournal``).
         ValueError: PostgreSQL-only options given for a SQLite path.
     """
-    if is_postgres_url(target):
-        from ._journal_pg import PostgresJournal  # lazy: psycopg is an optional extra
-
-        return await PostgresJournal.open(
-            str(target), create=create, owner=owner, max_in_flight=max_in_flight
-        )
-    if owner is not None or max_in_flight is not None:
-        raise ValueError(
-            "owner and max_in_flight are fleet options: they need a postgresql:// journal, "
-            f"not the SQLite file {str(target)!r}"
-        )
-    return await Journal.open(target, create=create, readonly=readonly)
+    return await Journal.open(
+        target, create=create, readonly=readonly, owner=owner, max_in_flight=max_in_flight
+    )

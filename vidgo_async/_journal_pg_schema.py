@@ -17,7 +17,7 @@ import psycopg
 
 __all__ = ["PG_SCHEMA_VERSION", "migrate"]
 
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3
 _MIGRATION_LOCK = 0x76696467  # pg_advisory_xact_lock key: one opener migrates at a time
 
 _SCHEMA_V1 = (
@@ -79,7 +79,17 @@ _SCHEMA_V2 = (
         not_before double precision NOT NULL DEFAULT 0
     )""",
 )
-_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = (
+    # One token bucket per shared rate gate (``_fleet_rates``): soft state, refilled on the
+    # database's clock; ``last_grant`` is what the latest take got (RETURNING shows new values).
+    """CREATE TABLE vidgo_rates (
+        name text PRIMARY KEY,
+        tokens double precision NOT NULL DEFAULT 0,
+        stamp double precision NOT NULL,
+        last_grant integer NOT NULL DEFAULT 0
+    )""",
+)
+_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 async def migrate(conn: psycopg.AsyncConnection[tuple[Any, ...]], *, create: bool) -> str | None:

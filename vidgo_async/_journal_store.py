@@ -84,7 +84,7 @@ class JournalStore:
         return f"<Journal {str(self._path)!r} {state}>"
 
     @classmethod
-    async def open(
+    async def open_file(
         cls: type[_Store],
         path: str | Path,
         *,
@@ -92,7 +92,7 @@ class JournalStore:
         readonly: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> _Store:
-        """Open (or create) the journal at ``path``; close it with ``aclose()``."""
+        """Open (or create) the SQLite journal at ``path`` (``Journal.open`` picks the store)."""
         journal = cls(path, create=create, readonly=readonly, busy_timeout=busy_timeout)
         await journal._open()
         return journal

@@ -38,7 +38,9 @@ from ._inputs import ModelInput
 from ._intake import JobIntake
 from ._jobbook import JobBook, JobHandle, JobRecorder
 from ._jobs import GenerationRequest, Job, JobEvent, JobResult, JobState, Progress
+from ._journal_api import JournalLike
 from ._models import Task
+from ._resume import JournalRecorder
 from ._scheduler import DEFAULT_MAX_CONCURRENT_POLLS
 from ._tracking import Tracking
 
@@ -65,7 +67,9 @@ class Orchestrator:
         job_timeout: seconds from submit to end per job; defaults to ``poll.timeout``.
         poll: the poll schedule; defaults to the client's.
         on_event: called with every :class:`JobEvent` (keep it quick; errors are logged).
-        journal: a :class:`JobRecorder` that makes transitions durable.
+        journal: where transitions are made durable: a journal (``Journal.open(...)``,
+            SQLite or PostgreSQL; wrapped in a :class:`JournalRecorder`) or a
+            :class:`JobRecorder` (e.g. ``JournalRecorder(journal, retry_unknown=True)``).
         receiver: a running ``webhooks.CallbackReceiver``: each job gets its own callback
             URL, a verified callback resolves the job at once and polling only backs it up.
         callback_base_url: where the receiver is reachable (sets its registry's base URL).
@@ -82,7 +86,7 @@ class Orchestrator:
         job_timeout: float | timedelta | None = None,
         poll: PollPolicy | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
-        journal: JobRecorder | None = None,
+        journal: JobRecorder | JournalLike | None = None,
         receiver: CallbackReceiver | None = None,
         callback_base_url: str | None = None,
         max_concurrent_polls: int = DEFAULT_MAX_CONCURRENT_POLLS,
@@ -106,6 +110,8 @@ class Orchestrator:
         self.submit_gate = RateGate(submit_rate, clock=clock, name="submit")
         self.status_gate = RateGate(status_rate, clock=clock, name="status")
         self._on_event = on_event
+        if isinstance(journal, JournalLike):
+            journal = JournalRecorder(journal)
         self._journal = journal
         self._receiver = receiver
         if receiver is not None and callback_base_url is not None:

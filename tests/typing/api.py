@@ -17,6 +17,7 @@ from vidgo_async import (
     JobResult,
     JobState,
     Journal,
+    JournalLike,
     JournalLockedError,
     JournalRecorder,
     JournalState,
@@ -162,3 +163,13 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
         await journal.record_intent("k", "fp", "seedance-2", {"prompt": "x"})
     except JobClaimedError as exc:
         print(exc.key, exc.state, exc.task_id)  # noqa: T201 - never run
+
+
+async def journals(client: VidgoClient, where: str) -> None:
+    by_path: Journal = await Journal.open(Path("out/journal.sqlite"))  # a Path: SQLite
+    by_text: JournalLike = await Journal.open(where, max_in_flight=6)  # a URL or a path
+    async with Orchestrator(client, journal=by_text) as orch:  # a bare journal is recorded
+        print(orch.max_in_flight)  # noqa: T201 - never run
+    await by_path.lock_writer("my batch")
+    await by_path.aclose()
+    await by_text.aclose()
