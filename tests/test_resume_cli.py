@@ -302,9 +302,11 @@ def test_torn_wal_tail_after_a_kill_resumes_without_paying_twice(
     before = {entry.key: entry for entry in journal_entries(journal)}
     tear_last_frame(out / "journal.sqlite-wal", random.Random(16))
     after = {entry.key: entry for entry in journal_entries(journal)}
-    # At most the last commit is lost: every other record is intact.
+    # At most the last commit is lost: every other record is intact. The journal
+    # group-commits, so that commit may hold one pending write per job in flight: at most
+    # --concurrency (4) jobs.
     changed = [key for key in before if after.get(key) != before[key]]
-    assert len(changed) <= 1
+    assert len(changed) <= 4
     assert set(after) <= set(before)
     unknown = finish(source, out, emu)
     assert_complete(out, ids)

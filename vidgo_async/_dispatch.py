@@ -46,6 +46,10 @@ DEFAULT_MAX_CONCURRENT_SUBMITS = 100
 # Jobs the dispatcher takes between two yields to the event loop.
 _DISPATCH_BATCH = 32
 
+# Jobs waiting in the queue beyond which a lazy batch stops building (at least this many,
+# and at least twice ``max_in_flight`` so that freed tokens never find the queue empty).
+_LOOKAHEAD = 1024
+
 # The name anyio would derive from ``Dispatcher._submitter`` (see ``_hand_over``).
 _SUBMITTER_TASK_NAME = f"{__name__}.Dispatcher._submitter"
 
@@ -109,16 +113,29 @@ class Dispatcher:
         self._handoff: deque[tuple[Job, float]] = deque()
         self._idle_submitters: list[anyio.Event] = []
         self._submitter_freed: anyio.Event | None = None
+        # Lazy batches stop building while this many jobs wait; they resume below half.
+        self.lookahead = max(_LOOKAHEAD, 2 * max_in_flight)
+        self._room: anyio.Event | None = None
 
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
         self._queue.append(job)
         self._queue_ready.set()
 
+    async def wait_for_room(self) -> None:
+        """Wait until fewer than ``lookahead`` jobs wait in the queue (lazy batches' pace)."""
+        while len(self._queue) >= self.lookahead:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+
     async def _next_queued(self) -> Job:
         while True:
             while self._queue:
                 job = self._queue.popleft()
+                if self._room is not None and len(self._queue) <= self.lookahead // 2:
+                    self._room.set()
+                    self._room = None
                 if job.state is JobState.QUEUED:
                     return job
             self._queue_ready = anyio.Event()

@@ -15,7 +15,7 @@ from ._clock import Clock
 from ._errors import InputValidationError
 from ._inputs import ModelInput
 from ._jobbook import JobBook
-from ._jobs import GenerationRequest, Job, JobEvent, JobState
+from ._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
 from ._rules import check_callback_url
 from ._validation import validate_input
 
@@ -110,15 +110,26 @@ class JobIntake:
             job.callback_url = registry.url_for(token)
         return job
 
-    def rejected_job(self, request: GenerationRequest, error: InputValidationError) -> Job:
-        """A job whose request is invalid: it fails at once, nothing is sent."""
+    def rejected_job(self, request: GenerationRequest, error: Exception) -> Job:
+        """A job whose request is invalid (or its key taken): it fails at once, nothing is sent."""
+        job = self._unqueued_job(request)
+        job.fail(error)
+        return job
+
+    def dropped_job(self, request: GenerationRequest, reason: str) -> Job:
+        """A job stopped before it was built: it ends ``cancelled`` at once, nothing is sent."""
+        job = self._unqueued_job(request)
+        job.cancel(JobAbandonedError(job.key, None, reason=reason))
+        return job
+
+    def _unqueued_job(self, request: GenerationRequest) -> Job:
+        """A counted ``queued`` job that never enters the queue (no validation, no token)."""
         self._seq += 1
         key = request.key if request.key is not None else f"job-{self._seq}"
         raw = request.input.to_dict() if isinstance(request.input, ModelInput) else {}
         job = Job(request, key=key, input=raw, wall_clock=self._clock.time)
         job.add_listener(self.on_job_event)
         self._book.counts[JobState.QUEUED] += 1
-        job.fail(error)
         return job
 
     def on_job_event(self, event: JobEvent) -> None:

@@ -310,15 +310,14 @@ class Journal(JournalStore):
         input_json = canonical_json(data)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
-                conn.execute(
-                    "INSERT INTO jobs (key, fingerprint, model, input_json, callback_token, "
-                    "state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
-                    (key, fingerprint, model, input_json, callback_token,
-                     JournalState.SUBMITTING.value, now, now),
-                )  # fmt: skip
-                return
+                return {
+                    "key": key, "fingerprint": fingerprint, "model": model,
+                    "input_json": input_json, "callback_token": callback_token,
+                    "state": JournalState.SUBMITTING.value, "attempts": 1,
+                    "created_at": now, "updated_at": now,
+                }  # fmt: skip
             self.check_same(entry, fingerprint)
             action = entry.rerun
             if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
@@ -338,13 +337,12 @@ class Journal(JournalStore):
                     task_id=entry.task_id,
                     path=str(self._path),
                 )
-            conn.execute(
-                "UPDATE jobs SET state = ?, callback_token = ?, task_id = NULL, task_json = NULL, "
-                "error_type = NULL, error_message = NULL, files_json = '[]', "
-                "attempts = attempts + 1, updated_at = ?, submitted_at = NULL, "
-                "finished_at = NULL WHERE key = ?",
-                (JournalState.SUBMITTING.value, callback_token, now, key),
-            )
+            return {
+                "state": JournalState.SUBMITTING.value, "callback_token": callback_token,
+                "task_id": None, "task_json": None, "error_type": None, "error_message": None,
+                "files_json": "[]", "attempts": entry.attempts + 1, "updated_at": now,
+                "submitted_at": None, "finished_at": None,
+            }  # fmt: skip
 
         return await self._commit(key, change)
 
@@ -361,11 +359,11 @@ class Journal(JournalStore):
         """
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a task id")
             if entry.task_id == task_id:
-                return
+                return None
             if entry.task_id is not None:
                 raise self._error(
                     f"job {key!r} already holds task {entry.task_id}; refusing to record a "
@@ -379,11 +377,10 @@ class Journal(JournalStore):
                     f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
                     f"it for job {key!r} too"
                 )
-            conn.execute(
-                "UPDATE jobs SET state = ?, task_id = ?, error_type = NULL, error_message = NULL, "
-                "submitted_at = ?, updated_at = ? WHERE key = ?",
-                (JournalState.IN_FLIGHT.value, task_id, now, now, key),
-            )
+            return {
+                "state": JournalState.IN_FLIGHT.value, "task_id": task_id, "error_type": None,
+                "error_message": None, "submitted_at": now, "updated_at": now,
+            }  # fmt: skip
 
         return await self._commit(key, change)
 
@@ -395,16 +392,15 @@ class Journal(JournalStore):
         error_type, message = _describe(error)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an unknown submit")
             if entry.task_id is not None:
-                return
-            conn.execute(
-                "UPDATE jobs SET state = ?, error_type = ?, error_message = ?, updated_at = ? "
-                "WHERE key = ?",
-                (JournalState.UNKNOWN.value, error_type, message, now, key),
-            )
+                return None
+            return {
+                "state": JournalState.UNKNOWN.value, "error_type": error_type,
+                "error_message": message, "updated_at": now,
+            }  # fmt: skip
 
         return await self._commit(key, change)
 
@@ -418,17 +414,18 @@ class Journal(JournalStore):
         task_json = _task_json(task)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a failure")
             if entry.state is JournalState.FINISHED:
-                return
-            conn.execute(
-                "UPDATE jobs SET state = ?, error_type = ?, error_message = ?, "
-                "task_json = coalesce(?, task_json), finished_at = ?, updated_at = ? "
-                "WHERE key = ?",
-                (JournalState.FAILED.value, error_type, message, task_json, now, now, key),
-            )
+                return None
+            updates: dict[str, Any] = {
+                "state": JournalState.FAILED.value, "error_type": error_type,
+                "error_message": message, "finished_at": now, "updated_at": now,
+            }  # fmt: skip
+            if task_json is not None:
+                updates["task_json"] = task_json
+            return updates
 
         return await self._commit(key, change)
 
@@ -462,7 +459,7 @@ class Journal(JournalStore):
             if message is None and isinstance(task, Task):
                 message = task.error_message
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an outcome")
             if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
@@ -470,18 +467,20 @@ class Journal(JournalStore):
                     f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
                 )
             if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
-                return
-            keep_files = files_json == "[]"
-            conn.execute(
-                "UPDATE jobs SET state = ?, task_id = coalesce(task_id, ?), "
-                "task_json = coalesce(?, task_json), "
-                "files_json = CASE WHEN ? THEN files_json ELSE ? END, "
-                "error_type = ?, error_message = ?, "
-                "finished_at = CASE WHEN ? IN ('timeout', 'lost') THEN finished_at ELSE ? END, "
-                "updated_at = ? WHERE key = ?",
-                (state.value, task_id, task_json, keep_files, files_json, error_type, message,
-                 state.value, now, now, key),
-            )  # fmt: skip
+                return None
+            updates: dict[str, Any] = {
+                "state": state.value, "error_type": error_type, "error_message": message,
+                "updated_at": now,
+            }  # fmt: skip
+            if entry.task_id is None and task_id is not None:
+                updates["task_id"] = task_id
+            if task_json is not None:
+                updates["task_json"] = task_json
+            if files_json != "[]":
+                updates["files_json"] = files_json
+            if state not in (JournalState.TIMEOUT, JournalState.LOST):
+                updates["finished_at"] = now
+            return updates
 
         return await self._commit(key, change)
 
@@ -490,13 +489,10 @@ class Journal(JournalStore):
         files_json = json.dumps([str(path) for path in paths])
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> None:
+        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
                 raise self._missing(key, "record downloads")
-            conn.execute(
-                "UPDATE jobs SET files_json = ?, updated_at = ? WHERE key = ?",
-                (files_json, now, key),
-            )
+            return {"files_json": files_json, "updated_at": now}
 
         return await self._commit(key, change)
 

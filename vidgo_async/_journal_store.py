@@ -8,9 +8,14 @@ Group commit: the row writes queued in one event-loop turn go in one ``BEGIN IMM
 transaction (one disk sync for all of them), each inside its own savepoint, so a write that
 is refused (a claim conflict) is rolled back alone and raises for its caller only. Every
 caller wakes only after the transaction holding its write has committed: the durability of
-each ``record_*`` call is unchanged. Each write re-reads the row, applies a change and stores
-the row's checksum, which turns a damaged byte into a clear error instead of a plausible
-wrong value.
+each ``record_*`` call is unchanged.
+
+No re-select: the store remembers the rows it wrote (until the job ends). A write computes
+the new row and its checksum from the remembered one and stores it with one conditional
+``UPDATE ... WHERE key = ? AND checksum = ?``; when another process changed the row in the
+meantime the update matches nothing, and the write reads the row (inside its ``BEGIN
+IMMEDIATE`` transaction, so nobody else can change it now) and applies its change again.
+The checksum turns a damaged byte into a clear error instead of a plausible wrong value.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -48,6 +53,50 @@ _SELECT_BY_KEY = (
     "error_message, files_json, attempts, callback_token, created_at, updated_at, "
     "submitted_at, finished_at, checksum FROM jobs WHERE key = ?"
 )
+_INSERT = (
+    "INSERT INTO jobs (key, fingerprint, model, input_json, state, task_id, task_json, "
+    "error_type, error_message, files_json, attempts, callback_token, created_at, updated_at, "
+    "submitted_at, finished_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?)"
+)
+# Every column a write may change, then the key and the checksum the row must still have.
+_UPDATE = (
+    "UPDATE jobs SET state = ?, task_id = ?, task_json = ?, error_type = ?, error_message = ?, "
+    "files_json = ?, attempts = ?, callback_token = ?, updated_at = ?, submitted_at = ?, "
+    "finished_at = ?, checksum = ? WHERE key = ? AND checksum = ?"
+)
+# The row's columns in _SELECT_BY_KEY's order (without the checksum), and a new row's defaults.
+_COLUMNS = (
+    "key", "fingerprint", "model", "input_json", "state", "task_id", "task_json", "error_type",
+    "error_message", "files_json", "attempts", "callback_token", "created_at", "updated_at",
+    "submitted_at", "finished_at",
+)  # fmt: skip
+_INDEX = {name: index for index, name in enumerate(_COLUMNS)}
+_NEW_ROW = (
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    "[]",
+    0,
+    None,
+    None,
+    None,
+    None,
+    None,
+)
+_REAL_COLUMNS = frozenset({"created_at", "updated_at", "submitted_at", "finished_at"})
+_ENDED = frozenset({"finished", "failed", "timeout", "lost", "unknown"})
+# Rows remembered at most (the oldest are forgotten first; a forgotten row is read again).
+_REMEMBERED = 65_536
+
+# A write's change: the columns to set (``None``: nothing to change), given the current entry.
+Change = Callable[[sqlite3.Connection, JournalEntry | None], Mapping[str, Any] | None]
 
 
 class JournalStore:
@@ -73,6 +122,8 @@ class JournalStore:
         self._writer = WriterLock(lock_file_for(self._path))
         self._queued: list[_Pending] = []
         self._flushing = False
+        # key -> (row with its checksum, entry) as last committed by this store.
+        self._rows: dict[str, tuple[tuple[Any, ...], JournalEntry]] = {}
 
     @property
     def path(self) -> Path:
@@ -180,9 +231,7 @@ class JournalStore:
         # Not cancellable on purpose: a cancelled caller still waits for its commit.
         return await anyio.to_thread.run_sync(call)
 
-    async def _commit(
-        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
-    ) -> JournalEntry:
+    async def _commit(self, key: str, change: Change) -> JournalEntry:
         """Apply ``change`` to the row of ``key`` in the next group commit; return the row.
 
         Returns (or raises) only after the transaction holding the write has ended; not
@@ -217,6 +266,7 @@ class JournalStore:
                         functools.partial(_commit_batch, batch=batch, error=self._error)
                     )
                 except BaseException as exc:
+                    self._rows.clear()  # rolled back: what was remembered may not be on disk
                     for pending in batch:
                         if pending.entry is None and pending.error is None:
                             pending.error = exc
@@ -230,19 +280,65 @@ class JournalStore:
         finally:
             self._flushing = False
 
-    def _row_write(
-        self, key: str, change: Callable[[sqlite3.Connection, JournalEntry | None], None]
-    ) -> Callable[[sqlite3.Connection], JournalEntry]:
+    def _row_write(self, key: str, change: Change) -> Callable[[sqlite3.Connection], JournalEntry]:
         def write(conn: sqlite3.Connection) -> JournalEntry:
-            change(conn, self._load(conn, key))
-            row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-            if row is None:  # pragma: no cover - every change writes the row
-                raise self._error(f"no journal entry for key {key!r}")
-            checksum = row_checksum(row[:-1])
-            conn.execute("UPDATE jobs SET checksum = ? WHERE key = ?", (checksum, key))
-            return self._entry((*row[:-1], checksum))
+            remembered = self._rows.get(key)
+            if remembered is not None:
+                row, known = remembered
+                try:
+                    written = self._write_row(conn, key, row, known, change)
+                except Exception:
+                    written = None  # decided on what may be stale: decide again on the row
+                if written is not None:
+                    return written
+                self._rows.pop(key, None)  # another process may have changed it: read it
+            fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+            entry = None if fresh is None else self._entry(fresh)
+            written = self._write_row(conn, key, fresh, entry, change)
+            if written is None:  # pragma: no cover - the row was read in this transaction
+                raise self._error(f"the journal entry {key!r} changed during its write")
+            return written
 
         return write
+
+    def _write_row(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        row: tuple[Any, ...] | None,
+        entry: JournalEntry | None,
+        change: Change,
+    ) -> JournalEntry | None:
+        """Write ``change`` over ``row`` (``None``: a new row); ``None`` if the row moved."""
+        updates = change(conn, entry)
+        if updates is None:
+            assert entry is not None  # noqa: S101 - a new row is always written
+            return entry
+        values = list(_NEW_ROW if row is None else row[:-1])
+        for name, value in updates.items():
+            if value is not None and name in _REAL_COLUMNS:
+                value = float(value)  # read back as REAL: the checksum must match
+            values[_INDEX[name]] = value
+        checksum = row_checksum(tuple(values))
+        if row is None:
+            conn.execute(_INSERT, (*values, checksum))
+        else:
+            cursor = conn.execute(_UPDATE, (*values[4:12], *values[13:], checksum, key, row[-1]))
+            if cursor.rowcount != 1:
+                return None
+        new_row = (*values, checksum)
+        written = self._entry(new_row)
+        self._remember(key, new_row, written)
+        return written
+
+    def _remember(self, key: str, row: tuple[Any, ...], entry: JournalEntry) -> None:
+        rows = self._rows
+        rows.pop(key, None)
+        if entry.state.value in _ENDED:
+            return  # its last write: forget it (a later one reads the row)
+        rows[key] = (row, entry)
+        if len(rows) > _REMEMBERED:
+            del rows[next(iter(rows))]
 
     def _load(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
         row = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()

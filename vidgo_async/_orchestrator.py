@@ -32,13 +32,13 @@ import attrs
 from ._adoption import Adoption
 from ._config import PollPolicy, to_seconds
 from ._dispatch import DEFAULT_MAX_CONCURRENT_SUBMITS, Dispatcher
-from ._errors import InputValidationError
 from ._gates import RateGate
 from ._inputs import ModelInput
 from ._intake import JobIntake
 from ._jobbook import JobBook, JobHandle, JobRecorder
 from ._jobs import GenerationRequest, Job, JobEvent, JobResult, JobState, Progress
 from ._journal_api import JournalLike
+from ._lazy import LazyBatch, check_requests
 from ._models import Task
 from ._resume import JournalRecorder
 from ._scheduler import DEFAULT_MAX_CONCURRENT_POLLS
@@ -156,6 +156,7 @@ class Orchestrator:
             allow_unknown_models=client.allow_unknown_models,
             allow_insecure_callbacks=client.allow_insecure_callbacks,
         )
+        self._batches: set[LazyBatch] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
 
@@ -203,6 +204,8 @@ class Orchestrator:
     async def _finalize(self) -> None:
         """Settle what the cancelled loops left: drop queued jobs, report in-flight ones."""
         book = self._book
+        for batch in self._batches:  # a builder cancelled before it ran leaves them unbuilt
+            batch.finish("the orchestrator stopped before the job was submitted")
         for job in list(book.live.values()):
             if job.state is JobState.QUEUED:
                 recorded = book.is_recorded(job)
@@ -236,7 +239,7 @@ class Orchestrator:
         """
         self._check_running()
         job = self._intake.new_job(request)
-        return self._enqueue(job, deadline)
+        return self._enqueue(job, self._deadline_at(deadline))
 
     async def generate(
         self,
@@ -274,17 +277,17 @@ class Orchestrator:
             deadline: seconds for the whole run; jobs not ended by then end as ``timeout``
                 (a submitted one keeps its ``task_id``: the task goes on on the server).
         """
-        jobs = self._start_many(requests, deadline)
+        batch = self._start_many(self._listed(requests), deadline)
         try:
-            for job in jobs:
+            await batch.built.wait()
+            for job in batch.jobs:
                 done = self._book.done.get(job)
                 if done is not None:
                     await done.wait()
         except anyio.get_cancelled_exc_class():
-            for job in jobs:
-                self._book.cancel_queued(job, "the run was cancelled")
+            batch.stop("the run was cancelled")
             raise
-        return [job.result() for job in jobs]
+        return [job.result() for job in batch.jobs]
 
     async def as_completed(
         self, requests: Iterable[GenerationRequest], *, deadline: float | timedelta | None = None
@@ -294,8 +297,8 @@ class Orchestrator:
         Leaving the loop early does not stop jobs already submitted; leave the
         orchestrator's block to stop everything.
         """
-        jobs = self._start_many(requests, deadline)
-        send, receive = anyio.create_memory_object_stream[JobResult](max(1, len(jobs)))
+        listed = self._listed(requests)
+        send, receive = anyio.create_memory_object_stream[JobResult](max(1, len(listed)))
         with send, receive:
 
             def deliver(ended: Job) -> None:
@@ -303,9 +306,11 @@ class Orchestrator:
                 with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                     send.send_nowait(ended.result())
 
-            for job in jobs:
+            def built(job: Job) -> None:
                 self._book.when_done(job, deliver)
-            for _ in jobs:
+
+            self._start_many(listed, deadline, on_built=built)
+            for _ in listed:
                 yield await receive.receive()
 
     def attach(
@@ -321,7 +326,7 @@ class Orchestrator:
         job.task = task  # the dispatcher sees the task and attaches instead of submitting
         if self._journal is not None:
             self._book.recorded.add(job)  # its end is journaled like a submitted job's
-        return self._enqueue(job, deadline)
+        return self._enqueue(job, self._deadline_at(deadline))
 
     def poke(self, key: str) -> bool:
         """Poll the job named ``key`` now (e.g. on a hint it ended); return whether it is polled."""
@@ -349,32 +354,61 @@ class Orchestrator:
                 "the Orchestrator is not running: use it as `async with Orchestrator(client) as orch:`"
             )
 
-    def _enqueue(self, job: Job, deadline: float | timedelta | None) -> JobHandle:
+    def _deadline_at(self, deadline: float | timedelta | None) -> float | None:
+        """The monotonic time a deadline given in seconds from now ends at."""
+        return None if deadline is None else self._clock.monotonic() + to_seconds(deadline)
+
+    def _enqueue(self, job: Job, deadline_at: float | None) -> JobHandle:
         done = anyio.Event()
         book = self._book
         book.live[job.key] = job
         book.done[job] = done
-        if deadline is not None:
-            job.deadline = self._clock.monotonic() + to_seconds(deadline)
-            self._tracking.scheduler.set_deadline(job, job.deadline)
+        if deadline_at is not None:
+            job.deadline = deadline_at
+            self._tracking.scheduler.set_deadline(job, deadline_at)
         self._dispatcher.enqueue(job)
         return JobHandle(book, job, done)
 
-    def _start_many(
-        self, requests: Iterable[GenerationRequest], deadline: float | timedelta | None
-    ) -> list[Job]:
+    def _listed(self, requests: Iterable[GenerationRequest]) -> list[GenerationRequest]:
+        """The requests as a list, checked (types, keys) before anything is queued."""
         self._check_running()
-        jobs: list[Job] = []
-        for request in requests:
+        listed = list(requests)
+        check_requests(listed, self._book.live.keys())
+        return listed
+
+    def _start_many(
+        self,
+        listed: list[GenerationRequest],
+        deadline: float | timedelta | None,
+        *,
+        on_built: Callable[[Job], None] | None = None,
+    ) -> LazyBatch:
+        """Build the jobs of checked requests in the background, a slice at a time."""
+        at = self._deadline_at(deadline)  # one deadline for the whole batch, from now
+
+        def enqueue(job: Job) -> None:
+            self._enqueue(job, at)
+
+        batch = LazyBatch(
+            listed,
+            intake=self._intake,
+            book=self._book,
+            enqueue=enqueue,
+            room=self._dispatcher.wait_for_room,
+            on_built=on_built,
+        )
+        batches = self._batches
+        batches.add(batch)
+
+        async def build() -> None:
             try:
-                job = self._intake.new_job(request)
-            except InputValidationError as exc:
-                job = self._intake.rejected_job(request, exc)
-                jobs.append(job)
-                continue
-            self._enqueue(job, deadline)
-            jobs.append(job)
-        return jobs
+                await batch.build()
+            finally:
+                batches.discard(batch)
+
+        assert self._task_group is not None  # noqa: S101 - checked by _listed
+        self._task_group.start_soon(build)
+        return batch
 
 
 def _unknown_outcome(job: Job) -> Callable[[], None]:

@@ -1,0 +1,72 @@
+"""No re-select: a write computes its row from the one remembered and updates it conditionally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidgo_async import JournalError
+from vidgo_async._journal import Journal, JournalState, fingerprint
+
+DATA: dict[str, object] = {"prompt": "a kite over dunes", "duration": 5}
+FP = fingerprint("seedance-2", DATA)
+
+
+async def test_a_job_s_writes_after_its_intent_never_read_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    statements: list[str] = []
+    async with Journal(path) as journal:
+        await journal.record_intent("k", FP, "seedance-2", DATA)
+        conn = journal._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        await journal.record_submitted("k", "task-1")
+        entry = await journal.record_terminal("k", "finished", {"task_id": "task-1"})
+        conn.set_trace_callback(None)
+        assert entry.state is JournalState.FINISHED
+    reads = [s for s in statements if s.startswith("SELECT") and "WHERE key = " in s]
+    updates = [s for s in statements if s.startswith("UPDATE jobs")]
+    assert reads == []
+    assert len(updates) == 2
+    async with Journal(path, readonly=True) as reopened:  # every checksum matches on disk
+        stored = await reopened.get("k")
+        assert stored == entry
+
+
+async def test_integer_times_are_checksummed_as_the_reals_sqlite_returns(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    async with Journal(path, _clock=lambda: 1_700_000_000) as journal:
+        await journal.record_intent("k", FP, "seedance-2", DATA)
+        written = await journal.record_submitted("k", "task-1")
+    async with Journal(path, readonly=True) as reopened:
+        stored = await reopened.get("k")
+    assert stored == written
+    assert stored is not None
+    assert stored.submitted_at == 1_700_000_000.0
+
+
+async def test_a_row_another_process_changed_is_read_again_before_the_write(
+    tmp_path: Path,
+) -> None:
+    """A stale remembered row never decides: the update misses and the row is read again."""
+    path = tmp_path / "journal.sqlite"
+    async with Journal(path) as ours, Journal(path) as theirs:
+        await ours.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_submitted("k", "task-theirs")
+        with pytest.raises(JournalError, match="already holds task task-theirs"):
+            await ours.record_submitted("k", "task-ours")
+        stored = await ours.get("k")
+        assert stored is not None
+        assert stored.task_id == "task-theirs"
+
+
+async def test_a_claim_refused_on_a_stale_row_is_decided_again_on_the_stored_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    async with Journal(path) as ours, Journal(path) as theirs:
+        await ours.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_failed("k", "APIStatusError", "refused")  # may be submitted again
+        again = await ours.record_intent("k", FP, "seedance-2", DATA)
+        assert (again.state, again.attempts) == (JournalState.SUBMITTING, 2)
