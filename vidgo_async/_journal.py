@@ -45,14 +45,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._converter import converter
 from ._errors import (
     JobClaimedError,
     JournalConflictError,
     JournalError,
 )
 from ._jobs import RerunAction, request_fingerprint
-from ._journal_entry import JournalEntry, JournalState, canonical_json, fingerprint
+from ._journal_entry import (
+    JournalEntry,
+    JournalState,
+    canonical_json,
+    fingerprint,
+    task_id_of,
+    task_json,
+)
 from ._journal_file import (
     APPLICATION_ID,
     DEFAULT_BUSY_TIMEOUT,
@@ -411,7 +417,7 @@ class Journal(JournalStore):
 
         A ``finished`` job is never turned into a failed one.
         """
-        task_json = _task_json(task)
+        recorded_task = task_json(task)
         now = self._clock()
 
         def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
@@ -423,8 +429,8 @@ class Journal(JournalStore):
                 "state": JournalState.FAILED.value, "error_type": error_type,
                 "error_message": message, "finished_at": now, "updated_at": now,
             }  # fmt: skip
-            if task_json is not None:
-                updates["task_json"] = task_json
+            if recorded_task is not None:
+                updates["task_json"] = recorded_task
             return updates
 
         return await self._commit(key, change)
@@ -450,8 +456,8 @@ class Journal(JournalStore):
             raise ValueError(
                 f"record_terminal takes finished, failed, timeout or lost (got {state})"
             )
-        task_json = _task_json(task)
-        task_id = _task_id(task)
+        recorded_task = task_json(task)
+        task_id = task_id_of(task)
         files_json = json.dumps([str(path) for path in files])
         now = self._clock()
         if state is JournalState.FAILED and error_type is None:
@@ -474,8 +480,8 @@ class Journal(JournalStore):
             }  # fmt: skip
             if entry.task_id is None and task_id is not None:
                 updates["task_id"] = task_id
-            if task_json is not None:
-                updates["task_json"] = task_json
+            if recorded_task is not None:
+                updates["task_json"] = recorded_task
             if files_json != "[]":
                 updates["files_json"] = files_json
             if state not in (JournalState.TIMEOUT, JournalState.LOST):
@@ -563,20 +569,3 @@ def _describe(error: BaseException | str) -> tuple[str, str]:
     if isinstance(error, BaseException):
         return type(error).__name__, str(error)
     return "SubmitOutcomeUnknownError", error
-
-
-def _task_json(task: Task | Mapping[str, Any] | None) -> str | None:
-    if task is None:
-        return None
-    if isinstance(task, Task):
-        return json.dumps(converter.unstructure(task), separators=(",", ":"))
-    return json.dumps(dict(task), separators=(",", ":"), default=str)
-
-
-def _task_id(task: Task | Mapping[str, Any] | None) -> str | None:
-    if isinstance(task, Task):
-        return task.task_id
-    if isinstance(task, Mapping):
-        value = task.get("task_id")
-        return value if isinstance(value, str) and value else None
-    return None

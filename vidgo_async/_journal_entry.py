@@ -13,10 +13,20 @@ from typing import Any
 
 import attrs
 
+from ._converter import converter, structure
+from ._errors import APIResponseValidationError
 from ._jobs import JobState, RerunAction, request_fingerprint
 from ._models import Task
 
-__all__ = ["JournalEntry", "JournalState", "canonical_json", "fingerprint"]
+__all__ = [
+    "JournalEntry",
+    "JournalState",
+    "canonical_json",
+    "entry_from_row",
+    "fingerprint",
+    "task_id_of",
+    "task_json",
+]
 
 
 class JournalState(str, enum.Enum):
@@ -127,3 +137,57 @@ class JournalEntry:
     def rerun(self) -> RerunAction:
         """What a rerun does with this job (the state's action; ``leave`` when it cannot poll)."""
         return RerunAction.LEAVE if self.submit_in_doubt else self.state.rerun
+
+
+# -- the stored form (one column order for every store) ---------------------------------
+
+
+def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
+    """Build the entry of a ``COLUMNS`` row.
+
+    Raises:
+        ValueError: a value cannot be read back (the message says which).
+    """
+    (key, fp, model, input_json, state, task_id, task_text, error_type, error_message,
+     files_json, attempts, token, created, updated, submitted, finished) = row  # fmt: skip
+    try:
+        task = None if task_text is None else structure(json.loads(task_text), Task)
+        return JournalEntry(
+            key=key,
+            fingerprint=fp,
+            model=model,
+            input=json.loads(input_json),
+            state=JournalState(state),
+            task_id=task_id,
+            task=task,
+            error_type=error_type,
+            error_message=error_message,
+            files=tuple(json.loads(files_json)),
+            attempts=attempts,
+            callback_token=token,
+            created_at=created,
+            updated_at=updated,
+            submitted_at=submitted,
+            finished_at=finished,
+        )
+    except (ValueError, TypeError, APIResponseValidationError) as exc:
+        raise ValueError(f"the journal entry {key!r} is damaged ({exc})") from exc
+
+
+def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
+    """The JSON a task is recorded as (``None`` for no task)."""
+    if task is None:
+        return None
+    if isinstance(task, Task):
+        return json.dumps(converter.unstructure(task), separators=(",", ":"))
+    return json.dumps(dict(task), separators=(",", ":"), default=str)
+
+
+def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:
+    """The task id of a task or task mapping, if it has one."""
+    if isinstance(task, Task):
+        return task.task_id
+    if isinstance(task, Mapping):
+        value = task.get("task_id")
+        return value if isinstance(value, str) and value else None
+    return None

@@ -36,7 +36,14 @@ import psycopg
 from ._errors import JobClaimedError, JournalConflictError, JournalError
 from ._fleet_leases import adopt_expired, release, renew_lease
 from ._jobs import RerunAction, request_fingerprint
-from ._journal_entry import JournalEntry, JournalState, canonical_json
+from ._journal_entry import (
+    JournalEntry,
+    JournalState,
+    canonical_json,
+    entry_from_row,
+    task_id_of,
+    task_json,
+)
 from ._journal_pg_rows import (
     OUTCOMES,
     SELECT_ALL,
@@ -45,11 +52,8 @@ from ._journal_pg_rows import (
     SELECT_BY_TASK,
     SELECT_BY_TOKEN,
     default_owner,
-    entry_from_row,
     first_line,
     redact_url,
-    task_id_of,
-    task_json,
 )
 from ._journal_pg_schema import PG_SCHEMA_VERSION, migrate
 from ._models import Task

@@ -35,12 +35,10 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._converter import structure
-from ._errors import APIResponseValidationError, JournalError
-from ._journal_entry import JournalEntry, JournalState
+from ._errors import JournalError
+from ._journal_entry import JournalEntry, entry_from_row
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
 from ._journal_lock import WriterLock, lock_file_for
-from ._models import Task
 
 __all__ = ["JournalStore", "row_checksum"]
 
@@ -345,34 +343,15 @@ class JournalStore:
         return None if row is None else self._entry(row)
 
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
-        (key, fp, model, input_json, state, task_id, task_json, error_type, error_message,
-         files_json, attempts, token, created, updated, submitted, finished, checksum) = row  # fmt: skip
+        key, checksum = row[0], row[-1]
         # SQLite has no page checksums: a damaged byte inside a row would read back as a
         # plausible but wrong value. The row checksum turns that into a clear error.
         if checksum != row_checksum(row[:-1]):
             raise self._error(f"the journal entry {key!r} is damaged (checksum mismatch)")
         try:
-            task = None if task_json is None else structure(json.loads(task_json), Task)
-            return JournalEntry(
-                key=key,
-                fingerprint=fp,
-                model=model,
-                input=json.loads(input_json),
-                state=JournalState(state),
-                task_id=task_id,
-                task=task,
-                error_type=error_type,
-                error_message=error_message,
-                files=tuple(json.loads(files_json)),
-                attempts=attempts,
-                callback_token=token,
-                created_at=created,
-                updated_at=updated,
-                submitted_at=submitted,
-                finished_at=finished,
-            )
-        except (ValueError, TypeError, APIResponseValidationError) as exc:
-            raise self._error(f"the journal entry {key!r} is damaged ({exc})") from exc
+            return entry_from_row(row[:-1])
+        except ValueError as exc:
+            raise self._error(str(exc)) from exc
 
     def _missing(self, key: str, action: str) -> JournalError:
         return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
