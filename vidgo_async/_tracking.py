@@ -70,8 +70,11 @@ class Tracking:
             max_concurrent=max_concurrent,
             budget=budget,
             expected=self._expected,
+            notified=True,
         )
         book.release_hooks.append(self.scheduler.forget)
+        # The expected windows change only when an ended job teaches the book one.
+        book.learn_hooks.append(self.scheduler.relearn)
 
     def attach(self, job: Job, task: Task) -> None:
         """Follow a task created earlier (a journaled one): no submit, straight to polling."""
@@ -119,7 +122,12 @@ class Tracking:
 
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Apply what a fresh task means for its job (``settle``); return whether to keep polling."""
-        if job.state is not JobState.IN_FLIGHT or task.task_id != job.task_id:
+        current = job.task
+        if (
+            job.state is not JobState.IN_FLIGHT
+            or current is None
+            or task.task_id != current.task_id
+        ):
             return False
         step = settle(task, self._poll)
         if step is None:
