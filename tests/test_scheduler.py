@@ -78,6 +78,9 @@ class Recorder:
             self.all_done.set()
 
     async def task_seen(self, job: Job, task: Task) -> bool:
+        return self.task_goes_on(job, task)
+
+    def task_goes_on(self, job: Job, task: Task) -> bool:
         self.seen.setdefault(job.key, []).append(task)
         if task.is_terminal:
             self._ended()
@@ -452,3 +455,29 @@ async def test_a_lone_due_entry_and_a_backlog_are_taken_in_the_same_order() -> N
     await run_until_done(scheduler, handler)
     assert [task_id for _, task_id in api.queries] == ["s-0", "s-1", "s-2"]
     assert [at for at, _ in api.queries] == pytest.approx([5.0, 10.0, 15.0], abs=0.01)
+
+
+async def test_answers_that_go_on_skip_the_async_handler_and_an_end_uses_it() -> None:
+    """The decision table routes: 'again' answers go to task_goes_on, the final one to task_seen."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    calls: list[str] = []
+
+    class Routing(Recorder):
+        async def task_seen(self, job: Job, task: Task) -> bool:
+            calls.append("task_seen")
+            return await super().task_seen(job, task)
+
+        def task_goes_on(self, job: Job, task: Task) -> bool:
+            calls.append("task_goes_on")
+            return super().task_goes_on(job, task)
+
+    handler = Routing(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 20.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock))
+    await run_until_done(scheduler, handler)
+    # Recorder.task_seen delegates to task_goes_on: the end shows both, in that order.
+    assert calls[-2:] == ["task_seen", "task_goes_on"]
+    assert set(calls[:-2]) == {"task_goes_on"}
+    assert len(calls) >= 4

@@ -72,6 +72,12 @@ class PollHandler(Protocol):
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Take a fresh task for ``job``; return ``True`` to keep polling it."""
 
+    def task_goes_on(self, job: Job, task: Task) -> bool:
+        """Take a fresh task the decision table says goes on; return ``True`` to keep polling.
+
+        The usual answer of every poll, so it is synchronous: no coroutine per answer.
+        """
+
     async def lost(self, job: Job, error: TaskLostError) -> None:
         """The job's task can no longer be read (401/403, 4xx, 3xx, 404 past the grace)."""
 
@@ -423,7 +429,10 @@ class Scheduler:
             if self._notified:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
         step = tracker.on_task(task, now, hint)
-        keep = await self._handler.task_seen(job, task)
+        if step.kind is StepKind.AGAIN:
+            keep = self._handler.task_goes_on(job, task)
+        else:
+            keep = await self._handler.task_seen(job, task)
         if not self._still_active(watch):
             return
         if not keep or step.kind is not StepKind.AGAIN:

@@ -142,6 +142,21 @@ class Tracking:
             await self._book.end(job, lambda: job.lose(error, task))
         return False
 
+    def task_goes_on(self, job: Job, task: Task) -> bool:
+        """Apply a fresh task that ``settle`` leaves going on; return whether to keep polling.
+
+        The poller's usual answer: the job takes the task (an event only if it changed).
+        """
+        current = job.task
+        if (
+            job.state is not JobState.IN_FLIGHT
+            or current is None
+            or task.task_id != current.task_id
+        ):
+            return False
+        job.observe(task)
+        return True
+
     async def lost(self, job: Job, error: TaskLostError) -> None:
         """The job's task can no longer be read: the job is lost, its task id kept."""
         if job.state is JobState.IN_FLIGHT:
