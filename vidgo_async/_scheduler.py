@@ -408,11 +408,10 @@ class Scheduler:
     async def _query(self, watch: _Watch, issued: float) -> None:
         """Ask for one job's status and apply the answer (the whole turn of a poll)."""
         job = watch.job
-        task_id = job.task_id
-        assert task_id is not None  # noqa: S101 - watch() requires it
         self.polls += 1
         try:
-            task, hint = await self._fetch(task_id)
+            # The tracker's id is the job's: watch() made it from job.task_id.
+            task, hint = await self._fetch(watch.tracker.task_id)
         except VidgoError as exc:
             await self._failed(watch, exc, issued)
             return
