@@ -78,6 +78,9 @@ class Recorder:
             self.all_done.set()
 
     async def task_seen(self, job: Job, task: Task) -> bool:
+        return self.task_goes_on(job, task)
+
+    def task_goes_on(self, job: Job, task: Task) -> bool:
         self.seen.setdefault(job.key, []).append(task)
         if task.is_terminal:
             self._ended()
@@ -384,3 +387,97 @@ async def test_a_watched_job_is_re_aimed_by_what_the_batch_learned() -> None:
     times = [at for at, _ in api.queries]
     # Past the old window it would come back within 12 s; the new one says 400 s.
     assert times[:2] == pytest.approx([300.0, 400.0])
+
+
+async def test_a_notified_scheduler_asks_the_window_again_only_after_relearn() -> None:
+    """With notified=True the window is asked at the watch and after each relearn(), not per answer."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    windows: list[tuple[float, float]] = [(100.0, 200.0)]
+    asked = 0
+
+    def expected(_job: Job) -> tuple[float, float]:
+        nonlocal asked
+        asked += 1
+        return windows[-1]
+
+    gate = RateGate(None, clock=clock, name="status")
+    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
+    scheduler = Scheduler(
+        api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=expected, notified=True
+    )
+    api.finishes_at("t-1", 500.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
+    windows.append((400.0, 600.0))
+    scheduler.relearn()  # what the orchestrator does when an ended job taught it a window
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    assert times[:2] == pytest.approx([300.0, 400.0])  # re-aimed by the new window
+    assert len(times) > 2
+    assert asked == 2  # at the watch, and at the first answer after relearn()
+
+
+async def test_a_notified_scheduler_keeps_its_window_without_relearn() -> None:
+    """Without relearn() a notified scheduler keeps aiming by the window it was given."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    windows: list[tuple[float, float]] = [(100.0, 200.0)]
+    gate = RateGate(None, clock=clock, name="status")
+    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
+    scheduler = Scheduler(
+        api.fetch,
+        handler,
+        gate=gate,
+        clock=clock,
+        poll=policy,
+        expected=lambda _job: windows[-1],
+        notified=True,
+    )
+    api.finishes_at("t-1", 500.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
+    windows.append((400.0, 600.0))  # not announced: the old window stays in force
+    await run_until_done(scheduler, handler)
+    times = [at for at, _ in api.queries]
+    assert times[1] - times[0] < 100.0  # past the old window: the late interval, not 400 s
+
+
+async def test_a_lone_due_entry_and_a_backlog_are_taken_in_the_same_order() -> None:
+    """One job due at a time is polled as it comes; a backlog still goes most urgent first."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(3)
+    scheduler = build(clock, api, handler, rate=1.0, max_concurrent=1)
+    for n, start in enumerate((5.0, 10.0, 15.0)):
+        api.finishes_at(f"s-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"s{n}", f"s-{n}", clock), first_delay=start)
+    await run_until_done(scheduler, handler)
+    assert [task_id for _, task_id in api.queries] == ["s-0", "s-1", "s-2"]
+    assert [at for at, _ in api.queries] == pytest.approx([5.0, 10.0, 15.0], abs=0.01)
+
+
+async def test_answers_that_go_on_skip_the_async_handler_and_an_end_uses_it() -> None:
+    """The decision table routes: 'again' answers go to task_goes_on, the final one to task_seen."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    calls: list[str] = []
+
+    class Routing(Recorder):
+        async def task_seen(self, job: Job, task: Task) -> bool:
+            calls.append("task_seen")
+            return await super().task_seen(job, task)
+
+        def task_goes_on(self, job: Job, task: Task) -> bool:
+            calls.append("task_goes_on")
+            return super().task_goes_on(job, task)
+
+    handler = Routing(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 20.0)
+    scheduler.watch(in_flight_job("a", "t-1", clock))
+    await run_until_done(scheduler, handler)
+    # Recorder.task_seen delegates to task_goes_on: the end shows both, in that order.
+    assert calls[-2:] == ["task_seen", "task_goes_on"]
+    assert set(calls[:-2]) == {"task_goes_on"}
+    assert len(calls) >= 4

@@ -122,6 +122,8 @@ class JobBook:
         # Called with every job that is released (the poller forgets it, the callback
         # registry drops its token).
         self.release_hooks: list[Callable[[Job], None]] = []
+        # Called whenever ``windows`` learned from an ended job (the poller re-aims by it).
+        self.learn_hooks: list[Callable[[], None]] = []
         self.task_group: anyio.abc.TaskGroup | None = None
         self.closed = False
 
@@ -190,6 +192,8 @@ class JobBook:
             took = self.clock.monotonic() - job.submitted_mono
             self.durations.observe(took)
             self.windows.observe(job_kind(job), took)
+            for hook in self.learn_hooks:
+                hook()
         if self.is_recorded(job):
             await self.record_end(job, log_errors=True)
         self.release(job)

@@ -211,13 +211,12 @@ class Job:
 
     def observe(self, task: Task) -> None:
         """IN_FLIGHT -> IN_FLIGHT: a fresh, non-terminal task; emits ``progress`` on change."""
-        self._require((JobState.IN_FLIGHT,), "observe")
+        if self.state is not JobState.IN_FLIGHT:
+            self._require((JobState.IN_FLIGHT,), "observe")
         previous = self.task
         self.task = task
-        if previous is None or (previous.status, previous.progress) != (
-            task.status,
-            task.progress,
-        ):
+        # Polled again and again: an unchanged answer costs two comparisons, no event.
+        if previous is None or previous.status != task.status or previous.progress != task.progress:
             self._emit("progress", JobState.IN_FLIGHT)
 
     def finish(self, task: Task) -> None:

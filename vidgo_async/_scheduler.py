@@ -72,6 +72,12 @@ class PollHandler(Protocol):
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Take a fresh task for ``job``; return ``True`` to keep polling it."""
 
+    def task_goes_on(self, job: Job, task: Task) -> bool:
+        """Take a fresh task the decision table says goes on; return ``True`` to keep polling.
+
+        The usual answer of every poll, so it is synchronous: no coroutine per answer.
+        """
+
     async def lost(self, job: Job, error: TaskLostError) -> None:
         """The job's task can no longer be read (401/403, 4xx, 3xx, 404 past the grace)."""
 
@@ -82,12 +88,13 @@ class PollHandler(Protocol):
 class _Watch:
     """The poll record of one in-flight job."""
 
-    __slots__ = ("active", "final", "generation", "job", "learns", "poked", "tracker")
+    __slots__ = ("active", "epoch", "final", "generation", "job", "learns", "poked", "tracker")
 
     def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
         self.job = job
         self.tracker = tracker
-        self.learns = learns  # re-aimed by the expected window at every answer
+        self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
+        self.epoch = -1  # the scheduler's window epoch it was last aimed at
         self.generation = 0
         self.active = True
         self.poked = False
@@ -126,6 +133,8 @@ class Scheduler:
         budget: the client's retry budget; when empty, errors back off to the slowest rate.
         expected: the (soonest, latest) seconds a job is expected to take, asked at every
             answer so that polls follow what the batch has learned (``None``: not known).
+        notified: ``expected`` changes only when :meth:`relearn` is called, so it is asked
+            again only at the first answer after that call, not at every answer.
     """
 
     def __init__(
@@ -139,6 +148,7 @@ class Scheduler:
         max_concurrent: int = DEFAULT_MAX_CONCURRENT_POLLS,
         budget: Budget | None = None,
         expected: Callable[[Job], tuple[float, float] | None] | None = None,
+        notified: bool = False,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent!r})")
@@ -149,6 +159,9 @@ class Scheduler:
         self._poll = poll
         self._budget = budget
         self._expected = expected
+        # Bumped by relearn(); without notices every answer asks ``expected`` again.
+        self._epoch = 0
+        self._notified = notified
         self._workers = max_concurrent
         self._heap: list[_Entry] = []
         self._ready: list[_Ready] = []
@@ -205,6 +218,8 @@ class Scheduler:
             window=window,
         )
         watch = _Watch(job, tracker, learns=learns)
+        if self._notified:
+            watch.epoch = self._epoch
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
@@ -238,6 +253,10 @@ class Scheduler:
         self._push(self._clock.monotonic(), watch, watch.generation)
         return True
 
+    def relearn(self) -> None:
+        """The expected windows may have changed: re-aim learning watches at their next answer."""
+        self._epoch += 1
+
     def forget(self, job: Job) -> None:
         """Stop polling ``job`` and drop its deadline (it ended some other way)."""
         watch = self._watches.pop(job, None)
@@ -262,13 +281,18 @@ class Scheduler:
                 task_group.start_soon(self._worker)
 
     async def _worker(self) -> None:
-        # One of a fixed pool: no task, semaphore or cancel scope is made per poll.
+        # One of a fixed pool: no task, semaphore or cancel scope is made per poll, and a
+        # due entry is taken without awaiting anything but the gate and the query.
+        clock = self._clock
+        gate = self._gate
         while True:
-            item = await self._take()
+            item = self._next(clock.monotonic())
+            if item is None:
+                item = await self._take()
             if isinstance(item, _Deadline):
                 await self._deadline_due(item)
                 continue
-            issued = await self._gate.acquire()
+            issued = await gate.acquire()
             if not item.active:
                 continue
             item.poked = False
@@ -277,13 +301,30 @@ class Scheduler:
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the most urgent due entry: past the heap's head, the ready heap's order wins."""
         heap, ready = self._heap, self._ready
+        if not ready:
+            # The usual case: the head is the only due entry (its children are not due), so
+            # there is nothing to order by urgency: take it as it is.
+            while heap and heap[0][0] <= now:
+                size = len(heap)
+                if (size > 1 and heap[1][0] <= now) or (size > 2 and heap[2][0] <= now):
+                    break
+                _due, _seq, item, generation = heapq.heappop(heap)
+                if isinstance(item, _Deadline):
+                    if item.active:
+                        return item
+                elif item.active and generation == item.generation:
+                    return item
         while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            if self._stale(entry):
+            due, seq, item, generation = heapq.heappop(heap)
+            if isinstance(item, _Deadline):
+                if not item.active:
+                    continue
+                rank = 0
+            elif not item.active or generation != item.generation:
                 continue
-            item = entry[2]
-            rank = 0 if isinstance(item, _Deadline) or item.poked else item.tracker.rank(now)
-            heapq.heappush(ready, (rank, entry[0], entry[1], item, entry[3]))
+            else:
+                rank = 0 if item.poked else item.tracker.rank(now)
+            heapq.heappush(ready, (rank, due, seq, item, generation))
             if len(ready) >= _READY_BATCH:
                 break
         while ready:
@@ -295,21 +336,28 @@ class Scheduler:
                 return item
         return None
 
+    def _next(self, now: float) -> _Watch | _Deadline | None:
+        """Pop the next due entry, if any; rouse a resting worker when more is due."""
+        item = self._due(now)
+        if item is not None and self._idle is not None:
+            heap = self._heap
+            if self._ready or (heap and heap[0][0] <= now):
+                self._rouse()  # more is due: let a resting worker take it
+        return item
+
     async def _take(self) -> _Watch | _Deadline:
         """Wait for the next due entry; one idle worker keeps the timer, the others rest."""
         while True:
-            item = self._due(self._clock.monotonic())
-            if item is not None:
-                if self._ready or (self._heap and self._heap[0][0] <= self._clock.monotonic()):
-                    self._rouse()  # more is due: let a resting worker take it
-                return item
             if self._timer_held:
                 idle = self._idle
                 if idle is None:
                     idle = self._idle = anyio.Event()
                 await idle.wait()
-                continue
-            await self._keep_timer()
+            else:
+                await self._keep_timer()
+            item = self._next(self._clock.monotonic())
+            if item is not None:
+                return item
 
     def _rouse(self) -> None:
         idle, self._idle = self._idle, None
@@ -358,37 +406,32 @@ class Scheduler:
         await self._handler.deadline_passed(job)
 
     async def _query(self, watch: _Watch, issued: float) -> None:
+        """Ask for one job's status and apply the answer (the whole turn of a poll)."""
         job = watch.job
-        task_id = job.task_id
-        assert task_id is not None  # noqa: S101 - watch() requires it
         self.polls += 1
         try:
-            task, hint = await self._fetch(task_id)
+            # The tracker's id is the job's: watch() made it from job.task_id.
+            task, hint = await self._fetch(watch.tracker.task_id)
         except VidgoError as exc:
-            step = watch.tracker.on_error(exc, self._clock.monotonic())
-            if step.throttle:
-                self._gate.on_throttle(step.retry_after, issued_at=issued)
-            if step.kind is StepKind.LOST:
-                logger.warning("vidgo lost track of task %s of job %r: %s", task_id, job.key, exc)
-                assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
-                await self._drop(watch, step.error)
-            else:
-                await self._retry_later(watch, step)
+            await self._failed(watch, exc, issued)
             return
         self._gate.on_success()
-        if self._budget is not None and watch.tracker.errors == 0:
-            self._budget.record_success()
-        await self._answered(watch, task, hint)
-
-    async def _answered(self, watch: _Watch, task: Task, hint: float | None) -> None:
+        tracker = watch.tracker
+        budget = self._budget
+        if budget is not None and tracker.errors == 0:
+            budget.record_success()
         if not watch.active:
             return  # ended some other way while the query was on the wire
-        job = watch.job
         now = self._clock.monotonic()
-        if watch.learns and self._expected is not None:
-            watch.tracker.expect(self._expected(job))
-        step = watch.tracker.on_task(task, now, hint)
-        keep = await self._handler.task_seen(job, task)
+        if watch.learns and watch.epoch != self._epoch and self._expected is not None:
+            tracker.expect(self._expected(job))
+            if self._notified:
+                watch.epoch = self._epoch  # asked again only after the next relearn()
+        step = tracker.on_task(task, now, hint)
+        if step.kind is StepKind.AGAIN:
+            keep = self._handler.task_goes_on(job, task)
+        else:
+            keep = await self._handler.task_seen(job, task)
         if not self._still_active(watch):
             return
         if not keep or step.kind is not StepKind.AGAIN:
@@ -399,15 +442,30 @@ class Scheduler:
             await self._handler.deadline_passed(job)
             return
         delay = 0.0 if watch.poked else step.delay
-        logger.debug(
-            "vidgo task %s is %s (progress %s); next poll in %.2f s",
-            task.task_id,
-            task.status.value,
-            task.progress,
-            delay,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "vidgo task %s is %s (progress %s); next poll in %.2f s",
+                task.task_id,
+                task.status.value,
+                task.progress,
+                delay,
+            )
         watch.generation += 1
         self._push(now + delay, watch, watch.generation)
+
+    async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
+        """Apply a status query that failed: throttle the gate, retry later or lose the job."""
+        step = watch.tracker.on_error(exc, self._clock.monotonic())
+        if step.throttle:
+            self._gate.on_throttle(step.retry_after, issued_at=issued)
+        if step.kind is StepKind.LOST:
+            logger.warning(
+                "vidgo lost track of task %s of job %r: %s", watch.job.task_id, watch.job.key, exc
+            )
+            assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
+            await self._drop(watch, step.error)
+        else:
+            await self._retry_later(watch, step)
 
     @staticmethod
     def _still_active(watch: _Watch) -> bool:

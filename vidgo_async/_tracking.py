@@ -70,8 +70,11 @@ class Tracking:
             max_concurrent=max_concurrent,
             budget=budget,
             expected=self._expected,
+            notified=True,
         )
         book.release_hooks.append(self.scheduler.forget)
+        # The expected windows change only when an ended job teaches the book one.
+        book.learn_hooks.append(self.scheduler.relearn)
 
     def attach(self, job: Job, task: Task) -> None:
         """Follow a task created earlier (a journaled one): no submit, straight to polling."""
@@ -119,7 +122,12 @@ class Tracking:
 
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Apply what a fresh task means for its job (``settle``); return whether to keep polling."""
-        if job.state is not JobState.IN_FLIGHT or task.task_id != job.task_id:
+        current = job.task
+        if (
+            job.state is not JobState.IN_FLIGHT
+            or current is None
+            or task.task_id != current.task_id
+        ):
             return False
         step = settle(task, self._poll)
         if step is None:
@@ -133,6 +141,21 @@ class Tracking:
         elif error is not None:
             await self._book.end(job, lambda: job.lose(error, task))
         return False
+
+    def task_goes_on(self, job: Job, task: Task) -> bool:
+        """Apply a fresh task that ``settle`` leaves going on; return whether to keep polling.
+
+        The poller's usual answer: the job takes the task (an event only if it changed).
+        """
+        current = job.task
+        if (
+            job.state is not JobState.IN_FLIGHT
+            or current is None
+            or task.task_id != current.task_id
+        ):
+            return False
+        job.observe(task)
+        return True
 
     async def lost(self, job: Job, error: TaskLostError) -> None:
         """The job's task can no longer be read: the job is lost, its task id kept."""
