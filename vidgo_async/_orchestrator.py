@@ -30,6 +30,7 @@ import anyio.abc
 import attrs
 
 from ._adoption import Adoption
+from ._client import validated_submit
 from ._config import PollPolicy, to_seconds
 from ._dispatch import DEFAULT_MAX_CONCURRENT_SUBMITS, Dispatcher
 from ._gates import RateGate
@@ -138,7 +139,8 @@ class Orchestrator:
             book,
             self._tracking,
             self._adoption,
-            submit=client.submit,
+            # Each job's input was validated when the job was made: sent as it is.
+            submit=validated_submit(client),
             # The attrs plugin cannot type a field whose converter is the frozenset class.
             retry=attrs.evolve(retry, retry_statuses=statuses),  # type: ignore[arg-type]
             gate=self.submit_gate,
