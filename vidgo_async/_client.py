@@ -350,7 +350,8 @@ class VidgoClient:
             "POST", SUBMIT_PATH, json_body=body, idempotent=False, retry=retry
         )
         data = response.data
-        if isinstance(data, Mapping) and not isinstance(data.get("status"), str):
+        is_object = type(data) is dict or isinstance(data, Mapping)
+        if is_object and not isinstance(data.get("status"), str):
             # Some models' submit answers omit the status: a new task has not started.
             data = {**data, "status": TaskStatus.NOT_STARTED.value}
         try:
