@@ -193,3 +193,33 @@ async def test_the_submitter_pool_sends_every_job_once_in_order_within_its_size(
     assert submits.started == prompts
     assert 1 < submits.peak <= 4
     assert [handle.task_id for handle in handles] == [f"task-{p}" for p in prompts]
+
+
+async def test_a_handle_waits_for_its_job_with_an_event_made_only_by_its_first_waiter() -> None:
+    """No event per job up front; a waiter before the end is woken, one after returns at once."""
+    request = GenerationRequest(
+        "seedance-2", {"prompt": "a fox", "duration": 5, "resolution": "720p"}
+    )
+    async with make_client() as client, Orchestrator(client, poll=NO_POLLING) as orch:
+        orch._dispatcher.submit = BurstySubmits(0)  # never the network, whatever happens
+        waited, unwaited = orch.start(request), orch.start(request)
+        book = orch._book
+        assert book.done[waited._job] is None
+        assert not waited.done()
+        results: list[JobState] = []
+
+        async def wait_for_it() -> None:
+            results.append((await waited.result()).state)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_for_it)
+            await anyio.lowlevel.checkpoint()
+            assert book.done[waited._job] is not None  # made by the waiter
+            assert book.done[unwaited._job] is None
+            assert waited.cancel()
+            assert unwaited.cancel()
+        assert results == [JobState.CANCELLED]
+        assert waited.done()
+        assert unwaited.done()
+        assert (await unwaited.result()).state is JobState.CANCELLED
+        assert waited._job not in book.done
