@@ -123,8 +123,11 @@ class Dispatcher:
 
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
-        self._queue.append(job)
-        self._queue_ready.set()
+        queue = self._queue
+        if not queue:
+            # The dispatcher waits for this event only once it found the queue empty.
+            self._queue_ready.set()
+        queue.append(job)
 
     async def wait_for_room(self) -> None:
         """Wait until fewer than ``lookahead`` jobs wait in the queue (lazy batches' pace)."""
