@@ -316,7 +316,7 @@ class VidgoClient:
         prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
         return await self._send_submit(model, prepared, callback_url=callback_url, retry=retry)
 
-    async def _submit_validated(
+    async def _send_submit(
         self,
         model: str,
         prepared_input: Mapping[str, Any],
@@ -324,21 +324,11 @@ class VidgoClient:
         callback_url: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> Task:
-        """:meth:`submit` of an input ``validate_input`` already returned (see ``validated_submit``)."""
-        self._transport.check_open()
-        return await self._send_submit(
-            model, prepared_input, callback_url=callback_url, retry=retry
-        )
+        """Check the callback URL, then send a submit whose input ``validate_input`` returned.
 
-    async def _send_submit(
-        self,
-        model: str,
-        prepared_input: Mapping[str, Any],
-        *,
-        callback_url: str | None,
-        retry: RetryPolicy | None,
-    ) -> Task:
-        """Check the callback URL, then send a submit whose input was validated."""
+        :meth:`submit` after its validation, and the orchestrator (see ``validated_submit``).
+        """
+        self._transport.check_open()
         if callback_url is not None:
             issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
             if issues:
@@ -653,4 +643,4 @@ def validated_submit(client: VidgoClient) -> Callable[..., Awaitable[Task]]:
     a second, identical validation. The callback URL is still checked when it is sent (a
     receiver's URL is only given to the job then). Arguments as :meth:`VidgoClient.submit`.
     """
-    return client._submit_validated
+    return client._send_submit
