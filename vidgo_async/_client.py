@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -55,7 +55,7 @@ from ._rules import check_callback_url
 from ._uploads import Uploader, UploadSource
 from ._validation import validate_input
 
-__all__ = ["ClientState", "StatusAnswer", "VidgoClient"]
+__all__ = ["ClientState", "StatusAnswer", "VidgoClient", "validated_submit"]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -314,10 +314,6 @@ class VidgoClient:
         """
         self._transport.check_open()
         prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
-        if callback_url is not None:
-            issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
-            if issues:
-                raise InputValidationError(issues)
         return await self._send_submit(model, prepared, callback_url=callback_url, retry=retry)
 
     async def _send_submit(
@@ -325,10 +321,18 @@ class VidgoClient:
         model: str,
         prepared_input: Mapping[str, Any],
         *,
-        callback_url: str | None,
-        retry: RetryPolicy | None,
+        callback_url: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Task:
-        """Send a submit whose input and callback URL were checked by :meth:`submit`."""
+        """Check the callback URL, then send a submit whose input ``validate_input`` returned.
+
+        :meth:`submit` after its validation, and the orchestrator (see ``validated_submit``).
+        """
+        self._transport.check_open()
+        if callback_url is not None:
+            issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
+            if issues:
+                raise InputValidationError(issues)
         body: dict[str, Any] = {"model": model, "input": prepared_input}
         if callback_url is not None:
             body["callback_url"] = callback_url
@@ -336,7 +340,8 @@ class VidgoClient:
             "POST", SUBMIT_PATH, json_body=body, idempotent=False, retry=retry
         )
         data = response.data
-        if isinstance(data, Mapping) and not isinstance(data.get("status"), str):
+        is_object = type(data) is dict or isinstance(data, Mapping)
+        if is_object and not isinstance(data.get("status"), str):
             # Some models' submit answers omit the status: a new task has not started.
             data = {**data, "status": TaskStatus.NOT_STARTED.value}
         try:
@@ -628,3 +633,14 @@ class VidgoClient:
         """
         self._transport.check_open()
         return await self._downloader.fetch_to(url, Path(destination), task_id=task_id)
+
+
+def validated_submit(client: VidgoClient) -> Callable[..., Awaitable[Task]]:
+    """Return ``client``'s submit for an input that ``validate_input`` already returned.
+
+    The orchestrator validates each request once, when its job is made (with the client's
+    ``allow_unknown_models``), and keeps the input exactly as it is sent: its submits skip
+    a second, identical validation. The callback URL is still checked when it is sent (a
+    receiver's URL is only given to the job then). Arguments as :meth:`VidgoClient.submit`.
+    """
+    return client._send_submit

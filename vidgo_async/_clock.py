@@ -23,6 +23,12 @@ class Clock:
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        # The hot paths read the clock several times per request: unless a subclass reads
+        # time its own way, each reading is the C function itself, not a method around it.
+        if type(self).monotonic is Clock.monotonic:
+            self.monotonic = time.monotonic  # type: ignore[method-assign]
+        if type(self).time is Clock.time:
+            self.time = time.time  # type: ignore[method-assign]
 
     def monotonic(self) -> float:
         """Return seconds on a clock that never goes backwards."""

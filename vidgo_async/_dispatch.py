@@ -113,14 +113,21 @@ class Dispatcher:
         self._handoff: deque[tuple[Job, float]] = deque()
         self._idle_submitters: list[anyio.Event] = []
         self._submitter_freed: anyio.Event | None = None
+        # Set while the dispatcher, woken by a freed submitter, has not run yet.
+        self._dispatcher_due = False
+        # Submitters in that one yield: they take jobs handed over meanwhile themselves.
+        self._lingering = 0
         # Lazy batches stop building while this many jobs wait; they resume below half.
         self.lookahead = max(_LOOKAHEAD, 2 * max_in_flight)
         self._room: anyio.Event | None = None
 
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
-        self._queue.append(job)
-        self._queue_ready.set()
+        queue = self._queue
+        if not queue:
+            # The dispatcher waits for this event only once it found the queue empty.
+            self._queue_ready.set()
+        queue.append(job)
 
     async def wait_for_room(self) -> None:
         """Wait until fewer than ``lookahead`` jobs wait in the queue (lazy batches' pace)."""
@@ -160,7 +167,13 @@ class Dispatcher:
                 # neither is held by a job that cannot be sent yet.
                 while self._busy_submitters >= self.max_submitters:
                     freed = self._submitter_freed = anyio.Event()
-                    await freed.wait()
+                    try:
+                        await freed.wait()
+                    finally:
+                        self._dispatcher_due = False
+                    # That wait was a yield: the jobs freed submitters can take now are
+                    # handed over in this run, with no yield among them.
+                    taken = 0
             try:
                 # A free token is taken without the limiter's own yield; waiting for one
                 # goes through the limiter as usual.
@@ -187,7 +200,10 @@ class Dispatcher:
     def _hand_over(self, job: Job, issued: float, task_group: anyio.abc.TaskGroup) -> None:
         """Give a job to an idle submitter, starting one while the pool is not full."""
         self._busy_submitters += 1
-        self._handoff.append((job, issued))
+        handoff = self._handoff
+        handoff.append((job, issued))
+        if len(handoff) <= self._lingering:
+            return  # a submitter yielding for a moment takes it when it resumes
         if self._idle_submitters:
             self._idle_submitters.pop().set()
         elif self.submitters < self.max_submitters:
@@ -198,12 +214,24 @@ class Dispatcher:
     async def _submitter(self) -> None:
         """Send the submits handed over, one at a time, for the orchestrator's lifetime."""
         handoff = self._handoff
+        lingered = False
         while True:
             if not handoff:
+                if self._dispatcher_due and not lingered:
+                    # The dispatcher waited for a free submitter and runs next: one yield
+                    # usually finds a job handed over, with no idle event made and set.
+                    lingered = True
+                    self._lingering += 1
+                    try:
+                        await anyio.lowlevel.checkpoint()
+                    finally:
+                        self._lingering -= 1
+                    continue
                 idle = anyio.Event()
                 self._idle_submitters.append(idle)
                 await idle.wait()
                 continue
+            lingered = False
             job, issued = handoff.popleft()
             try:
                 if job.state is JobState.QUEUED:  # not cancelled or expired since handed over
@@ -213,6 +241,7 @@ class Dispatcher:
                 freed = self._submitter_freed
                 if freed is not None:
                     self._submitter_freed = None
+                    self._dispatcher_due = True
                     freed.set()
 
     async def _claim(self, job: Job) -> bool:
@@ -241,12 +270,12 @@ class Dispatcher:
 
     async def _submit(self, job: Job, issued: float) -> None:
         book = self._book
-        if not await self._claim(job):
+        if book.journal is not None and not await self._claim(job):
             return
         job.begin_submit()
         try:
             task = await self.submit(
-                job.model, job.input, callback_url=job.callback_url, retry=self._retry
+                job.request.model, job.input, callback_url=job.callback_url, retry=self._retry
             )
         except RateLimitError as exc:
             self._gate.on_throttle(exc.retry_after, issued_at=issued)

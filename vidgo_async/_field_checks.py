@@ -304,7 +304,7 @@ def object_check(
     groups_text = "needs " + " or ".join(" + ".join(group) for group in any_of_required)
 
     def check(data: Any, path: str, issues: Issues) -> None:
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             issues.append(
                 ValidationIssue(
                     path, "must be an object (a mapping of field names to values)", data

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ._clock import Clock
 from ._fallback import DurationEstimator, DurationWindows
@@ -45,12 +46,11 @@ class JobRecorder(Protocol):
 class JobHandle:
     """A started job: await its result later. Returned by ``Orchestrator.start``."""
 
-    __slots__ = ("_book", "_done", "_job")
+    __slots__ = ("_book", "_job")
 
-    def __init__(self, book: JobBook, job: Job, done: anyio.Event) -> None:
+    def __init__(self, book: JobBook, job: Job) -> None:
         self._book = book
         self._job = job
-        self._done = done
 
     def __repr__(self) -> str:
         return (
@@ -74,11 +74,14 @@ class JobHandle:
 
     def done(self) -> bool:
         """Whether the job has ended (or the orchestrator stopped)."""
-        return self._done.is_set()
+        return self._job not in self._book.done
 
     async def result(self) -> JobResult:
         """Wait for the job to end and return its result (never raises for the job's failure)."""
-        await self._done.wait()
+        if self.done():
+            await anyio.lowlevel.checkpoint()  # as the wait on an event already set was
+        else:
+            await self._book.wait_done(self._job)
         return self._job.result()
 
     async def wait(self) -> Task:
@@ -112,7 +115,9 @@ class JobBook:
         self.limiter = limiter
         self.journal = journal
         self.live: dict[str, Job] = {}
-        self.done: dict[Job, anyio.Event] = {}
+        # The jobs not ended yet, each with the event its waiters wait on (made by the
+        # first waiter: most jobs of a batch have none).
+        self.done: dict[Job, anyio.Event | None] = {}
         self.done_callbacks: dict[Job, list[Callable[[Job], None]]] = {}
         self.holding: set[Job] = set()
         self.recorded: set[Job] = set()
@@ -170,6 +175,15 @@ class JobBook:
             done.set()
         for callback in self.done_callbacks.pop(job, ()):
             callback(job)
+
+    async def wait_done(self, job: Job) -> None:
+        """Wait until ``job`` has ended (at once if it has, or was never queued)."""
+        if job not in self.done:
+            return
+        done = self.done[job]
+        if done is None:
+            done = self.done[job] = anyio.Event()
+        await done.wait()
 
     def expected_window(
         self, job: Job, seed: tuple[float, float] | None

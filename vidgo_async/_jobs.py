@@ -279,7 +279,8 @@ class Job:
         *,
         error: BaseException | None = None,
     ) -> None:
-        self._require(allowed, kind)
+        if self.state not in allowed:
+            self._require(allowed, kind)  # raises
         self._emit(kind, new, error=error)
 
     def _end(self, kind: str, new: JobState, allowed: tuple[JobState, ...]) -> None:

@@ -30,6 +30,7 @@ import anyio.abc
 import attrs
 
 from ._adoption import Adoption
+from ._client import validated_submit
 from ._config import PollPolicy, to_seconds
 from ._dispatch import DEFAULT_MAX_CONCURRENT_SUBMITS, Dispatcher
 from ._gates import RateGate
@@ -138,7 +139,8 @@ class Orchestrator:
             book,
             self._tracking,
             self._adoption,
-            submit=client.submit,
+            # Each job's input was validated when the job was made: sent as it is.
+            submit=validated_submit(client),
             # The attrs plugin cannot type a field whose converter is the frozenset class.
             retry=attrs.evolve(retry, retry_statuses=statuses),  # type: ignore[arg-type]
             gate=self.submit_gate,
@@ -281,9 +283,7 @@ class Orchestrator:
         try:
             await batch.built.wait()
             for job in batch.jobs:
-                done = self._book.done.get(job)
-                if done is not None:
-                    await done.wait()
+                await self._book.wait_done(job)
         except anyio.get_cancelled_exc_class():
             batch.stop("the run was cancelled")
             raise
@@ -359,15 +359,14 @@ class Orchestrator:
         return None if deadline is None else self._clock.monotonic() + to_seconds(deadline)
 
     def _enqueue(self, job: Job, deadline_at: float | None) -> JobHandle:
-        done = anyio.Event()
         book = self._book
         book.live[job.key] = job
-        book.done[job] = done
+        book.done[job] = None  # not ended; its event is made by its first waiter
         if deadline_at is not None:
             job.deadline = deadline_at
             self._tracking.scheduler.set_deadline(job, deadline_at)
         self._dispatcher.enqueue(job)
-        return JobHandle(book, job, done)
+        return JobHandle(book, job)
 
     def _listed(self, requests: Iterable[GenerationRequest]) -> list[GenerationRequest]:
         """The requests as a list, checked (types, keys) before anything is queued."""

@@ -95,7 +95,7 @@ def _cross_check(rule: CrossRule, model: str) -> _ObjectCheck | None:
             value = data.get(rule.field)
             if value is None or (isinstance(value, str) and value in allowed):
                 return
-            if not _has_issue(issues, path):
+            if not (issues and _has_issue(issues, path)):
                 issues.append(ValidationIssue(path, text, value))
 
         return only_values
@@ -104,7 +104,7 @@ def _cross_check(rule: CrossRule, model: str) -> _ObjectCheck | None:
 
         def length(data: Mapping[Any, Any], issues: Issues) -> None:
             value = data.get(rule.field)
-            if not isinstance(value, str) or _has_issue(issues, path):
+            if not isinstance(value, str) or (issues and _has_issue(issues, path)):
                 return
             if len(value.strip()) < low:
                 issues.append(
@@ -147,7 +147,7 @@ class _ModelValidator:
     def issues(self, data: Any) -> Issues:
         issues: Issues = []
         self.fields(data, INPUT_PATH, issues)
-        if isinstance(data, Mapping):
+        if type(data) is dict or isinstance(data, Mapping):
             for cross in self.cross:
                 cross(data, issues)
         return issues
@@ -160,6 +160,10 @@ def _validators() -> Mapping[str, _ModelValidator]:
 
 
 # -- the entry points --------------------------------------------------------------------
+
+
+# The JSON value types ``_plain`` returns unchanged.
+_AS_IS = frozenset((str, int, bool, float))
 
 
 def _plain(value: Any) -> Any:
@@ -257,4 +261,9 @@ def validate_input(
         issues = validator.issues(data)
     if issues:
         raise InputValidationError(issues)
-    return {key: _plain(value) for key, value in data.items() if value is not None}
+    # Strings and numbers are sent as they are: _plain is called for the others only.
+    return {
+        key: value if type(value) in _AS_IS else _plain(value)
+        for key, value in data.items()
+        if value is not None
+    }
