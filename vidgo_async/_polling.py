@@ -166,6 +166,18 @@ class PollState:
         window = self.window
         return window is not None and now - self.started_at >= window[0]
 
+    def urgent_from(self, now: float) -> float | None:
+        """The monotonic time from which :meth:`expects_end` holds (``None``: never known).
+
+        Judged on what was seen up to ``now``: the progress estimate's end less
+        ``min_interval``, or, without one, the start of the expected window.
+        """
+        remaining = self._estimate(now)[0]
+        if remaining is not None:
+            return now + remaining - self.policy.min_interval
+        window = self.window
+        return None if window is None else self.started_at + window[0]
+
     def window_delay(self, now: float, draw: float) -> float | None:
         """The un-clamped wait aimed by the expected window, or ``None`` without one."""
         window = self.window
@@ -338,6 +350,10 @@ class PollTracker:
     def rank(self, now: float) -> int:
         """How urgent a due poll is when polls fall behind: 0 (may have ended) or 1."""
         return 0 if self.schedule.expects_end(now) else 1
+
+    def urgent_from(self, now: float) -> float | None:
+        """From when a poll of this task goes first when polls fall behind (see :meth:`rank`)."""
+        return self.schedule.urgent_from(now)
 
     def start(self, now: float, task: Task | None = None) -> Step:
         """Return the first step for a task held already (e.g. the submit's answer).
