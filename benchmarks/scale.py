@@ -1,8 +1,9 @@
 """Scale: N jobs in flight at once in one orchestrator, in a fresh client process.
 
 The jobs last what video jobs last: spread evenly over the documented 90-300 s
-(``DEFAULT_EXPECTED_DURATION``, from status.mdx) times the emulator's time scale, in a
-fixed low-discrepancy order, so a batch's jobs end over minutes as a real batch's do. One
+(``DEFAULT_EXPECTED_DURATION``, from status.mdx) times the emulator's time scale, so a
+batch's jobs end over minutes as a real batch's do; they are submitted longest first, so
+all N are in flight together unless submitting them took longer than the longest job. One
 *burst* run keeps every job the same length instead: all N end within the few seconds it
 took to submit them, and no client can see N ends sooner than ``N / status rate`` seconds;
 that floor is reported beside the burst's lag (``scale_burst_floor_fraction``).
@@ -50,12 +51,12 @@ PROFILE_ENV = "VIDGO_BENCH_PROFILE"
 # Emulated seconds per job: (shortest, longest); a "90 s" job lasts 90 x factor real seconds.
 WINDOW = DEFAULT_EXPECTED_DURATION
 # The golden ratio's fractional part: job i's place in the window is (i x this) mod 1, so
-# every prefix of the jobs covers the window evenly (lengths and submit order uncorrelated).
+# every prefix of the jobs covers the window evenly (a small run has the big run's shape).
 _SPREAD = 0.6180339887498949
 
 
 def job_seconds(index: int, window: tuple[float, float]) -> float:
-    """Emulated seconds of job ``index``: spread evenly over ``window``."""
+    """Emulated seconds of job ``index``: every prefix of the jobs spreads evenly over ``window``."""
     low, high = window
     return low + (high - low) * ((index * _SPREAD) % 1.0)
 
@@ -70,11 +71,12 @@ async def _child(
 ) -> dict[str, Any]:
     from vidgo_async import GenerationRequest, JobEvent, Orchestrator, PollPolicy, VidgoClient
 
+    # The longest first: every job is still running when the last submit lands unless
+    # submitting them took about as long as the longest job (checked by the caller).
+    lengths = sorted((job_seconds(i, window) for i in range(jobs)), reverse=True)
     requests = [
-        GenerationRequest(
-            "seedance-2", seedance_input(prompt_for(job_seconds(i, window), tag=f"x{i}"))
-        )
-        for i in range(jobs)
+        GenerationRequest("seedance-2", seedance_input(prompt_for(seconds, tag=f"x{i}")))
+        for i, seconds in enumerate(lengths)
     ]
     policy = PollPolicy().scaled(factor)
     seen: dict[str, float] = {}
@@ -161,7 +163,7 @@ def run_child(
     if figures["peak_in_flight"] < jobs:
         raise RuntimeError(
             f"only {figures['peak_in_flight']} of {jobs} jobs were in flight at once: make "
-            "the shortest job longer (seconds x factor) than submitting all of them takes"
+            "the jobs longer (seconds x factor): submitting all of them took about as long"
         )
     return figures
 
