@@ -8,6 +8,7 @@ the base URL, then sends one JSON command a line and reads one JSON answer a lin
 - ``{"cmd": "reset"}``: zero the counters and the status-rate samples;
 - ``{"cmd": "ends", "ids": [...]}``: each task's scheduled end as ``time.monotonic()``
   (``loop.time()`` is the system-wide monotonic clock, so it compares across processes);
+- ``{"cmd": "spans", "ids": [...]}``: each task's ``[scheduled end, length]`` in real seconds;
 - ``{"cmd": "rate"}``: the highest number of status requests seen in any 1 s window;
 - ``{"cmd": "forget"}``: drop every ended task (keeps a long run's memory flat);
 - ``{"cmd": "close"}``: stop serving and exit.
@@ -63,6 +64,16 @@ def _ends(emu: Emulator, ids: list[str]) -> dict[str, float | None]:
     return out
 
 
+def _spans(emu: Emulator, ids: list[str]) -> dict[str, list[float] | None]:
+    store = emu._store  # as in _ends: the emulator's own schedule
+    tasks: dict[str, Any] = store._tasks if store is not None else {}
+    out: dict[str, list[float] | None] = {}
+    for task_id in ids:
+        task = tasks.get(task_id)
+        out[task_id] = None if task is None else [task.started_at + task.duration, task.duration]
+    return out
+
+
 def _forget(emu: Emulator) -> int:
     store = emu._store
     if store is None:
@@ -93,6 +104,8 @@ def _answer(emu: Emulator, sampler: _RateSampler, command: dict[str, Any]) -> An
         return {"ok": True}
     if name == "ends":
         return _ends(emu, list(command.get("ids", [])))
+    if name == "spans":
+        return _spans(emu, list(command.get("ids", [])))
     if name == "rate":
         return {"peak_status_per_s": sampler.peak}
     if name == "forget":

@@ -125,3 +125,27 @@ def test_failure_delay_backs_off_within_the_schedule_bounds(errors: int) -> None
         assert max(policy.min_interval, state.geometric_delay()) <= delay <= policy.max_interval
     state.polls = 30  # deep into the schedule: the wait sits at the cap
     assert state.failure_delay(errors, rng=rng) == policy.max_interval
+
+
+def test_a_one_reading_estimate_turns_urgent_halfway_to_its_end() -> None:
+    """One reading counts the queue as running time, so its end can only be late.
+
+    50 % after 10 s from the submit: the estimate says 10 s more, but with any queue time
+    the job ends sooner, so its polls go first (when behind) once half of that passed.
+    """
+    policy = PollPolicy(min_interval=1.0)
+    state = PollState(policy, started_at=0.0)
+    state.observe(10.0, 50)
+    assert state.urgent_from(10.0) == pytest.approx(10.0 + 5.0 - 1.0)
+    assert not state.expects_end(13.9)
+    assert state.expects_end(14.0)
+    # A second reading measures the true rate: urgent just before the estimated end.
+    state.observe(12.0, 60)
+    assert state.urgent_from(12.0) == pytest.approx(12.0 + 8.0 - 1.0)
+
+
+def test_without_progress_a_poll_turns_urgent_where_the_window_opens() -> None:
+    """No progress: urgent from the expected window's start; no window: never known."""
+    policy = PollPolicy(use_progress=False)
+    assert PollState(policy, started_at=5.0, window=(90.0, 300.0)).urgent_from(6.0) == 95.0
+    assert PollState(policy, started_at=5.0).urgent_from(6.0) is None

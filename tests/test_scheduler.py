@@ -354,6 +354,41 @@ async def test_when_behind_jobs_that_may_have_ended_are_polled_first() -> None:
     assert order == ["a"] * 10 + ["b"] * 10
 
 
+async def test_jobs_that_may_have_ended_go_first_behind_any_backlog() -> None:
+    """However many routine checks are due, a poll that can see an end is taken first."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(305)
+    scheduler = build(clock, api, handler, rate=100.0, max_concurrent=1)
+    for n in range(300):
+        api.finishes_at(f"b-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"b{n}", f"b-{n}", clock), first_delay=0.0)
+    for n in range(5):
+        api.finishes_at(f"a-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"a{n}", f"a-{n}", clock), first_delay=0.0, window=(0, 1))
+    await run_until_done(scheduler, handler)
+    order = [task_id[0] for _, task_id in api.queries]
+    assert order[:5] == ["a"] * 5
+
+
+async def test_a_check_still_waiting_at_its_expected_end_turns_urgent() -> None:
+    """A routine check stuck in a backlog goes first once its job's expected end comes."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(21)
+    scheduler = build(clock, api, handler, rate=1.0, max_concurrent=1)
+    for n in range(20):
+        api.finishes_at(f"b-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"b{n}", f"b-{n}", clock), first_delay=0.0)
+    api.finishes_at("a-0", 0.0)
+    # Checked on at 1 s (before its window opens at 3 s): routine, behind 20 due checks.
+    scheduler.watch(in_flight_job("a0", "a-0", clock), first_delay=1.0, window=(3.0, 10.0))
+    await run_until_done(scheduler, handler)
+    polled_at = next(at for at, task_id in api.queries if task_id == "a-0")
+    assert 3.0 <= polled_at <= 4.0 + 1e-9
+    assert len(api.queries) == 21  # its routine entry did not poll it a second time
+
+
 async def test_a_fixed_pool_of_workers_polls_every_job() -> None:
     """Workers never exceed max_concurrent queries on the wire and each job ends once."""
     clock = VirtualClock()

@@ -1,8 +1,13 @@
 """Shared request-rate gates that slow down for a rate limit and recover on a clock.
 
 One gate paces one kind of request for a whole orchestrator (one for submits, one for
-status queries). A gate is a token bucket of depth one: grants are spaced at least
-``1 / rate`` seconds apart, so a rate of 5/s never bursts. A gate never touches
+status queries). A gate is a token bucket: grants are spaced ``1 / rate`` seconds apart, and
+a grant that came late (a timer or a busy event loop woke the waiter after its turn) lets
+the next ones catch up on the time lost, but never on more than ``_CATCH_UP`` seconds of it.
+So the rate delivered is the rate configured even at 1 000/s, where every sleep overshoots
+its 1 ms, while a burst is never more than ``1 + rate x _CATCH_UP`` grants. A gate whose
+turn is longer than ``_CATCH_UP`` (20/s or slower) never catches up and never bursts: 5/s
+stays grants spaced at least 200 ms apart. A gate never touches
 ``max_in_flight``: that bound is the user's (it caps spend), and only request *rates* adapt.
 
 What a 429 (or a timeout) does:
@@ -63,6 +68,9 @@ _SIGNAL_WINDOW = 2.0
 _SIGNAL_ANSWERS = 20
 _MIN_THROTTLES = 3
 _LIMIT_SHARE = 0.4
+# At most this many seconds lost to late wake-ups are granted back to a gate whose turn is
+# shorter (faster than 1 / _CATCH_UP per second); slower gates keep their spacing exactly.
+_CATCH_UP = 0.05
 # The window over which the sent rate is measured when the gate has no ceiling.
 _MEASURE_WINDOW = 1.0
 # A burst at start-up is not a rate: measure over at least this span.
@@ -260,7 +268,11 @@ class RateGate:
         rate = self._rate_at(now)
         interval = 0.0 if rate is None else 1.0 / rate
         next_free = self._next_free
-        self._next_free = (next_free if next_free > now else now) + interval
+        if next_free < now:
+            # Late: a fast gate catches up on at most _CATCH_UP seconds of lost time; a
+            # slow one (a turn longer than that) keeps its spacing exactly.
+            next_free = now - min(now - next_free, _CATCH_UP) if interval < _CATCH_UP else now
+        self._next_free = next_free + interval
         self._held -= 1
         self.grants += 1
         if self._first_grant is None:

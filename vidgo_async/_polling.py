@@ -98,6 +98,8 @@ EARLY_FRACTION = 0.5
 LATE_FRACTION = 0.04
 # The smallest backoff base after failed queries, for policies scaled down to nothing.
 _MIN_BACKOFF_BASE = 0.001
+# The share of a one-reading estimate after which the task may have ended (see urgent_from).
+_SINGLE_READING_SHARE = 0.5
 
 
 @attrs.define(slots=True)
@@ -158,13 +160,29 @@ class PollState:
         """Whether the task may well have ended by ``now`` (worth polling first when behind).
 
         True once the progress estimate says it is (nearly) done, or, without one, once the
-        time since the submit reached the expected window.
+        time since the submit reached the expected window (see :meth:`urgent_from`).
         """
-        remaining = self._estimate(now)[0]
+        urgent_from = self.urgent_from(now)
+        return urgent_from is not None and now >= urgent_from
+
+    def urgent_from(self, now: float) -> float | None:
+        """The monotonic time from which :meth:`expects_end` holds (``None``: never known).
+
+        Judged on what was seen up to ``now``: the progress estimate's end less
+        ``min_interval``, or, without one, the start of the expected window. An estimate
+        resting on one reading counts the queue time as running time, so it can only be
+        late: the task may have ended once half of it has passed (a queue of up to half the
+        time seen), which is also when its second reading is worth the most.
+        """
+        remaining, single = self._estimate(now)
         if remaining is not None:
-            return remaining <= self.policy.min_interval
+            end = now + remaining
+            if single and self.last_progress_at is not None:
+                # That share of the way from the reading to the estimated end.
+                end -= (end - self.last_progress_at) * (1.0 - _SINGLE_READING_SHARE)
+            return end - self.policy.min_interval
         window = self.window
-        return window is not None and now - self.started_at >= window[0]
+        return None if window is None else self.started_at + window[0]
 
     def window_delay(self, now: float, draw: float) -> float | None:
         """The un-clamped wait aimed by the expected window, or ``None`` without one."""
@@ -338,6 +356,10 @@ class PollTracker:
     def rank(self, now: float) -> int:
         """How urgent a due poll is when polls fall behind: 0 (may have ended) or 1."""
         return 0 if self.schedule.expects_end(now) else 1
+
+    def urgent_from(self, now: float) -> float | None:
+        """From when a poll of this task goes first when polls fall behind (see :meth:`rank`)."""
+        return self.schedule.urgent_from(now)
 
     def start(self, now: float, task: Task | None = None) -> Step:
         """Return the first step for a task held already (e.g. the submit's answer).

@@ -1,14 +1,19 @@
 """The one poller: a heap of next-due times for every waiting job, and one timer.
 
-No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in a heap
-and a fixed pool of ``max_concurrent`` workers pulls from it: one idle worker sleeps until
-the earliest entry, the others rest; a worker takes a due entry, a turn from the shared
-status gate, and issues the query itself (no task, semaphore or cancel scope per poll).
-When polls fall behind, the due entries are taken most urgent first: jobs that may have
-ended (past their expected end, :meth:`PollTracker.rank`) before the ones merely checked on. Each answer reschedules its
-job from the pure poll schedule (``PollState``); a callback (or anything else) can move a
-job's entry to "now" with :meth:`Scheduler.poke`. Deadlines live in the same heap. So
-10 000 waiting jobs cost one timer and a heap, and never burst the status endpoint.
+No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in two
+heaps and a fixed pool of ``max_concurrent`` workers pulls from them: one idle worker
+sleeps until the earliest entry, the others rest; a worker takes a due entry, a turn from
+the shared status gate, and issues the query itself (no task, semaphore or cancel scope per
+poll). The *urgent* heap holds polls of jobs that may have ended (due at or past their
+expected end, :meth:`PollTracker.urgent_from`), deadlines and pokes; the *routine* heap
+the polls that merely check on a job. A due urgent entry always goes first, so when polls
+fall behind (the status rate cannot serve every job's checks) the polls that can see an
+end are spent first, however long the backlog; a routine check whose job reaches its
+expected end while it waits is also in the urgent heap, at that time, so it never waits
+behind younger routine checks. Each answer reschedules its job from the pure poll schedule
+(``PollState``); a callback (or anything else) can move a job's entry to "now" with
+:meth:`Scheduler.poke`. So 10 000 waiting jobs cost one timer and two heaps, and never
+burst the status endpoint.
 
 What an answer means is not decided here: each job's :class:`~vidgo_async._polling.PollTracker`
 (the one decision table) turns every answer or error into the next step, and the handler
@@ -111,13 +116,8 @@ class _Deadline:
         self.active = True
 
 
+# (due, seq, item, generation): a watch's entry is live while its generation is the watch's.
 _Entry = tuple[float, int, "_Watch | _Deadline", int]
-# (rank, due, seq, item, generation): due entries, the most urgent first (see PollTracker.rank).
-_Ready = tuple[int, float, int, "_Watch | _Deadline", int]
-
-# Due entries moved from the timer heap to the ready heap at a time: enough to reorder a
-# backlog by urgency, few enough that one turn never walks a whole 100 000-entry backlog.
-_READY_BATCH = 256
 
 
 class Scheduler:
@@ -163,8 +163,8 @@ class Scheduler:
         self._epoch = 0
         self._notified = notified
         self._workers = max_concurrent
-        self._heap: list[_Entry] = []
-        self._ready: list[_Ready] = []
+        self._urgent: list[_Entry] = []
+        self._routine: list[_Entry] = []
         self._idle: anyio.Event | None = None
         self._timer_held = False
         self._seq = 0
@@ -228,7 +228,7 @@ class Scheduler:
             now, job.task if job.task is not None and job.task.task_id == task_id else None
         )
         delay = first_delay if first_delay is not None else step.delay
-        self._push(now + max(0.0, delay), watch, watch.generation)
+        self._schedule(watch, now, now + max(0.0, delay))
 
     def set_deadline(self, job: Job, when: float) -> None:
         """Call ``handler.deadline_passed(job)`` at monotonic ``when`` unless it ended first.
@@ -241,7 +241,7 @@ class Scheduler:
             old.active = False
         timer = _Deadline(job)
         self._deadlines[job] = timer
-        self._push(when, timer, 0)
+        self._push(self._urgent, when, timer, 0)
 
     def poke(self, job: Job) -> bool:
         """Move ``job``'s next status query to now; return whether it is being polled."""
@@ -250,7 +250,7 @@ class Scheduler:
             return False
         watch.poked = True
         watch.generation += 1
-        self._push(self._clock.monotonic(), watch, watch.generation)
+        self._push(self._urgent, self._clock.monotonic(), watch, watch.generation)
         return True
 
     def relearn(self) -> None:
@@ -266,9 +266,20 @@ class Scheduler:
         if timer is not None:
             timer.active = False
 
-    def _push(self, due: float, item: _Watch | _Deadline, generation: int) -> None:
+    def _schedule(self, watch: _Watch, now: float, due: float) -> None:
+        """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end."""
+        urgent_from = watch.tracker.urgent_from(now)
+        if urgent_from is not None and due >= urgent_from:
+            self._push(self._urgent, due, watch, watch.generation)
+            return
+        self._push(self._routine, due, watch, watch.generation)
+        if urgent_from is not None:
+            # If the check still waits at the job's expected end, it becomes urgent there.
+            self._push(self._urgent, urgent_from, watch, watch.generation)
+
+    def _push(self, heap: list[_Entry], due: float, item: _Watch | _Deadline, gen: int) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, item, generation))
+        heapq.heappush(heap, (due, self._seq, item, gen))
         if due < self._sleep_until and self._wake is not None:
             self._wake.cancel()
 
@@ -299,50 +310,32 @@ class Scheduler:
             await self._query(item, issued)
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
-        """Pop the most urgent due entry: past the heap's head, the ready heap's order wins."""
-        heap, ready = self._heap, self._ready
-        if not ready:
-            # The usual case: the head is the only due entry (its children are not due), so
-            # there is nothing to order by urgency: take it as it is.
-            while heap and heap[0][0] <= now:
-                size = len(heap)
-                if (size > 1 and heap[1][0] <= now) or (size > 2 and heap[2][0] <= now):
-                    break
-                _due, _seq, item, generation = heapq.heappop(heap)
-                if isinstance(item, _Deadline):
-                    if item.active:
-                        return item
-                elif item.active and generation == item.generation:
-                    return item
-        while heap and heap[0][0] <= now:
-            due, seq, item, generation = heapq.heappop(heap)
-            if isinstance(item, _Deadline):
-                if not item.active:
-                    continue
-                rank = 0
-            elif not item.active or generation != item.generation:
-                continue
-            else:
-                rank = 0 if item.poked else item.tracker.rank(now)
-            heapq.heappush(ready, (rank, due, seq, item, generation))
-            if len(ready) >= _READY_BATCH:
-                break
-        while ready:
-            _rank, _due, _seq, item, generation = heapq.heappop(ready)
-            if isinstance(item, _Deadline):
-                if item.active:
-                    return item
-            elif item.active and generation == item.generation:
+        """Pop the earliest due urgent entry, else the earliest due routine one."""
+        for heap in (self._urgent, self._routine):
+            while heap and self._stale(heap[0]):
+                heapq.heappop(heap)
+            if heap and heap[0][0] <= now:
+                item = heapq.heappop(heap)[2]
+                if isinstance(item, _Watch):
+                    item.generation += 1  # taken: its other entry (if any) is stale now
                 return item
         return None
+
+    def _next_due(self) -> float:
+        """The earliest live entry's due time (``inf``: none), dropping stale heads."""
+        earliest = math.inf
+        for heap in (self._urgent, self._routine):
+            while heap and self._stale(heap[0]):
+                heapq.heappop(heap)
+            if heap and heap[0][0] < earliest:
+                earliest = heap[0][0]
+        return earliest
 
     def _next(self, now: float) -> _Watch | _Deadline | None:
         """Pop the next due entry, if any; rouse a resting worker when more is due."""
         item = self._due(now)
-        if item is not None and self._idle is not None:
-            heap = self._heap
-            if self._ready or (heap and heap[0][0] <= now):
-                self._rouse()  # more is due: let a resting worker take it
+        if item is not None and self._idle is not None and self._next_due() <= now:
+            self._rouse()  # more is due: let a resting worker take it
         return item
 
     async def _take(self) -> _Watch | _Deadline:
@@ -365,20 +358,18 @@ class Scheduler:
             idle.set()
 
     async def _keep_timer(self) -> None:
-        """Sleep until the heap's head is due (or a push brings it forward)."""
-        heap = self._heap
-        while heap and self._stale(heap[0]):
-            heapq.heappop(heap)
+        """Sleep until the earliest entry is due (or a push brings one forward)."""
+        earliest = self._next_due()
         now = self._clock.monotonic()
-        if heap and heap[0][0] <= now:
+        if earliest <= now:
             return
         self._timer_held = True
-        self._sleep_until = heap[0][0] if heap else math.inf
+        self._sleep_until = earliest
         try:
             with anyio.CancelScope() as scope:
                 self._wake = scope
-                if heap:
-                    await self._clock.sleep(self._sleep_until - now)
+                if earliest < math.inf:
+                    await self._clock.sleep(earliest - now)
                 else:
                     await anyio.sleep_forever()
         finally:
@@ -451,7 +442,10 @@ class Scheduler:
                 delay,
             )
         watch.generation += 1
-        self._push(now + delay, watch, watch.generation)
+        if watch.poked:
+            self._push(self._urgent, now, watch, watch.generation)
+        else:
+            self._schedule(watch, now, now + delay)
 
     async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
         """Apply a status query that failed: throttle the gate, retry later or lose the job."""
@@ -493,4 +487,5 @@ class Scheduler:
             step.delay,
         )
         watch.generation += 1
-        self._push(self._clock.monotonic() + step.delay, watch, watch.generation)
+        now = self._clock.monotonic()
+        self._schedule(watch, now, now + step.delay)
