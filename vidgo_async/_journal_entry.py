@@ -23,6 +23,7 @@ __all__ = [
     "JournalState",
     "canonical_json",
     "entry_from_row",
+    "entry_updated",
     "fingerprint",
     "task_id_of",
     "task_json",
@@ -172,6 +173,44 @@ def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
         )
     except (ValueError, TypeError, APIResponseValidationError) as exc:
         raise ValueError(f"the journal entry {key!r} is damaged ({exc})") from exc
+
+
+# Columns stored as the entry's attribute of the same name, value for value.
+_SAME_COLUMNS = frozenset(
+    {
+        "task_id", "error_type", "error_message", "attempts", "callback_token", "created_at",
+        "updated_at", "submitted_at", "finished_at",
+    }
+)  # fmt: skip
+
+
+def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEntry:
+    """Return ``entry`` with the stored columns ``changes`` written over its row.
+
+    The same entry as :func:`entry_from_row` builds from the updated row, without reading
+    back the columns that did not change (the input, the task when it was not rewritten).
+    The identity columns (key, fingerprint, model, input) are never changed by an update.
+
+    Raises:
+        ValueError: a value cannot be read back, or a column is not one an update changes.
+    """
+    unknown = sorted(set(changes) - _SAME_COLUMNS - {"state", "task_json", "files_json"})
+    if unknown:
+        raise ValueError(f"an update does not change the columns {unknown}")
+    fields: dict[str, Any] = {}
+    try:
+        for column, value in changes.items():
+            if column == "state":
+                fields["state"] = JournalState(value)
+            elif column == "task_json":
+                fields["task"] = None if value is None else structure(json.loads(value), Task)
+            elif column == "files_json":
+                fields["files"] = tuple(json.loads(value))
+            else:
+                fields[column] = value
+    except (ValueError, TypeError, APIResponseValidationError) as exc:
+        raise ValueError(f"the journal entry {entry.key!r} is damaged ({exc})") from exc
+    return attrs.evolve(entry, **fields)
 
 
 def task_json(task: Task | Mapping[str, Any] | None) -> str | None:

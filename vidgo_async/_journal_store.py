@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from ._errors import JournalError
-from ._journal_entry import JournalEntry, entry_from_row
+from ._journal_entry import JournalEntry, entry_from_row, entry_updated
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
 from ._journal_lock import WriterLock, lock_file_for
 from ._journal_writer import GroupWriter, PendingWrite
@@ -322,8 +322,11 @@ class JournalStore:
                 value = float(value)  # read back as REAL: the checksum must match
             values[_INDEX[name]] = value
         new_row = (*values, row_checksum(tuple(values)))
-        try:
-            written = entry_from_row(new_row[:-1])  # built here: no checksum to verify
+        try:  # built here, so no checksum to verify; an update reads only what changed
+            if entry is None or row is None:
+                written = entry_from_row(new_row[:-1])
+            else:
+                written = entry_updated(entry, {name: values[_INDEX[name]] for name in updates})
         except ValueError as exc:
             raise self._error(str(exc)) from exc
         if row is None:
