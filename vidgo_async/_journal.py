@@ -56,8 +56,8 @@ from ._journal_entry import (
     JournalState,
     canonical_json,
     fingerprint,
-    task_id_of,
     task_json,
+    terminal_record,
 )
 from ._journal_file import (
     APPLICATION_ID,
@@ -451,19 +451,9 @@ class Journal(JournalStore):
         any. A ``finished`` job never goes back to another state; recording the same
         outcome twice only refreshes it (duplicates collapse).
         """
-        state = JournalState(state)
-        if state not in _OUTCOMES:
-            raise ValueError(
-                f"record_terminal takes finished, failed, timeout or lost (got {state})"
-            )
-        recorded_task = task_json(task)
-        task_id = task_id_of(task)
-        files_json = json.dumps([str(path) for path in files])
+        record = terminal_record(state, task, files, error_type=error_type, message=message)
+        state, task_id, files_json = record.state, record.task_id, record.files_json
         now = self._clock()
-        if state is JournalState.FAILED and error_type is None:
-            error_type = "TaskFailedError"
-            if message is None and isinstance(task, Task):
-                message = task.error_message
 
         def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
             if entry is None:
@@ -475,13 +465,13 @@ class Journal(JournalStore):
             if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
                 return None
             updates: dict[str, Any] = {
-                "state": state.value, "error_type": error_type, "error_message": message,
-                "updated_at": now,
+                "state": state.value, "error_type": record.error_type,
+                "error_message": record.message, "updated_at": now,
             }  # fmt: skip
             if entry.task_id is None and task_id is not None:
                 updates["task_id"] = task_id
-            if recorded_task is not None:
-                updates["task_json"] = recorded_task
+            if record.task_json is not None:
+                updates["task_json"] = record.task_json
             if files_json != "[]":
                 updates["files_json"] = files_json
             if state not in (JournalState.TIMEOUT, JournalState.LOST):
@@ -560,9 +550,6 @@ class Journal(JournalStore):
             return None if row is None else (str(row[0]), float(row[1]))
 
         return await self._run(query)
-
-
-_OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:

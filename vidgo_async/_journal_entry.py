@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,14 +20,17 @@ from ._jobs import JobState, RerunAction, request_fingerprint
 from ._models import Task
 
 __all__ = [
+    "OUTCOMES",
     "JournalEntry",
     "JournalState",
+    "TerminalRecord",
     "canonical_json",
     "entry_from_row",
     "entry_updated",
     "fingerprint",
     "task_id_of",
     "task_json",
+    "terminal_record",
 ]
 
 
@@ -230,3 +234,53 @@ def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:
         value = task.get("task_id")
         return value if isinstance(value, str) and value else None
     return None
+
+
+# The states ``record_terminal`` records.
+OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
+
+
+@attrs.frozen(kw_only=True)
+class TerminalRecord:
+    """What ``record_terminal`` writes, the same for every store (see :func:`terminal_record`)."""
+
+    state: JournalState
+    task_json: str | None
+    task_id: str | None
+    files_json: str
+    error_type: str | None
+    message: str | None
+
+
+def terminal_record(
+    state: JournalState | str,
+    task: Task | Mapping[str, Any] | None,
+    files: Iterable[str | Path],
+    *,
+    error_type: str | None,
+    message: str | None,
+) -> TerminalRecord:
+    """Check and prepare an outcome for ``record_terminal`` (before any store work).
+
+    A failed task without an error type is recorded as a ``TaskFailedError`` with the
+    task's own error message.
+
+    Raises:
+        ValueError: ``state`` is not an outcome (finished, failed, timeout or lost).
+    """
+    state = JournalState(state)
+    if state not in OUTCOMES:
+        raise ValueError(f"record_terminal takes finished, failed, timeout or lost (got {state})")
+    paths = [str(path) for path in files]
+    if state is JournalState.FAILED and error_type is None:
+        error_type = "TaskFailedError"
+        if message is None and isinstance(task, Task):
+            message = task.error_message
+    return TerminalRecord(
+        state=state,
+        task_json=task_json(task),
+        task_id=task_id_of(task),
+        files_json=json.dumps(paths) if paths else "[]",
+        error_type=error_type,
+        message=message,
+    )
