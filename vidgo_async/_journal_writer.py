@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -70,8 +71,9 @@ class GroupWriter:
         self._commit = commit
         self._closed = closed
         self._name = name
-        self._cond = threading.Condition()
-        self._queue: list[PendingWrite] = []  # handed to the thread, under _cond
+        # Turns handed to the thread; ``None`` tells it to stop. ``put`` never blocks, so the
+        # event loop never waits on a lock the writer thread holds.
+        self._queue: queue.SimpleQueue[list[PendingWrite] | None] = queue.SimpleQueue()
         self._stopping = False
         self._thread: threading.Thread | None = None
         # Writes of the current event-loop turn, handed over together at its end.
@@ -99,11 +101,12 @@ class GroupWriter:
     async def aclose(self) -> None:
         """Commit every write still queued, then stop the thread (idempotent)."""
         self._hand_over()
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        if self._stopping:
+            return
+        self._stopping = True
         thread = self._thread
         if thread is not None:
+            self._queue.put(None)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(thread.join)
 
@@ -113,23 +116,29 @@ class GroupWriter:
             self._enqueue(turn)
 
     def _enqueue(self, writes: list[PendingWrite]) -> None:
-        with self._cond:
-            if self._stopping:  # called on the writes' loop: wake them now
-                for pending in writes:
-                    pending.error = self._closed()
-                    pending.done.set()
-                return
-            self._queue.extend(writes)
-            self._cond.notify()
+        if self._stopping:  # called on the writes' loop: wake them now
+            for pending in writes:
+                pending.error = self._closed()
+                pending.done.set()
+            return
+        self._queue.put(writes)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                group, self._queue = self._queue, []
+        stop = False
+        while not stop:
+            first = self._queue.get()  # waits (without the GIL) for a turn
+            if first is None:
+                return
+            group = first
+            while True:  # and takes every turn queued meanwhile into the same group
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True  # commit what came before the stop, then end
+                    break
+                group = group + more
             self._commit(group)
             _wake(group)
 
