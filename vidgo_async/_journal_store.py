@@ -278,18 +278,20 @@ class JournalStore:
 
     def _row_write(self, key: str, change: Change) -> Callable[[sqlite3.Connection], JournalEntry]:
         def write(conn: sqlite3.Connection) -> JournalEntry:
+            # First without a read: over the remembered row (a conditional update), or for a
+            # key not remembered as a new row (an insert the key's UNIQUE constraint refuses
+            # when the row exists). Either may have decided on the wrong row: then read it.
             remembered = self._rows.get(key)
-            if remembered is not None:
-                row, known = remembered
-                try:
-                    written = self._write_row(conn, key, row, known, change)
-                except Exception:
-                    if not conn.in_transaction:
-                        raise  # SQLite rolled the group back: nothing more may be written
-                    written = None  # decided on what may be stale: decide again on the row
-                if written is not None:
-                    return written
-                self._rows.pop(key, None)  # another process may have changed it: read it
+            row, known = (None, None) if remembered is None else remembered
+            try:
+                written = self._write_row(conn, key, row, known, change)
+            except Exception:
+                if not conn.in_transaction:
+                    raise  # SQLite rolled the group back: nothing more may be written
+                written = None  # decided on what may be stale: decide again on the row
+            if written is not None:
+                return written
+            self._rows.pop(key, None)  # another process may have changed it: read it
             fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
             entry = None if fresh is None else self._entry(fresh)
             written = self._write_row(conn, key, fresh, entry, change)
