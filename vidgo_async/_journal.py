@@ -23,9 +23,10 @@ transaction (group commit: one disk sync for them all); each caller returns only
 committed. Several processes on one machine may share one journal:
 writes use ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for each other.
 
-Never blocking the event loop: every database call runs in a worker thread
-(``anyio.to_thread.run_sync``) on the journal's single connection, guarded by a lock. A
-cancelled caller still waits for its write to finish, so a write is never half done.
+Never blocking the event loop: every database call runs off the event loop on the journal's
+single connection, guarded by a lock: reads in a worker thread (``anyio.to_thread.run_sync``),
+row writes in the journal's own writer thread (``_journal_writer``). A cancelled caller still
+waits for its write to finish, so a write is never half done.
 
 Damage: SQLite's WAL checksums drop a torn tail (a commit cut short by a crash, or garbage
 appended to the ``-wal`` file), and the journal then opens with every commit before it
