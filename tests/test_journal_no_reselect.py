@@ -99,3 +99,35 @@ async def test_an_intent_for_a_key_only_another_process_wrote_is_decided_on_its_
         ours_entry = await ours.record_intent("k", FP, "seedance-2", DATA)
         assert (ours_entry.state, ours_entry.attempts) == (JournalState.SUBMITTING, 2)
         assert await theirs.get("k") == ours_entry
+
+
+async def test_recording_a_task_id_is_one_guarded_update_without_a_read(tmp_path: Path) -> None:
+    """The task-id uniqueness check rides in the update itself; no SELECT on the way."""
+    statements: list[str] = []
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        await journal.record_intent("k", FP, "seedance-2", DATA)
+        conn = journal._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        entry = await journal.record_submitted("k", "task-1")
+        conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"]
+    assert "NOT EXISTS" in statements[1]
+    assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, "task-1")
+
+
+async def test_a_task_id_another_process_recorded_is_refused_on_the_stored_rows(
+    tmp_path: Path,
+) -> None:
+    """The guarded update misses; the write reads, finds the holder and refuses, unchanged."""
+    path = tmp_path / "journal.sqlite"
+    other = {"prompt": "another clip", "duration": 5}
+    async with Journal(path) as ours, Journal(path) as theirs:
+        await ours.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_intent("j", fingerprint("seedance-2", other), "seedance-2", other)
+        await theirs.record_submitted("j", "task-1")
+        with pytest.raises(JournalError, match="already belongs to job 'j'"):
+            await ours.record_submitted("k", "task-1")
+        stored = await ours.get("k")
+        assert stored is not None
+        assert (stored.state, stored.task_id) == (JournalState.SUBMITTING, None)

@@ -317,7 +317,7 @@ class Journal(JournalStore):
         input_json = canonical_json(data)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
+        def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
                 return {
                     "key": key, "fingerprint": fingerprint, "model": model,
@@ -366,7 +366,9 @@ class Journal(JournalStore):
         """
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a task id")
             if entry.task_id == task_id:
@@ -376,9 +378,15 @@ class Journal(JournalStore):
                     f"job {key!r} already holds task {entry.task_id}; refusing to record a "
                     f"second task {task_id} for it"
                 )
-            holder = conn.execute(
-                "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
-            ).fetchone()
+            # Without a connection (the read-free attempt) the store writes the task id only
+            # if no other row holds it, and otherwise asks again with one.
+            holder = (
+                None
+                if conn is None
+                else conn.execute(
+                    "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
+                ).fetchone()
+            )
             if holder is not None:
                 raise self._error(
                     f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
@@ -399,7 +407,9 @@ class Journal(JournalStore):
         error_type, message = _describe(error)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an unknown submit")
             if entry.task_id is not None:
@@ -421,7 +431,9 @@ class Journal(JournalStore):
         recorded_task = task_json(task)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a failure")
             if entry.state is JournalState.FINISHED:
@@ -456,7 +468,9 @@ class Journal(JournalStore):
         state, task_id, files_json = record.state, record.task_id, record.files_json
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an outcome")
             if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
@@ -486,7 +500,7 @@ class Journal(JournalStore):
         files_json = json.dumps([str(path) for path in paths])
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
+        def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
                 raise self._missing(key, "record downloads")
             return {"files_json": files_json, "updated_at": now}

@@ -67,6 +67,14 @@ _UPDATE = (
     "files_json = ?, attempts = ?, callback_token = ?, updated_at = ?, submitted_at = ?, "
     "finished_at = ?, checksum = ? WHERE key = ? AND checksum = ?"
 )
+# The same, for a write that gives the row a task id, decided without a read: it also needs
+# the task id held by no other row (else the write reads the row and decides again).
+_UPDATE_NEW_TASK = (
+    "UPDATE jobs SET state = ?, task_id = ?, task_json = ?, error_type = ?, error_message = ?, "
+    "files_json = ?, attempts = ?, callback_token = ?, updated_at = ?, submitted_at = ?, "
+    "finished_at = ?, checksum = ? WHERE key = ? AND checksum = ? "
+    "AND NOT EXISTS (SELECT 1 FROM jobs AS other WHERE other.task_id = ? AND other.key != ?)"
+)
 # The row's columns in _SELECT_BY_KEY's order (without the checksum), and a new row's defaults.
 _COLUMNS = (
     "key", "fingerprint", "model", "input_json", "state", "task_id", "task_json", "error_type",
@@ -98,7 +106,9 @@ _ENDED = frozenset({"finished", "failed", "timeout", "lost", "unknown"})
 _REMEMBERED = 65_536
 
 # A write's change: the columns to set (``None``: nothing to change), given the current entry.
-Change = Callable[[sqlite3.Connection, JournalEntry | None], Mapping[str, Any] | None]
+# The connection is ``None`` on the first, read-free attempt (see ``_row_write``): a change
+# that needs a read to decide skips it then, and the store guards what it skipped.
+Change = Callable[[sqlite3.Connection | None, JournalEntry | None], Mapping[str, Any] | None]
 
 
 class JournalStore:
@@ -280,11 +290,12 @@ class JournalStore:
         def write(conn: sqlite3.Connection) -> JournalEntry:
             # First without a read: over the remembered row (a conditional update), or for a
             # key not remembered as a new row (an insert the key's UNIQUE constraint refuses
-            # when the row exists). Either may have decided on the wrong row: then read it.
+            # when the row exists); a new task id must be held by no other row. Either may
+            # have decided on the wrong row: then read it and decide again, with reads.
             remembered = self._rows.get(key)
             row, known = (None, None) if remembered is None else remembered
             try:
-                written = self._write_row(conn, key, row, known, change)
+                written = self._write_row(conn, key, row, known, change, fast=True)
             except Exception:
                 if not conn.in_transaction:
                     raise  # SQLite rolled the group back: nothing more may be written
@@ -294,7 +305,7 @@ class JournalStore:
             self._rows.pop(key, None)  # another process may have changed it: read it
             fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
             entry = None if fresh is None else self._entry(fresh)
-            written = self._write_row(conn, key, fresh, entry, change)
+            written = self._write_row(conn, key, fresh, entry, change, fast=False)
             if written is None:  # pragma: no cover - the row was read in this transaction
                 raise self._error(f"the journal entry {key!r} changed during its write")
             return written
@@ -308,13 +319,17 @@ class JournalStore:
         row: tuple[Any, ...] | None,
         entry: JournalEntry | None,
         change: Change,
+        *,
+        fast: bool,
     ) -> JournalEntry | None:
         """Write ``change`` over ``row`` (``None``: a new row); ``None`` if the row moved.
 
-        Everything that may raise comes before the one statement that changes the row, so
-        a write that raises has changed nothing (see the module docstring).
+        ``fast``: decided without reads (``change`` gets no connection), so a new task id is
+        written only if no other row holds it (``None`` otherwise). Everything that may raise
+        comes before the one statement that changes the row, so a write that raises has
+        changed nothing (see the module docstring).
         """
-        updates = change(conn, entry)
+        updates = change(None if fast else conn, entry)
         if updates is None:
             assert entry is not None  # noqa: S101 - a new row is always written
             return entry
@@ -331,10 +346,18 @@ class JournalStore:
                 written = entry_updated(entry, {name: values[_INDEX[name]] for name in updates})
         except ValueError as exc:
             raise self._error(str(exc)) from exc
+        task_id = updates.get("task_id")
+        guard = fast and task_id is not None and (entry is None or task_id != entry.task_id)
         if row is None:
+            if guard:  # pragma: no cover - no new row holds a task id yet
+                return None
             conn.execute(_INSERT, new_row)
         else:
-            cursor = conn.execute(_UPDATE, (*values[4:12], *values[13:], new_row[-1], key, row[-1]))
+            params = (*values[4:12], *values[13:], new_row[-1], key, row[-1])
+            if guard:
+                cursor = conn.execute(_UPDATE_NEW_TASK, (*params, task_id, key))
+            else:
+                cursor = conn.execute(_UPDATE, params)
             if cursor.rowcount != 1:
                 return None
         self._remember(key, new_row, written)
