@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,8 @@ import anyio.lowlevel
 import pytest
 
 from vidgo_async import JobClaimedError, JournalError
-from vidgo_async._journal import Journal, JournalState, fingerprint
+from vidgo_async._journal import Journal, JournalEntry, JournalState, fingerprint
+from vidgo_async._journal_writer import GroupWriter, PendingWrite
 
 
 def _input(n: int) -> dict[str, object]:
@@ -174,3 +176,22 @@ async def test_writes_still_queued_at_close_are_committed_before_it_returns(
     async with Journal(path, readonly=True) as reopened:
         assert len(await reopened.entries()) == 10
     assert not [t for t in threading.enumerate() if t.name == "vidgo-journal closing.sqlite"]
+
+
+def _never_run(conn: sqlite3.Connection) -> JournalEntry:
+    raise AssertionError("a refused write is never run")
+
+
+async def test_a_write_reaching_a_closed_writer_is_refused_without_a_thread(
+    tmp_path: Path,
+) -> None:
+    """A write that reaches the writer after it stopped raises and starts no thread."""
+    writer = GroupWriter(
+        lambda group: None, closed=lambda: JournalError("the journal is closed"), name="w-test"
+    )
+    await writer.aclose()
+    pending = PendingWrite(_never_run, asyncio.get_running_loop())
+    writer.submit(pending)
+    await writer.wait(pending)
+    assert isinstance(pending.error, JournalError)
+    assert not [t for t in threading.enumerate() if t.name == "w-test"]

@@ -82,6 +82,10 @@ class GroupWriter:
 
     def submit(self, pending: PendingWrite) -> None:
         """Queue ``pending`` (from its event loop); it is committed with this turn's writes."""
+        if self._stopping:  # closed while the caller was on its way here
+            pending.error = self._closed()
+            pending.done.set()
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
