@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -10,7 +14,8 @@ import anyio.lowlevel
 import pytest
 
 from vidgo_async import JobClaimedError, JournalError
-from vidgo_async._journal import Journal, fingerprint
+from vidgo_async._journal import Journal, JournalEntry, JournalState, fingerprint
+from vidgo_async._journal_writer import GroupWriter, PendingWrite
 
 
 def _input(n: int) -> dict[str, object]:
@@ -107,3 +112,86 @@ async def test_writes_on_a_closed_journal_are_refused(tmp_path: Path) -> None:
     await journal.aclose()
     with pytest.raises(JournalError, match="closed"):
         await _intent(journal, "late", 0)
+
+
+def _deny_commit(action: int, arg1: str | None, *_: object) -> int:
+    """An SQLite authorizer that refuses every COMMIT (a real commit failure)."""
+    if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+async def test_a_group_whose_commit_fails_fails_every_write_and_records_none(
+    tmp_path: Path,
+) -> None:
+    """A failed commit wakes every caller of its group with the error; no write counts."""
+    path = tmp_path / "journal.sqlite"
+    async with Journal(path) as journal:
+        await _intent(journal, "before", 0)
+        await journal.record_submitted("before", "task-0")
+        conn = journal._conn
+        assert conn is not None
+        conn.set_authorizer(_deny_commit)
+        outcomes: dict[str, BaseException | None] = {}
+
+        async def attempt(key: str, write: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await write()
+            except JournalError as exc:
+                outcomes[key] = exc
+            else:  # pragma: no cover - reached only when the failure is lost
+                outcomes[key] = None
+
+        async with anyio.create_task_group() as task_group:
+            for n in range(1, 6):
+                task_group.start_soon(attempt, f"k{n}", partial(_intent, journal, f"k{n}", n))
+            task_group.start_soon(
+                attempt, "before", partial(journal.record_terminal, "before", "finished", None)
+            )
+        conn.set_authorizer(None)
+        assert sorted(outcomes) == ["before", "k1", "k2", "k3", "k4", "k5"]
+        assert all(isinstance(error, JournalError) for error in outcomes.values())
+        assert all("not authorized" in str(error) for error in outcomes.values())
+        # Nothing of the group is on disk, and what the store remembered was dropped with it:
+        # the next write of "before" decides on the stored row (in flight, not finished).
+        entries = {entry.key: entry for entry in await journal.entries()}
+        assert sorted(entries) == ["before"]
+        assert entries["before"].state is JournalState.IN_FLIGHT
+        ended = await journal.record_terminal("before", "failed", None, message="boom")
+        assert ended.state is JournalState.FAILED
+        assert await journal.get("before") == ended
+
+
+async def test_writes_still_queued_at_close_are_committed_before_it_returns(
+    tmp_path: Path,
+) -> None:
+    """Closing the journal commits what its writer thread was handed, then stops it."""
+    path = tmp_path / "closing.sqlite"
+    journal = await Journal.open(path)
+    async with anyio.create_task_group() as task_group:
+        for n in range(10):
+            task_group.start_soon(_intent, journal, f"k{n}", n)
+        await anyio.lowlevel.checkpoint()  # every intent is queued, none has returned yet
+        await journal.aclose()
+    async with Journal(path, readonly=True) as reopened:
+        assert len(await reopened.entries()) == 10
+    assert not [t for t in threading.enumerate() if t.name == "vidgo-journal closing.sqlite"]
+
+
+def _never_run(conn: sqlite3.Connection) -> JournalEntry:
+    raise AssertionError("a refused write is never run")
+
+
+async def test_a_write_reaching_a_closed_writer_is_refused_without_a_thread(
+    tmp_path: Path,
+) -> None:
+    """A write that reaches the writer after it stopped raises and starts no thread."""
+    writer = GroupWriter(
+        lambda group: None, closed=lambda: JournalError("the journal is closed"), name="w-test"
+    )
+    await writer.aclose()
+    pending = PendingWrite(_never_run, asyncio.get_running_loop())
+    writer.submit(pending)
+    await writer.wait(pending)
+    assert isinstance(pending.error, JournalError)
+    assert not [t for t in threading.enumerate() if t.name == "w-test"]

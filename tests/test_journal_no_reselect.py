@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidgo_async import JournalError
+from vidgo_async import JobClaimedError, JournalError
 from vidgo_async._journal import Journal, JournalState, fingerprint
 
 DATA: dict[str, object] = {"prompt": "a kite over dunes", "duration": 5}
@@ -70,3 +70,64 @@ async def test_a_claim_refused_on_a_stale_row_is_decided_again_on_the_stored_one
         await theirs.record_failed("k", "APIStatusError", "refused")  # may be submitted again
         again = await ours.record_intent("k", FP, "seedance-2", DATA)
         assert (again.state, again.attempts) == (JournalState.SUBMITTING, 2)
+
+
+async def test_an_intent_for_a_new_key_is_one_insert_without_a_read(tmp_path: Path) -> None:
+    """A key the store does not remember is first tried as a new row: no read on the way."""
+    statements: list[str] = []
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        await journal.record_intent("warm-up", FP, "seedance-2", DATA)
+        conn = journal._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        await journal.record_intent("k", FP, "seedance-2", DATA)
+        conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "COMMIT"]
+
+
+async def test_an_intent_for_a_key_only_another_process_wrote_is_decided_on_its_row(
+    tmp_path: Path,
+) -> None:
+    """The insert refused by the key's uniqueness falls back to the stored row and its rules."""
+    path = tmp_path / "journal.sqlite"
+    async with Journal(path) as ours, Journal(path) as theirs:
+        await theirs.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_submitted("k", "task-theirs")
+        with pytest.raises(JobClaimedError, match="as task task-theirs"):
+            await ours.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_failed("k", "APIStatusError", "refused")
+        ours_entry = await ours.record_intent("k", FP, "seedance-2", DATA)
+        assert (ours_entry.state, ours_entry.attempts) == (JournalState.SUBMITTING, 2)
+        assert await theirs.get("k") == ours_entry
+
+
+async def test_recording_a_task_id_is_one_guarded_update_without_a_read(tmp_path: Path) -> None:
+    """The task-id uniqueness check rides in the update itself; no SELECT on the way."""
+    statements: list[str] = []
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        await journal.record_intent("k", FP, "seedance-2", DATA)
+        conn = journal._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        entry = await journal.record_submitted("k", "task-1")
+        conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"]
+    assert "NOT EXISTS" in statements[1]
+    assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, "task-1")
+
+
+async def test_a_task_id_another_process_recorded_is_refused_on_the_stored_rows(
+    tmp_path: Path,
+) -> None:
+    """The guarded update misses; the write reads, finds the holder and refuses, unchanged."""
+    path = tmp_path / "journal.sqlite"
+    other = {"prompt": "another clip", "duration": 5}
+    async with Journal(path) as ours, Journal(path) as theirs:
+        await ours.record_intent("k", FP, "seedance-2", DATA)
+        await theirs.record_intent("j", fingerprint("seedance-2", other), "seedance-2", other)
+        await theirs.record_submitted("j", "task-1")
+        with pytest.raises(JournalError, match="already belongs to job 'j'"):
+            await ours.record_submitted("k", "task-1")
+        stored = await ours.get("k")
+        assert stored is not None
+        assert (stored.state, stored.task_id) == (JournalState.SUBMITTING, None)

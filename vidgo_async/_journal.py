@@ -23,9 +23,10 @@ transaction (group commit: one disk sync for them all); each caller returns only
 committed. Several processes on one machine may share one journal:
 writes use ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for each other.
 
-Never blocking the event loop: every database call runs in a worker thread
-(``anyio.to_thread.run_sync``) on the journal's single connection, guarded by a lock. A
-cancelled caller still waits for its write to finish, so a write is never half done.
+Never blocking the event loop: every database call runs off the event loop on the journal's
+single connection, guarded by a lock: reads in a worker thread (``anyio.to_thread.run_sync``),
+row writes in the journal's own writer thread (``_journal_writer``). A cancelled caller still
+waits for its write to finish, so a write is never half done.
 
 Damage: SQLite's WAL checksums drop a torn tail (a commit cut short by a crash, or garbage
 appended to the ``-wal`` file), and the journal then opens with every commit before it
@@ -56,8 +57,8 @@ from ._journal_entry import (
     JournalState,
     canonical_json,
     fingerprint,
-    task_id_of,
     task_json,
+    terminal_record,
 )
 from ._journal_file import (
     APPLICATION_ID,
@@ -316,7 +317,7 @@ class Journal(JournalStore):
         input_json = canonical_json(data)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
+        def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
                 return {
                     "key": key, "fingerprint": fingerprint, "model": model,
@@ -365,7 +366,9 @@ class Journal(JournalStore):
         """
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a task id")
             if entry.task_id == task_id:
@@ -375,9 +378,15 @@ class Journal(JournalStore):
                     f"job {key!r} already holds task {entry.task_id}; refusing to record a "
                     f"second task {task_id} for it"
                 )
-            holder = conn.execute(
-                "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
-            ).fetchone()
+            # Without a connection (the read-free attempt) the store writes the task id only
+            # if no other row holds it, and otherwise asks again with one.
+            holder = (
+                None
+                if conn is None
+                else conn.execute(
+                    "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
+                ).fetchone()
+            )
             if holder is not None:
                 raise self._error(
                     f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
@@ -398,7 +407,9 @@ class Journal(JournalStore):
         error_type, message = _describe(error)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an unknown submit")
             if entry.task_id is not None:
@@ -420,7 +431,9 @@ class Journal(JournalStore):
         recorded_task = task_json(task)
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record a failure")
             if entry.state is JournalState.FINISHED:
@@ -451,21 +464,13 @@ class Journal(JournalStore):
         any. A ``finished`` job never goes back to another state; recording the same
         outcome twice only refreshes it (duplicates collapse).
         """
-        state = JournalState(state)
-        if state not in _OUTCOMES:
-            raise ValueError(
-                f"record_terminal takes finished, failed, timeout or lost (got {state})"
-            )
-        recorded_task = task_json(task)
-        task_id = task_id_of(task)
-        files_json = json.dumps([str(path) for path in files])
+        record = terminal_record(state, task, files, error_type=error_type, message=message)
+        state, task_id, files_json = record.state, record.task_id, record.files_json
         now = self._clock()
-        if state is JournalState.FAILED and error_type is None:
-            error_type = "TaskFailedError"
-            if message is None and isinstance(task, Task):
-                message = task.error_message
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any] | None:
+        def change(
+            conn: sqlite3.Connection | None, entry: JournalEntry | None
+        ) -> dict[str, Any] | None:
             if entry is None:
                 raise self._missing(key, "record an outcome")
             if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
@@ -475,13 +480,13 @@ class Journal(JournalStore):
             if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
                 return None
             updates: dict[str, Any] = {
-                "state": state.value, "error_type": error_type, "error_message": message,
-                "updated_at": now,
+                "state": state.value, "error_type": record.error_type,
+                "error_message": record.message, "updated_at": now,
             }  # fmt: skip
             if entry.task_id is None and task_id is not None:
                 updates["task_id"] = task_id
-            if recorded_task is not None:
-                updates["task_json"] = recorded_task
+            if record.task_json is not None:
+                updates["task_json"] = record.task_json
             if files_json != "[]":
                 updates["files_json"] = files_json
             if state not in (JournalState.TIMEOUT, JournalState.LOST):
@@ -495,7 +500,7 @@ class Journal(JournalStore):
         files_json = json.dumps([str(path) for path in paths])
         now = self._clock()
 
-        def change(conn: sqlite3.Connection, entry: JournalEntry | None) -> dict[str, Any]:
+        def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
             if entry is None:
                 raise self._missing(key, "record downloads")
             return {"files_json": files_json, "updated_at": now}
@@ -560,9 +565,6 @@ class Journal(JournalStore):
             return None if row is None else (str(row[0]), float(row[1]))
 
         return await self._run(query)
-
-
-_OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:

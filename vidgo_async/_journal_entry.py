@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,13 +20,17 @@ from ._jobs import JobState, RerunAction, request_fingerprint
 from ._models import Task
 
 __all__ = [
+    "OUTCOMES",
     "JournalEntry",
     "JournalState",
+    "TerminalRecord",
     "canonical_json",
     "entry_from_row",
+    "entry_updated",
     "fingerprint",
     "task_id_of",
     "task_json",
+    "terminal_record",
 ]
 
 
@@ -174,6 +179,44 @@ def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
         raise ValueError(f"the journal entry {key!r} is damaged ({exc})") from exc
 
 
+# Columns stored as the entry's attribute of the same name, value for value.
+_SAME_COLUMNS = frozenset(
+    {
+        "task_id", "error_type", "error_message", "attempts", "callback_token", "created_at",
+        "updated_at", "submitted_at", "finished_at",
+    }
+)  # fmt: skip
+
+
+def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEntry:
+    """Return ``entry`` with the stored columns ``changes`` written over its row.
+
+    The same entry as :func:`entry_from_row` builds from the updated row, without reading
+    back the columns that did not change (the input, the task when it was not rewritten).
+    The identity columns (key, fingerprint, model, input) are never changed by an update.
+
+    Raises:
+        ValueError: a value cannot be read back, or a column is not one an update changes.
+    """
+    unknown = sorted(set(changes) - _SAME_COLUMNS - {"state", "task_json", "files_json"})
+    if unknown:
+        raise ValueError(f"an update does not change the columns {unknown}")
+    fields: dict[str, Any] = {}
+    try:
+        for column, value in changes.items():
+            if column == "state":
+                fields["state"] = JournalState(value)
+            elif column == "task_json":
+                fields["task"] = None if value is None else structure(json.loads(value), Task)
+            elif column == "files_json":
+                fields["files"] = tuple(json.loads(value))
+            else:
+                fields[column] = value
+    except (ValueError, TypeError, APIResponseValidationError) as exc:
+        raise ValueError(f"the journal entry {entry.key!r} is damaged ({exc})") from exc
+    return attrs.evolve(entry, **fields)
+
+
 def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
     """The JSON a task is recorded as (``None`` for no task)."""
     if task is None:
@@ -191,3 +234,53 @@ def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:
         value = task.get("task_id")
         return value if isinstance(value, str) and value else None
     return None
+
+
+# The states ``record_terminal`` records.
+OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
+
+
+@attrs.frozen(kw_only=True)
+class TerminalRecord:
+    """What ``record_terminal`` writes, the same for every store (see :func:`terminal_record`)."""
+
+    state: JournalState
+    task_json: str | None
+    task_id: str | None
+    files_json: str
+    error_type: str | None
+    message: str | None
+
+
+def terminal_record(
+    state: JournalState | str,
+    task: Task | Mapping[str, Any] | None,
+    files: Iterable[str | Path],
+    *,
+    error_type: str | None,
+    message: str | None,
+) -> TerminalRecord:
+    """Check and prepare an outcome for ``record_terminal`` (before any store work).
+
+    A failed task without an error type is recorded as a ``TaskFailedError`` with the
+    task's own error message.
+
+    Raises:
+        ValueError: ``state`` is not an outcome (finished, failed, timeout or lost).
+    """
+    state = JournalState(state)
+    if state not in OUTCOMES:
+        raise ValueError(f"record_terminal takes finished, failed, timeout or lost (got {state})")
+    paths = [str(path) for path in files]
+    if state is JournalState.FAILED and error_type is None:
+        error_type = "TaskFailedError"
+        if message is None and isinstance(task, Task):
+            message = task.error_message
+    return TerminalRecord(
+        state=state,
+        task_json=task_json(task),
+        task_id=task_id_of(task),
+        files_json=json.dumps(paths) if paths else "[]",
+        error_type=error_type,
+        message=message,
+    )

@@ -41,11 +41,10 @@ from ._journal_entry import (
     JournalState,
     canonical_json,
     entry_from_row,
-    task_id_of,
     task_json,
+    terminal_record,
 )
 from ._journal_pg_rows import (
-    OUTCOMES,
     SELECT_ALL,
     SELECT_BY_KEY,
     SELECT_BY_KEY_LOCKED,
@@ -485,19 +484,9 @@ class PostgresJournal:
 
         Frees the job's fleet slot and wakes its waiters (``NOTIFY``).
         """
-        state = JournalState(state)
-        if state not in OUTCOMES:
-            raise ValueError(
-                f"record_terminal takes finished, failed, timeout or lost (got {state})"
-            )
-        recorded_task = task_json(task)
-        task_id = task_id_of(task)
-        files_json = json.dumps([str(path) for path in files])
+        record = terminal_record(state, task, files, error_type=error_type, message=message)
+        state, task_id, files_json = record.state, record.task_id, record.files_json
         now = self._clock()
-        if state is JournalState.FAILED and error_type is None:
-            error_type = "TaskFailedError"
-            if message is None and isinstance(task, Task):
-                message = task.error_message
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
             if entry is None:
@@ -516,8 +505,8 @@ class PostgresJournal:
                 "error_type = %s, error_message = %s, "
                 "finished_at = CASE WHEN %s IN ('timeout', 'lost') THEN finished_at ELSE %s END, "
                 "updated_at = %s WHERE key = %s",
-                (state.value, task_id, recorded_task, keep_files, files_json, error_type, message,
-                 state.value, now, now, key),
+                (state.value, task_id, record.task_json, keep_files, files_json,
+                 record.error_type, record.message, state.value, now, now, key),
             )  # fmt: skip
             await self._ended(conn, key)
 

@@ -10,12 +10,9 @@ import os
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
-from ._journal_entry import JournalState
-
 __all__ = [
     "COLUMNS",
     "DB_NOW",
-    "OUTCOMES",
     "SELECT_ALL",
     "SELECT_BY_KEY",
     "SELECT_BY_KEY_LOCKED",
@@ -38,7 +35,6 @@ SELECT_BY_TOKEN = f"SELECT {COLUMNS} FROM vidgo_jobs WHERE callback_token = %s" 
 SELECT_ALL = f"SELECT {COLUMNS} FROM vidgo_jobs ORDER BY seq"  # noqa: S608
 # The database's clock, for leases: one clock for every machine of the fleet.
 DB_NOW = "extract(epoch from clock_timestamp())::double precision"
-OUTCOMES = (JournalState.FINISHED, JournalState.FAILED, JournalState.TIMEOUT, JournalState.LOST)
 
 
 def redact_url(url: str) -> str:

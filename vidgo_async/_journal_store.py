@@ -1,14 +1,19 @@
 """The journal's SQLite plumbing: open, close, lock, and database work off the event loop.
 
-Every database call runs in a worker thread (``anyio.to_thread.run_sync``) on the journal's
-single connection, guarded by a lock; a cancelled caller still waits for its write to
+Every database call runs off the event loop on the journal's single connection, guarded by
+a lock: reads in a worker thread (``anyio.to_thread.run_sync``), row writes in the journal's
+own writer thread (``_journal_writer``); a cancelled caller still waits for its write to
 finish, so a write is never half done.
 
 Group commit: the row writes queued in one event-loop turn go in one ``BEGIN IMMEDIATE``
-transaction (one disk sync for all of them), each inside its own savepoint, so a write that
-is refused (a claim conflict) is rolled back alone and raises for its caller only. Every
-caller wakes only after the transaction holding its write has committed: the durability of
-each ``record_*`` call is unchanged.
+transaction (one disk sync for all of them), and while one group commits the next collects.
+A write decides and builds its new row first and changes the database with exactly one
+statement, its last step: a write that is refused (a claim conflict) has changed nothing and
+raises for its caller only, and a statement that fails is undone alone by SQLite (statement
+atomicity). Should SQLite have rolled back the whole transaction instead (a full disk, an I/O
+error), or the commit fail, every write of the group raises and none counts as recorded.
+Every caller wakes only after the transaction holding its write has committed: the
+durability of each ``record_*`` call is unchanged.
 
 No re-select: the store remembers the rows it wrote (until the job ends). A write computes
 the new row and its checksum from the remembered one and stores it with one conditional
@@ -20,7 +25,7 @@ The checksum turns a damaged byte into a clear error instead of a plausible wron
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -31,14 +36,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from ._errors import JournalError
-from ._journal_entry import JournalEntry, entry_from_row
+from ._journal_entry import JournalEntry, entry_from_row, entry_updated
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
 from ._journal_lock import WriterLock, lock_file_for
+from ._journal_writer import GroupWriter, PendingWrite
 
 __all__ = ["JournalStore", "row_checksum"]
 
@@ -62,6 +66,14 @@ _UPDATE = (
     "UPDATE jobs SET state = ?, task_id = ?, task_json = ?, error_type = ?, error_message = ?, "
     "files_json = ?, attempts = ?, callback_token = ?, updated_at = ?, submitted_at = ?, "
     "finished_at = ?, checksum = ? WHERE key = ? AND checksum = ?"
+)
+# The same, for a write that gives the row a task id, decided without a read: it also needs
+# the task id held by no other row (else the write reads the row and decides again).
+_UPDATE_NEW_TASK = (
+    "UPDATE jobs SET state = ?, task_id = ?, task_json = ?, error_type = ?, error_message = ?, "
+    "files_json = ?, attempts = ?, callback_token = ?, updated_at = ?, submitted_at = ?, "
+    "finished_at = ?, checksum = ? WHERE key = ? AND checksum = ? "
+    "AND NOT EXISTS (SELECT 1 FROM jobs AS other WHERE other.task_id = ? AND other.key != ?)"
 )
 # The row's columns in _SELECT_BY_KEY's order (without the checksum), and a new row's defaults.
 _COLUMNS = (
@@ -94,7 +106,9 @@ _ENDED = frozenset({"finished", "failed", "timeout", "lost", "unknown"})
 _REMEMBERED = 65_536
 
 # A write's change: the columns to set (``None``: nothing to change), given the current entry.
-Change = Callable[[sqlite3.Connection, JournalEntry | None], Mapping[str, Any] | None]
+# The connection is ``None`` on the first, read-free attempt (see ``_row_write``): a change
+# that needs a read to decide skips it then, and the store guards what it skipped.
+Change = Callable[[sqlite3.Connection | None, JournalEntry | None], Mapping[str, Any] | None]
 
 
 class JournalStore:
@@ -118,8 +132,9 @@ class JournalStore:
         self._closed = False
         self._lock = threading.Lock()
         self._writer = WriterLock(lock_file_for(self._path))
-        self._queued: list[_Pending] = []
-        self._flushing = False
+        self._writes = GroupWriter(
+            self._commit_group, closed=self._closed_error, name=f"vidgo-journal {self._path.name}"
+        )
         # key -> (row with its checksum, entry) as last committed by this store.
         self._rows: dict[str, tuple[tuple[Any, ...], JournalEntry]] = {}
 
@@ -164,6 +179,7 @@ class JournalStore:
             return
         self._closed = True
         try:
+            await self._writes.aclose()  # commits what is still queued
             if self._conn is not None:
                 await anyio.to_thread.run_sync(self._close_sync)
         finally:
@@ -209,6 +225,9 @@ class JournalStore:
     def _error(self, message: str) -> JournalError:
         return JournalError(f"{message}: {self._path}", path=str(self._path))
 
+    def _closed_error(self) -> JournalError:
+        return JournalError("the journal is closed", path=str(self._path))
+
     # -- running database work off the event loop ----------------------------------------
 
     async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
@@ -238,61 +257,55 @@ class JournalStore:
         if self._readonly:
             raise JournalError("the journal was opened read-only", path=str(self._path))
         if self._closed:
-            raise JournalError("the journal is closed", path=str(self._path))
-        pending = _Pending(self._row_write(key, change))
-        self._queued.append(pending)
-        with anyio.CancelScope(shield=True):
-            if not self._flushing:
-                await self._flush()
-            else:
-                await pending.done.wait()
+            raise self._closed_error()
+        if self._conn is None:
+            await self._open()
+        pending = PendingWrite(self._row_write(key, change), asyncio.get_running_loop())
+        self._writes.submit(pending)
+        await self._writes.wait(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.entry is not None  # noqa: S101 - set when no error
         return pending.entry
 
-    async def _flush(self) -> None:
-        """Commit every queued write, batch by batch, until none is left (one flusher)."""
-        self._flushing = True
+    def _commit_group(self, group: list[PendingWrite]) -> None:
+        """Commit ``group`` in one transaction (in the writer thread); set every outcome."""
         try:
-            # Let the other tasks of this loop turn queue their writes into this batch.
-            await anyio.lowlevel.checkpoint()
-            while self._queued:
-                batch, self._queued = self._queued, []
+            with self._lock:
+                if self._conn is None:
+                    raise self._closed_error()
                 try:
-                    await self._run(
-                        functools.partial(_commit_batch, batch=batch, error=self._error)
-                    )
-                except BaseException as exc:
-                    self._rows.clear()  # rolled back: what was remembered may not be on disk
-                    for pending in batch:
-                        if pending.entry is None and pending.error is None:
-                            pending.error = exc
-                    if not isinstance(exc, Exception):
-                        raise
-                finally:
-                    for pending in batch:
-                        if pending.entry is None and pending.error is None:
-                            pending.error = self._error("the journal write was interrupted")
-                        pending.done.set()
-        finally:
-            self._flushing = False
+                    _commit_batch(self._conn, batch=group, error=self._error)
+                except sqlite3.DatabaseError as exc:
+                    raise self._error(f"journal write or read failed ({exc})") from exc
+        except BaseException as exc:  # handed to every caller of the group, none recorded
+            self._rows.clear()  # rolled back: what was remembered may not be on disk
+            for pending in group:
+                pending.entry, pending.error = None, exc
+        for pending in group:
+            if pending.entry is None and pending.error is None:  # pragma: no cover - defensive
+                pending.error = self._error("the journal write was interrupted")
 
     def _row_write(self, key: str, change: Change) -> Callable[[sqlite3.Connection], JournalEntry]:
         def write(conn: sqlite3.Connection) -> JournalEntry:
+            # First without a read: over the remembered row (a conditional update), or for a
+            # key not remembered as a new row (an insert the key's UNIQUE constraint refuses
+            # when the row exists); a new task id must be held by no other row. Either may
+            # have decided on the wrong row: then read it and decide again, with reads.
             remembered = self._rows.get(key)
-            if remembered is not None:
-                row, known = remembered
-                try:
-                    written = self._write_row(conn, key, row, known, change)
-                except Exception:
-                    written = None  # decided on what may be stale: decide again on the row
-                if written is not None:
-                    return written
-                self._rows.pop(key, None)  # another process may have changed it: read it
+            row, known = (None, None) if remembered is None else remembered
+            try:
+                written = self._write_row(conn, key, row, known, change, fast=True)
+            except Exception:
+                if not conn.in_transaction:
+                    raise  # SQLite rolled the group back: nothing more may be written
+                written = None  # decided on what may be stale: decide again on the row
+            if written is not None:
+                return written
+            self._rows.pop(key, None)  # another process may have changed it: read it
             fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
             entry = None if fresh is None else self._entry(fresh)
-            written = self._write_row(conn, key, fresh, entry, change)
+            written = self._write_row(conn, key, fresh, entry, change, fast=False)
             if written is None:  # pragma: no cover - the row was read in this transaction
                 raise self._error(f"the journal entry {key!r} changed during its write")
             return written
@@ -306,9 +319,17 @@ class JournalStore:
         row: tuple[Any, ...] | None,
         entry: JournalEntry | None,
         change: Change,
+        *,
+        fast: bool,
     ) -> JournalEntry | None:
-        """Write ``change`` over ``row`` (``None``: a new row); ``None`` if the row moved."""
-        updates = change(conn, entry)
+        """Write ``change`` over ``row`` (``None``: a new row); ``None`` if the row moved.
+
+        ``fast``: decided without reads (``change`` gets no connection), so a new task id is
+        written only if no other row holds it (``None`` otherwise). Everything that may raise
+        comes before the one statement that changes the row, so a write that raises has
+        changed nothing (see the module docstring).
+        """
+        updates = change(None if fast else conn, entry)
         if updates is None:
             assert entry is not None  # noqa: S101 - a new row is always written
             return entry
@@ -317,15 +338,28 @@ class JournalStore:
             if value is not None and name in _REAL_COLUMNS:
                 value = float(value)  # read back as REAL: the checksum must match
             values[_INDEX[name]] = value
-        checksum = row_checksum(tuple(values))
+        new_row = (*values, row_checksum(tuple(values)))
+        try:  # built here, so no checksum to verify; an update reads only what changed
+            if entry is None or row is None:
+                written = entry_from_row(new_row[:-1])
+            else:
+                written = entry_updated(entry, {name: values[_INDEX[name]] for name in updates})
+        except ValueError as exc:
+            raise self._error(str(exc)) from exc
+        task_id = updates.get("task_id")
+        guard = fast and task_id is not None and (entry is None or task_id != entry.task_id)
         if row is None:
-            conn.execute(_INSERT, (*values, checksum))
+            if guard:  # pragma: no cover - no new row holds a task id yet
+                return None
+            conn.execute(_INSERT, new_row)
         else:
-            cursor = conn.execute(_UPDATE, (*values[4:12], *values[13:], checksum, key, row[-1]))
+            params = (*values[4:12], *values[13:], new_row[-1], key, row[-1])
+            if guard:
+                cursor = conn.execute(_UPDATE_NEW_TASK, (*params, task_id, key))
+            else:
+                cursor = conn.execute(_UPDATE, params)
             if cursor.rowcount != 1:
                 return None
-        new_row = (*values, checksum)
-        written = self._entry(new_row)
         self._remember(key, new_row, written)
         return written
 
@@ -357,49 +391,38 @@ class JournalStore:
         return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
 
 
-class _Pending:
-    """One queued row write and, once its transaction ended, its outcome."""
-
-    __slots__ = ("done", "entry", "error", "write")
-
-    def __init__(self, write: Callable[[sqlite3.Connection], JournalEntry]) -> None:
-        self.write = write
-        self.done = anyio.Event()
-        self.entry: JournalEntry | None = None
-        self.error: BaseException | None = None
-
-
 def _commit_batch(
-    conn: sqlite3.Connection, *, batch: list[_Pending], error: Callable[[str], JournalError]
+    conn: sqlite3.Connection, *, batch: list[PendingWrite], error: Callable[[str], JournalError]
 ) -> None:
-    """Run every write of ``batch`` in one transaction, each in its own savepoint.
+    """Run every write of ``batch`` in one transaction.
 
-    A write that raises is rolled back alone and keeps its error; the others commit. The
-    outcomes are set only once the transaction committed (a failed commit raises for all).
+    A write that raises has changed nothing (its one changing statement is its last step,
+    and SQLite undoes a failed statement alone) and keeps its error; the others commit.
+    When SQLite rolled the whole transaction back, this raises for all. The outcomes are set
+    only once the transaction committed (a failed commit raises for all).
     """
     outcomes: list[tuple[JournalEntry | None, BaseException | None]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for pending in batch:
-            conn.execute("SAVEPOINT row_write")
             try:
                 entry = pending.write(conn)
             except sqlite3.DatabaseError as exc:
-                conn.execute("ROLLBACK TO row_write")
-                conn.execute("RELEASE row_write")
+                if not conn.in_transaction:
+                    raise  # SQLite rolled the group back: no write of it is recorded
                 failure = error(f"journal write or read failed ({exc})")
                 failure.__cause__ = exc
                 outcomes.append((None, failure))
             except Exception as exc:
-                conn.execute("ROLLBACK TO row_write")
-                conn.execute("RELEASE row_write")
+                if not conn.in_transaction:  # pragma: no cover - only a statement ends it
+                    raise
                 outcomes.append((None, exc))
             else:
-                conn.execute("RELEASE row_write")
                 outcomes.append((entry, None))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     for pending, (written, refused) in zip(batch, outcomes, strict=True):
         pending.entry, pending.error = written, refused

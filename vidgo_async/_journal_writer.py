@@ -1,0 +1,163 @@
+"""The journal's writer thread: group commits, back to back, off the event loop.
+
+One long-lived thread per journal runs the group commits, so a commit never waits for the
+event loop to come round to start it:
+
+- the writes queued in one event-loop turn are handed to the thread together at the end of
+  that turn (one ``call_soon``), so they share one transaction;
+- while the thread commits one group, the next one collects (a commit pipeline): as soon as a
+  commit ends the thread takes everything queued meanwhile;
+- after each commit the thread wakes that group's callers with one ``call_soon_threadsafe``
+  per event loop; a caller returns only after the transaction holding its write ended.
+
+What a commit does (and so what durability means) is the store's ``commit`` function; this
+module only queues, runs and wakes. :meth:`GroupWriter.aclose` commits what is still queued,
+then stops the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from ._journal_entry import JournalEntry
+
+__all__ = ["GroupWriter", "PendingWrite"]
+
+
+class PendingWrite:
+    """One queued row write and, once its transaction ended, its outcome."""
+
+    __slots__ = ("done", "entry", "error", "loop", "write")
+
+    def __init__(
+        self,
+        write: Callable[[sqlite3.Connection], JournalEntry],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.write = write
+        self.loop = loop
+        self.done = anyio.Event()
+        self.entry: JournalEntry | None = None
+        self.error: BaseException | None = None
+
+
+class GroupWriter:
+    """Run ``commit`` on groups of pending writes in one dedicated thread.
+
+    Args:
+        commit: called in the writer thread with one group; sets every write's ``entry`` or
+            ``error`` and never raises.
+        closed: the error of a write queued after :meth:`aclose`.
+        name: the thread's name (for debuggers and ``threading.enumerate``).
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[PendingWrite]], None],
+        *,
+        closed: Callable[[], BaseException],
+        name: str,
+    ) -> None:
+        self._commit = commit
+        self._closed = closed
+        self._name = name
+        # Turns handed to the thread; ``None`` tells it to stop. ``put`` never blocks, so the
+        # event loop never waits on a lock the writer thread holds.
+        self._queue: queue.SimpleQueue[list[PendingWrite] | None] = queue.SimpleQueue()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        # Writes of the current event-loop turn, handed over together at its end.
+        self._turn: list[PendingWrite] = []
+        self._turn_loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, pending: PendingWrite) -> None:
+        """Queue ``pending`` (from its event loop); it is committed with this turn's writes."""
+        if self._stopping:  # closed while the caller was on its way here
+            pending.error = self._closed()
+            pending.done.set()
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        if self._turn_loop is None:
+            self._turn_loop = pending.loop
+            pending.loop.call_soon(self._hand_over)
+        elif self._turn_loop is not pending.loop:  # another loop's turn: no reason to wait
+            self._enqueue([pending])
+            return
+        self._turn.append(pending)
+
+    async def wait(self, pending: PendingWrite) -> None:
+        """Wait until the transaction holding ``pending`` ended (not cancellable)."""
+        with anyio.CancelScope(shield=True):
+            await pending.done.wait()
+
+    async def aclose(self) -> None:
+        """Commit every write still queued, then stop the thread (idempotent)."""
+        self._hand_over()
+        if self._stopping:
+            return
+        self._stopping = True
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(thread.join)
+
+    def _hand_over(self) -> None:
+        turn, self._turn, self._turn_loop = self._turn, [], None
+        if turn:
+            self._enqueue(turn)
+
+    def _enqueue(self, writes: list[PendingWrite]) -> None:
+        if self._stopping:  # called on the writes' loop: wake them now
+            for pending in writes:
+                pending.error = self._closed()
+                pending.done.set()
+            return
+        self._queue.put(writes)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()  # waits (without the GIL) for a turn
+            if first is None:
+                return
+            group = first
+            while True:  # and takes every turn queued meanwhile into the same group
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True  # commit what came before the stop, then end
+                    break
+                group = group + more
+            self._commit(group)
+            _wake(group)
+
+
+def _wake(group: list[PendingWrite]) -> None:
+    """Wake the callers of ``group``: one call into each event loop they wait on."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[PendingWrite]] = {}
+    for pending in group:
+        by_loop.setdefault(pending.loop, []).append(pending)
+    for loop, writes in by_loop.items():
+        # A closed loop (RuntimeError) has nobody waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_set_done, writes)
+
+
+def _set_done(writes: list[PendingWrite]) -> None:
+    for pending in writes:
+        pending.done.set()
