@@ -336,13 +336,16 @@ async def test_forget_drops_polls_and_deadlines() -> None:
     assert handler.timed_out == []
 
 
-async def test_when_behind_jobs_that_may_have_ended_are_polled_first() -> None:
-    """With a backlog, due jobs past their expected start of end go before the others."""
+@pytest.mark.parametrize(("routine", "rate"), [(10, 1.0), (300, 100.0)])
+async def test_when_behind_jobs_that_may_have_ended_are_polled_first(
+    routine: int, rate: float
+) -> None:
+    """With a backlog of any length, due jobs past their expected end go before the others."""
     clock = VirtualClock()
     api = FakeApi(clock)
-    handler = Recorder(20)
-    scheduler = build(clock, api, handler, rate=1.0, max_concurrent=1)
-    for n in range(10):
+    handler = Recorder(routine + 10)
+    scheduler = build(clock, api, handler, rate=rate, max_concurrent=1)
+    for n in range(routine):
         api.finishes_at(f"b-{n}", 0.0)
         scheduler.watch(in_flight_job(f"b{n}", f"b-{n}", clock), first_delay=0.0)
     for n in range(10):
@@ -351,24 +354,7 @@ async def test_when_behind_jobs_that_may_have_ended_are_polled_first() -> None:
         scheduler.watch(job, first_delay=0.0, window=(0.0, 10.0))
     await run_until_done(scheduler, handler)
     order = [task_id[0] for _, task_id in api.queries]
-    assert order == ["a"] * 10 + ["b"] * 10
-
-
-async def test_jobs_that_may_have_ended_go_first_behind_any_backlog() -> None:
-    """However many routine checks are due, a poll that can see an end is taken first."""
-    clock = VirtualClock()
-    api = FakeApi(clock)
-    handler = Recorder(305)
-    scheduler = build(clock, api, handler, rate=100.0, max_concurrent=1)
-    for n in range(300):
-        api.finishes_at(f"b-{n}", 0.0)
-        scheduler.watch(in_flight_job(f"b{n}", f"b-{n}", clock), first_delay=0.0)
-    for n in range(5):
-        api.finishes_at(f"a-{n}", 0.0)
-        scheduler.watch(in_flight_job(f"a{n}", f"a-{n}", clock), first_delay=0.0, window=(0, 1))
-    await run_until_done(scheduler, handler)
-    order = [task_id[0] for _, task_id in api.queries]
-    assert order[:5] == ["a"] * 5
+    assert order == ["a"] * 10 + ["b"] * routine
 
 
 async def test_a_check_still_waiting_at_its_expected_end_turns_urgent() -> None:

@@ -12,6 +12,7 @@ from vidgo_async._gates import RateGate
 from vidgo_async._http import RetryBudget
 from vidgo_async._jobbook import JobBook
 from vidgo_async._jobs import Job
+from vidgo_async._scheduler import Fetch
 from vidgo_async._tracking import Tracking
 
 INPUT = {"prompt": "a heron in the reeds", "duration": 5, "resolution": "720p"}
@@ -20,6 +21,19 @@ POLICY = PollPolicy(initial_delay=1, multiplier=1.0, max_interval=1, min_interva
 
 def _book(clock: VirtualClock) -> JobBook:
     return JobBook(clock=clock, limiter=anyio.CapacityLimiter(4), journal=None)
+
+
+def _tracking(book: JobBook, clock: VirtualClock, fetch: Fetch, *, max_concurrent: int) -> Tracking:
+    return Tracking(
+        book,
+        fetch=fetch,
+        gate=RateGate(None, clock=clock, name="status"),
+        clock=clock,
+        poll=POLICY,
+        job_timeout=None,
+        budget=RetryBudget(),
+        max_concurrent=max_concurrent,
+    )
 
 
 def _in_flight(book: JobBook, key: str, task_id: str, events: list[JobEvent]) -> Job:
@@ -51,16 +65,7 @@ async def test_an_unchanged_answer_emits_no_event_but_is_polled_again() -> None:
         queries.append(clock.monotonic())
         return Task(task_id=task_id, status=status, progress=progress), None
 
-    tracking = Tracking(
-        book,
-        fetch=fetch,
-        gate=RateGate(None, clock=clock, name="status"),
-        clock=clock,
-        poll=POLICY,
-        job_timeout=None,
-        budget=RetryBudget(),
-        max_concurrent=2,
-    )
+    tracking = _tracking(book, clock, fetch, max_concurrent=2)
     events: list[JobEvent] = []
     job = _in_flight(book, "a", "t-1", events)
     done = book.done[job]
@@ -123,14 +128,5 @@ async def test_tracking_re_aims_its_poller_when_the_book_learns() -> None:
     async def fetch(task_id: str) -> tuple[Task, float | None]:
         raise AssertionError("not polled in this test")  # pragma: no cover
 
-    tracking = Tracking(
-        book,
-        fetch=fetch,
-        gate=RateGate(None, clock=clock, name="status"),
-        clock=clock,
-        poll=POLICY,
-        job_timeout=None,
-        budget=RetryBudget(),
-        max_concurrent=1,
-    )
+    tracking = _tracking(book, clock, fetch, max_concurrent=1)
     assert tracking.scheduler.relearn in book.learn_hooks

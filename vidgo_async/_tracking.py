@@ -122,12 +122,7 @@ class Tracking:
 
     async def task_seen(self, job: Job, task: Task) -> bool:
         """Apply what a fresh task means for its job (``settle``); return whether to keep polling."""
-        current = job.task
-        if (
-            job.state is not JobState.IN_FLIGHT
-            or current is None
-            or task.task_id != current.task_id
-        ):
+        if not _answers(job, task):
             return False
         step = settle(task, self._poll)
         if step is None:
@@ -147,12 +142,7 @@ class Tracking:
 
         The poller's usual answer: the job takes the task (an event only if it changed).
         """
-        current = job.task
-        if (
-            job.state is not JobState.IN_FLIGHT
-            or current is None
-            or task.task_id != current.task_id
-        ):
+        if not _answers(job, task):
             return False
         job.observe(task)
         return True
@@ -183,3 +173,11 @@ class Tracking:
             waited = max(0.0, self._clock.monotonic() - started)
             timeout_error = WaitTimeoutError(job.task, waited)
             await book.end(job, lambda: job.time_out(timeout_error))
+
+
+def _answers(job: Job, task: Task) -> bool:
+    """Whether ``task`` is news of ``job``: it is in flight and holds this very task."""
+    current = job.task
+    return (
+        job.state is JobState.IN_FLIGHT and current is not None and task.task_id == current.task_id
+    )
