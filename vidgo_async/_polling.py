@@ -99,7 +99,7 @@ _AIM_MARGIN = 0.04
 # Inside the expected window of durations (no progress to aim by), the interval where the
 # time left to the window's end equals the end itself is ``latest / WINDOW_STEPS``; it
 # shrinks with the square root of the time left, down to ``WINDOW_FLOOR`` of that.
-WINDOW_STEPS = 41
+WINDOW_STEPS = 42
 WINDOW_FLOOR = 0.25
 # Before the expected window, the longest wait after the first poll, as a fraction of the
 # time since the submit (a job ending before a window not yet learned is not missed long).
