@@ -96,9 +96,9 @@ MAX_UNREADABLE_ANSWERS = 3
 # How far past the estimated finish a poll is aimed, as a fraction of the time left:
 # a little late costs lag, a little early costs one more (short) poll.
 _AIM_MARGIN = 0.04
-# Inside the expected window of durations (no progress to aim by), the interval where the
-# time left to the window's end equals the end itself is ``latest / WINDOW_STEPS``; it
-# shrinks with the square root of the time left, down to ``WINDOW_FLOOR`` of that.
+# Inside the expected window of durations (no progress to aim by), the interval scales as
+# ``latest / WINDOW_STEPS`` (what a window opening at the submit would start with) and
+# shrinks with the square root of the time left to ``latest``, down to ``WINDOW_FLOOR`` of it.
 WINDOW_STEPS = 42
 WINDOW_FLOOR = 0.25
 # Before the expected window, the longest wait after the first poll, as a fraction of the
@@ -248,11 +248,12 @@ def window_step(elapsed: float, latest: float) -> float:
     """The un-jittered interval at ``elapsed`` seconds inside a window ending at ``latest``.
 
     With job ends spread evenly over the window, a job still running at ``elapsed`` ends
-    within the next second with a chance of ``1 / (latest - elapsed)``; polls spaced by the
-    square root of the time left spend the fewest queries for a given mean lag (the
-    square-root law of inspection schedules). Scaled by ``latest`` (lag counts against the
-    job's length) and floored at ``WINDOW_FLOOR`` of ``latest / WINDOW_STEPS``, so a job
-    that outlasts the window costs a bounded number of polls.
+    within the next second with a chance of ``1 / (latest - elapsed)``. Minimising the mean
+    lag plus a price per query puts polls at a density proportional to the square root of
+    that chance: spaced by the square root of the time left. Scaled by ``latest`` (lag
+    counts against the job's length) and floored at ``WINDOW_FLOOR`` of
+    ``latest / WINDOW_STEPS``, so a job that outlasts the window costs a bounded number of
+    polls.
     """
     left = max(0.0, latest - elapsed)
     return (
