@@ -37,9 +37,13 @@ clamped to ``[min_interval, MAX_SERVER_HINT]``.
 Without usable progress but with an expected ``window`` of durations (the orchestrator
 learns one per model/resolution/duration, seeded by the documented 90–300 s of a video),
 the first poll is aimed at the window's start (the soonest a job like this has ended; later
-waits before it at most ``EARLY_FRACTION`` of the time spent); inside
-the window the interval is a ``1/WINDOW_POLLS`` of its width (so a job is seen ending within
-half of that, on average); past the window it stretches with the time spent
+waits before it at most ``EARLY_FRACTION`` of the time spent). Inside the window the polls
+tighten towards its end (:func:`window_step`): with ends spread over the window, a job
+still running at ``t`` ends within the next second with a chance of ``1 / (latest - t)``,
+and the spacing that buys the least lag for a number of polls grows with the square root
+of the time left, ``latest / WINDOW_STEPS × √((latest - t) / latest)``, never below
+``WINDOW_FLOOR`` of ``latest / WINDOW_STEPS`` (a job is seen ending within half an interval,
+on average). Past the window the interval stretches with the time spent
 (``LATE_FRACTION`` of it). ``min_interval``, ``max_interval`` and the jitter still bound
 every interval.
 """
@@ -47,6 +51,7 @@ every interval.
 from __future__ import annotations
 
 import enum
+import math
 import random
 from typing import Protocol
 
@@ -74,13 +79,15 @@ __all__ = [
     "LATE_FRACTION",
     "MAX_SERVER_HINT",
     "MAX_UNREADABLE_ANSWERS",
-    "WINDOW_POLLS",
+    "WINDOW_FLOOR",
+    "WINDOW_STEPS",
     "PollState",
     "PollTracker",
     "Step",
     "StepKind",
     "clamp_hint",
     "settle",
+    "window_step",
 ]
 
 MAX_SERVER_HINT = 60.0
@@ -89,8 +96,11 @@ MAX_UNREADABLE_ANSWERS = 3
 # How far past the estimated finish a poll is aimed, as a fraction of the time left:
 # a little late costs lag, a little early costs one more (short) poll.
 _AIM_MARGIN = 0.04
-# Polls across the expected window of durations when there is no progress to aim by.
-WINDOW_POLLS = 48
+# Inside the expected window of durations (no progress to aim by), the interval scales as
+# ``latest / WINDOW_STEPS`` (what a window opening at the submit would start with) and
+# shrinks with the square root of the time left to ``latest``, down to ``WINDOW_FLOOR`` of it.
+WINDOW_STEPS = 42
+WINDOW_FLOOR = 0.25
 # Before the expected window, the longest wait after the first poll, as a fraction of the
 # time since the submit (a job ending before a window not yet learned is not missed long).
 EARLY_FRACTION = 0.5
@@ -191,14 +201,19 @@ class PollState:
             return None
         soonest, latest = window
         elapsed = now - self.started_at
-        step = max(self.policy.min_interval, (latest - soonest) / WINDOW_POLLS)
         if elapsed < soonest:
             # Aimed at the window (no jitter needed: every task has its own start), but
             # never more than half the time spent: a window still unlearned can be late.
             wait = soonest - elapsed
-            return wait if self.polls == 0 else min(wait, max(step, EARLY_FRACTION * elapsed))
+            if self.polls == 0:
+                return wait
+            step = max(self.policy.min_interval, window_step(soonest, latest))
+            return min(wait, max(step, EARLY_FRACTION * elapsed))
         if elapsed >= latest:
-            step = max(step, LATE_FRACTION * elapsed)
+            step = max(WINDOW_FLOOR * latest / WINDOW_STEPS, LATE_FRACTION * elapsed)
+        else:
+            step = window_step(elapsed, latest)
+        step = max(self.policy.min_interval, step)
         return step * (1.0 + self.policy.jitter * (2.0 * draw - 1.0))
 
     def geometric_delay(self) -> float:
@@ -245,6 +260,23 @@ class PollState:
             else:
                 delay = self.geometric_delay() * (1.0 + policy.jitter * (2.0 * draw - 1.0))
         return min(max(delay, policy.min_interval), policy.max_interval)
+
+
+def window_step(elapsed: float, latest: float) -> float:
+    """The un-jittered interval at ``elapsed`` seconds inside a window ending at ``latest``.
+
+    With job ends spread evenly over the window, a job still running at ``elapsed`` ends
+    within the next second with a chance of ``1 / (latest - elapsed)``. Minimising the mean
+    lag plus a price per query puts polls at a density proportional to the square root of
+    that chance: spaced by the square root of the time left. Scaled by ``latest`` (lag
+    counts against the job's length) and floored at ``WINDOW_FLOOR`` of
+    ``latest / WINDOW_STEPS``, so a job that outlasts the window costs a bounded number of
+    polls.
+    """
+    left = max(0.0, latest - elapsed)
+    return (
+        latest / WINDOW_STEPS * max(WINDOW_FLOOR, math.sqrt(left / latest)) if latest > 0 else 0.0
+    )
 
 
 def clamp_hint(seconds: float, policy: PollPolicy) -> float:
