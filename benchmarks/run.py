@@ -260,8 +260,8 @@ def print_table(figures: dict[str, float], mode: str, seconds: float, out: Any) 
     if "scale_burst_jobs" in figures:
         out.write(
             f"scale_burst: {int(figures['scale_burst_jobs'])} jobs of one length, ending within "
-            "the seconds it took to submit them, one run; no client sees them all sooner than "
-            "scale_burst_floor_fraction (N / status rate) of the job allows.\n"
+            "the seconds it took to submit them, one run; scale_burst_floor_* is the lag of a "
+            "client that knew every end and polled each job once, at its end, at the cap.\n"
         )
     if "scale_large_jobs" in figures:
         out.write(
