@@ -286,7 +286,7 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Poll due jobs until cancelled: ``max_concurrent`` workers share the one heap."""
+        """Poll due jobs until cancelled: ``max_concurrent`` workers share the heaps."""
         async with anyio.create_task_group() as task_group:
             for _ in range(self._workers):
                 task_group.start_soon(self._worker)
