@@ -174,25 +174,23 @@ def test_progress_wins_over_the_window() -> None:
     assert state.estimated_remaining(20.0) == pytest.approx(80.0)
 
 
-def test_expects_end_from_the_window_or_the_progress() -> None:
+def test_urgent_from_the_window_or_the_progress() -> None:
     """A job is worth polling first once past its window's start or nearly done by progress."""
     windowed = PollState(POLICY, started_at=0.0, window=(50.0, 100.0))
-    assert not windowed.expects_end(49.0)
-    assert windowed.expects_end(50.0)
-    assert not PollState(POLICY, started_at=0.0).expects_end(1000.0)
+    assert windowed.urgent_from(10.0) == 50.0
+    assert PollState(POLICY, started_at=0.0).urgent_from(1000.0) is None
     progressed = PollState(POLICY, started_at=0.0)
     progressed.observe(10.0, 10)
     progressed.observe(20.0, 20)
-    assert not progressed.expects_end(20.0)
-    assert progressed.expects_end(99.5)
+    # 1 % a second from 20 % at 20 s: the end at 100 s, urgent min_interval before it.
+    assert progressed.urgent_from(20.0) == pytest.approx(100.0 - POLICY.min_interval)
 
 
-def test_tracker_rank_follows_the_schedule() -> None:
-    """PollTracker.rank is 0 for a job that may have ended, 1 otherwise."""
+def test_tracker_urgent_from_follows_the_schedule() -> None:
+    """PollTracker.urgent_from is its schedule's: the window's start here."""
     tracker = PollTracker("t-1", POLICY, started_at=0.0, window=(60.0, 120.0))
     tracker.start(0.0, Task(task_id="t-1", status=TaskStatus.RUNNING))
-    assert tracker.rank(10.0) == 1
-    assert tracker.rank(61.0) == 0
+    assert tracker.urgent_from(10.0) == 60.0
 
 
 def test_duration_windows_start_from_the_seed_and_learn() -> None:

@@ -137,8 +137,7 @@ def test_a_one_reading_estimate_turns_urgent_halfway_to_its_end() -> None:
     state = PollState(policy, started_at=0.0)
     state.observe(10.0, 50)
     assert state.urgent_from(10.0) == pytest.approx(10.0 + 5.0 - 1.0)
-    assert not state.expects_end(13.9)
-    assert state.expects_end(14.0)
+    assert state.urgent_from(13.0) == pytest.approx(14.0)  # the same moment, asked later
     # A second reading measures the true rate: urgent just before the estimated end.
     state.observe(12.0, 60)
     assert state.urgent_from(12.0) == pytest.approx(12.0 + 8.0 - 1.0)

@@ -166,19 +166,10 @@ class PollState:
         remaining = (100 - self.last_progress) / rate - (now - self.last_progress_at)
         return max(0.0, remaining), single
 
-    def expects_end(self, now: float) -> bool:
-        """Whether the task may well have ended by ``now`` (worth polling first when behind).
-
-        True once the progress estimate says it is (nearly) done, or, without one, once the
-        time since the submit reached the expected window (see :meth:`urgent_from`).
-        """
-        urgent_from = self.urgent_from(now)
-        return urgent_from is not None and now >= urgent_from
-
     def urgent_from(self, now: float) -> float | None:
-        """The monotonic time from which :meth:`expects_end` holds (``None``: never known).
+        """From when the task may well have ended (worth polling first when polls fall behind).
 
-        Judged on what was seen up to ``now``: the progress estimate's end less
+        ``None``: never known. Judged on what was seen up to ``now``: the progress estimate's end less
         ``min_interval``, or, without one, the start of the expected window. An estimate
         resting on one reading counts the queue time as running time, so it can only be
         late: the task may have ended once half of it has passed (a queue of up to half the
@@ -385,12 +376,8 @@ class PollTracker:
         """Aim later polls by a new expected ``window`` (learned since the watch began)."""
         self.window = self.schedule.window = window
 
-    def rank(self, now: float) -> int:
-        """How urgent a due poll is when polls fall behind: 0 (may have ended) or 1."""
-        return 0 if self.schedule.expects_end(now) else 1
-
     def urgent_from(self, now: float) -> float | None:
-        """From when a poll of this task goes first when polls fall behind (see :meth:`rank`)."""
+        """From when a poll of this task goes first when polls fall behind (``None``: never)."""
         return self.schedule.urgent_from(now)
 
     def start(self, now: float, task: Task | None = None) -> Step:

@@ -1,4 +1,4 @@
-"""The one poller: a heap of next-due times for every waiting job, and one timer.
+"""The one poller: two heaps of next-due times (urgent, routine) for every waiting job, one timer.
 
 No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in two
 heaps and a fixed pool of ``max_concurrent`` workers pulls from them: one idle worker
