@@ -51,12 +51,13 @@ from ._errors import (
     JournalConflictError,
     JournalError,
 )
-from ._jobs import RerunAction, request_fingerprint
+from ._jobs import RerunAction
 from ._journal_entry import (
     JournalEntry,
     JournalState,
     canonical_json,
     fingerprint,
+    fingerprint_of_json,
     task_json,
     terminal_record,
 )
@@ -308,13 +309,13 @@ class Journal(JournalStore):
             ValueError: the fingerprint does not match ``model`` and ``input``.
         """
         data = json.loads(input) if isinstance(input, str) else dict(input)
-        computed = request_fingerprint(model, data)
-        if fingerprint != computed:
+        # The canonical JSON once: the fingerprint is over it (``request_fingerprint``).
+        input_json = canonical_json(data)
+        if fingerprint != fingerprint_of_json(model, input_json):
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
                 f"{key!r}; compute it with request_fingerprint(model, input)"
             )
-        input_json = canonical_json(data)
         now = self._clock()
 
         def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ meaning (``is_terminal``, what a rerun does) is the job state's, defined once in
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "entry_from_row",
     "entry_updated",
     "fingerprint",
+    "fingerprint_of_json",
     "task_id_of",
     "task_json",
     "terminal_record",
@@ -77,6 +79,11 @@ def canonical_json(data: Mapping[str, Any]) -> str:
 # followed by the canonical JSON of the input. A journal refuses to reuse a job key for a
 # different fingerprint.
 fingerprint = request_fingerprint
+
+
+def fingerprint_of_json(model: str, input_json: str) -> str:
+    """:func:`fingerprint` from the input's :func:`canonical_json` (no second encoding)."""
+    return hashlib.sha256((model + input_json).encode("utf-8")).hexdigest()
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +194,9 @@ _SAME_COLUMNS = frozenset(
     }
 )  # fmt: skip
 
+# Every column an update may change.
+_UPDATED_COLUMNS = _SAME_COLUMNS | {"state", "task_json", "files_json"}
+
 
 def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEntry:
     """Return ``entry`` with the stored columns ``changes`` written over its row.
@@ -198,8 +208,8 @@ def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEnt
     Raises:
         ValueError: a value cannot be read back, or a column is not one an update changes.
     """
-    unknown = sorted(set(changes) - _SAME_COLUMNS - {"state", "task_json", "files_json"})
-    if unknown:
+    if not _UPDATED_COLUMNS.issuperset(changes):
+        unknown = sorted(set(changes) - _UPDATED_COLUMNS)
         raise ValueError(f"an update does not change the columns {unknown}")
     fields: dict[str, Any] = {}
     try:

@@ -21,6 +21,9 @@ the new row and its checksum from the remembered one and stores it with one cond
 meantime the update matches nothing, and the write reads the row (inside its ``BEGIN
 IMMEDIATE`` transaction, so nobody else can change it now) and applies its change again.
 The checksum turns a damaged byte into a clear error instead of a plausible wrong value.
+The row's first columns (its identity: key, fingerprint, model, input) never change after
+the insert, so the store also remembers the checksum's hash state after them: a write
+hashes only the columns after them, and the digest is the same as ``row_checksum``'s.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
@@ -45,6 +48,9 @@ from ._journal_lock import WriterLock, lock_file_for
 from ._journal_writer import GroupWriter, PendingWrite
 
 __all__ = ["JournalStore", "row_checksum"]
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 T = TypeVar("T")
 _Store = TypeVar("_Store", bound="JournalStore")
@@ -102,6 +108,9 @@ _NEW_ROW = (
 )
 _REAL_COLUMNS = frozenset({"created_at", "updated_at", "submitted_at", "finished_at"})
 _ENDED = frozenset({"finished", "failed", "timeout", "lost", "unknown"})
+# The identity columns (never changed by an update): the checksum's remembered head.
+_HEAD = 4
+_IDENTITY = frozenset(_COLUMNS[:_HEAD])
 # Rows remembered at most (the oldest are forgotten first; a forgotten row is read again).
 _REMEMBERED = 65_536
 
@@ -135,8 +144,8 @@ class JournalStore:
         self._writes = GroupWriter(
             self._commit_group, closed=self._closed_error, name=f"vidgo-journal {self._path.name}"
         )
-        # key -> (row with its checksum, entry) as last committed by this store.
-        self._rows: dict[str, tuple[tuple[Any, ...], JournalEntry]] = {}
+        # key -> (row with its checksum, entry, the checksum's head) as last committed here.
+        self._rows: dict[str, tuple[tuple[Any, ...], JournalEntry, Hash]] = {}
 
     @property
     def path(self) -> Path:
@@ -293,9 +302,9 @@ class JournalStore:
             # when the row exists); a new task id must be held by no other row. Either may
             # have decided on the wrong row: then read it and decide again, with reads.
             remembered = self._rows.get(key)
-            row, known = (None, None) if remembered is None else remembered
+            row, known, head = (None, None, None) if remembered is None else remembered
             try:
-                written = self._write_row(conn, key, row, known, change, fast=True)
+                written = self._write_row(conn, key, row, known, change, fast=True, head=head)
             except Exception:
                 if not conn.in_transaction:
                     raise  # SQLite rolled the group back: nothing more may be written
@@ -321,13 +330,15 @@ class JournalStore:
         change: Change,
         *,
         fast: bool,
+        head: Hash | None = None,
     ) -> JournalEntry | None:
         """Write ``change`` over ``row`` (``None``: a new row); ``None`` if the row moved.
 
         ``fast``: decided without reads (``change`` gets no connection), so a new task id is
         written only if no other row holds it (``None`` otherwise). Everything that may raise
         comes before the one statement that changes the row, so a write that raises has
-        changed nothing (see the module docstring).
+        changed nothing (see the module docstring). ``head``: the checksum's remembered
+        head for ``row`` (``None``: computed here).
         """
         updates = change(None if fast else conn, entry)
         if updates is None:
@@ -338,7 +349,9 @@ class JournalStore:
             if value is not None and name in _REAL_COLUMNS:
                 value = float(value)  # read back as REAL: the checksum must match
             values[_INDEX[name]] = value
-        new_row = (*values, row_checksum(tuple(values)))
+        if head is None or not _IDENTITY.isdisjoint(updates):
+            head = _checksum_head(values)
+        new_row = (*values, _checksum_from(head, values))
         try:  # built here, so no checksum to verify; an update reads only what changed
             if entry is None or row is None:
                 written = entry_from_row(new_row[:-1])
@@ -360,15 +373,15 @@ class JournalStore:
                 cursor = conn.execute(_UPDATE, params)
             if cursor.rowcount != 1:
                 return None
-        self._remember(key, new_row, written)
+        self._remember(key, new_row, written, head)
         return written
 
-    def _remember(self, key: str, row: tuple[Any, ...], entry: JournalEntry) -> None:
+    def _remember(self, key: str, row: tuple[Any, ...], entry: JournalEntry, head: Hash) -> None:
         rows = self._rows
         rows.pop(key, None)
         if entry.state.value in _ENDED:
             return  # its last write: forget it (a later one reads the row)
-        rows[key] = (row, entry)
+        rows[key] = (row, entry, head)
         if len(rows) > _REMEMBERED:
             del rows[next(iter(rows))]
 
@@ -431,3 +444,20 @@ def _commit_batch(
 def row_checksum(values: tuple[Any, ...]) -> str:
     """Return the checksum of a row's values (every column but the checksum)."""
     return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()
+
+
+def _checksum_head(values: list[Any] | tuple[Any, ...]) -> Hash:
+    """The hash state of ``row_checksum`` after a row's identity columns (and their comma)."""
+    head = json.dumps(list(values[:_HEAD]), separators=(",", ":"))
+    return hashlib.sha256(f"{head[:-1]},".encode())
+
+
+def _checksum_from(head: Hash, values: list[Any] | tuple[Any, ...]) -> str:
+    """``row_checksum(values)`` from the row's ``_checksum_head``: hashes only the rest.
+
+    A JSON list is its items' JSON joined by commas, each item encoded alone, so the
+    identity columns' part hashed once gives the same digest.
+    """
+    hasher = head.copy()
+    hasher.update(json.dumps(list(values[_HEAD:]), separators=(",", ":"))[1:].encode())
+    return hasher.hexdigest()

@@ -46,7 +46,9 @@ class PendingWrite:
     ) -> None:
         self.write = write
         self.loop = loop
-        self.done = anyio.Event()
+        # A bare future of ``loop`` (cheaper than an event): its result is set once the
+        # transaction holding the write ended.
+        self.done: asyncio.Future[None] = loop.create_future()
         self.entry: JournalEntry | None = None
         self.error: BaseException | None = None
 
@@ -84,7 +86,7 @@ class GroupWriter:
         """Queue ``pending`` (from its event loop); it is committed with this turn's writes."""
         if self._stopping:  # closed while the caller was on its way here
             pending.error = self._closed()
-            pending.done.set()
+            _set_done([pending])
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -100,7 +102,7 @@ class GroupWriter:
     async def wait(self, pending: PendingWrite) -> None:
         """Wait until the transaction holding ``pending`` ended (not cancellable)."""
         with anyio.CancelScope(shield=True):
-            await pending.done.wait()
+            await pending.done
 
     async def aclose(self) -> None:
         """Commit every write still queued, then stop the thread (idempotent)."""
@@ -123,7 +125,7 @@ class GroupWriter:
         if self._stopping:  # called on the writes' loop: wake them now
             for pending in writes:
                 pending.error = self._closed()
-                pending.done.set()
+            _set_done(writes)
             return
         self._queue.put(writes)
 
@@ -160,4 +162,6 @@ def _wake(group: list[PendingWrite]) -> None:
 
 def _set_done(writes: list[PendingWrite]) -> None:
     for pending in writes:
-        pending.done.set()
+        done = pending.done
+        if not done.done():  # a caller cancelled outside anyio cancelled its future
+            done.set_result(None)
