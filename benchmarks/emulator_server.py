@@ -55,17 +55,13 @@ class _RateSampler:
 
 
 def _ends(emu: Emulator, ids: list[str]) -> dict[str, float | None]:
-    store = emu._store  # the benchmark reads the emulator's own schedule (private, on purpose)
-    tasks: dict[str, Any] = store._tasks if store is not None else {}
-    out: dict[str, float | None] = {}
-    for task_id in ids:
-        task = tasks.get(task_id)
-        out[task_id] = None if task is None else task.started_at + task.duration
-    return out
+    return {
+        task_id: None if span is None else span[0] for task_id, span in _spans(emu, ids).items()
+    }
 
 
 def _spans(emu: Emulator, ids: list[str]) -> dict[str, list[float] | None]:
-    store = emu._store  # as in _ends: the emulator's own schedule
+    store = emu._store  # the benchmark reads the emulator's own schedule (private, on purpose)
     tasks: dict[str, Any] = store._tasks if store is not None else {}
     out: dict[str, list[float] | None] = {}
     for task_id in ids:

@@ -390,17 +390,34 @@ async def test_a_fixed_pool_of_workers_polls_every_job() -> None:
     assert len(scheduler) == 0
 
 
+def windowed(
+    clock: VirtualClock,
+    api: FakeApi,
+    handler: Recorder,
+    expected: Callable[[Job], tuple[float, float]],
+    *,
+    notified: bool = False,
+) -> Scheduler:
+    """A scheduler aiming polls without progress by the ``expected`` window."""
+    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
+    return Scheduler(
+        api.fetch,
+        handler,
+        gate=RateGate(None, clock=clock, name="status"),
+        clock=clock,
+        poll=policy,
+        expected=expected,
+        notified=notified,
+    )
+
+
 async def test_a_watched_job_is_re_aimed_by_what_the_batch_learned() -> None:
     """The expected window is asked again at every answer: a new one re-aims the next poll."""
     clock = VirtualClock()
     api = FakeApi(clock)
     handler = Recorder(1)
     windows: list[tuple[float, float]] = [(100.0, 200.0)]
-    gate = RateGate(None, clock=clock, name="status")
-    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
-    scheduler = Scheduler(
-        api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=lambda _job: windows[-1]
-    )
+    scheduler = windowed(clock, api, handler, lambda _job: windows[-1])
     api.finishes_at("t-1", 500.0)
     scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
     windows.append((400.0, 600.0))  # learned from other jobs while this one waited
@@ -423,11 +440,7 @@ async def test_a_notified_scheduler_asks_the_window_again_only_after_relearn() -
         asked += 1
         return windows[-1]
 
-    gate = RateGate(None, clock=clock, name="status")
-    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
-    scheduler = Scheduler(
-        api.fetch, handler, gate=gate, clock=clock, poll=policy, expected=expected, notified=True
-    )
+    scheduler = windowed(clock, api, handler, expected, notified=True)
     api.finishes_at("t-1", 500.0)
     scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
     windows.append((400.0, 600.0))
@@ -445,17 +458,7 @@ async def test_a_notified_scheduler_keeps_its_window_without_relearn() -> None:
     api = FakeApi(clock)
     handler = Recorder(1)
     windows: list[tuple[float, float]] = [(100.0, 200.0)]
-    gate = RateGate(None, clock=clock, name="status")
-    policy = PollPolicy(max_interval=1000, min_interval=1, jitter=0.0, use_progress=False)
-    scheduler = Scheduler(
-        api.fetch,
-        handler,
-        gate=gate,
-        clock=clock,
-        poll=policy,
-        expected=lambda _job: windows[-1],
-        notified=True,
-    )
+    scheduler = windowed(clock, api, handler, lambda _job: windows[-1], notified=True)
     api.finishes_at("t-1", 500.0)
     scheduler.watch(in_flight_job("a", "t-1", clock), first_delay=300.0)
     windows.append((400.0, 600.0))  # not announced: the old window stays in force
