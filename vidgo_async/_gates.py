@@ -36,6 +36,7 @@ sizes the next batch to its own use (doubling while a batch lasts less than
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import deque
@@ -78,6 +79,42 @@ _MIN_MEASURE_SPAN = 0.5
 # After a decrease the rate is at most this fraction of what the server accepted over the
 # last window: just under its limit, so the gate does not keep knocking at it.
 _BELOW_ACCEPTED = 0.95
+# A window's times are trimmed once they grow to twice their size at the last trim (at least
+# this many): an answer costs one list append, the trimming one bisect per doubling.
+_TRIM_AT = 256
+
+
+class _Times:
+    """The times of events, to count those of the last ``span`` seconds.
+
+    Recording costs one list append (times come from a monotonic clock, so the list is
+    sorted); old times are dropped in bulk, by one bisect, when the list has doubled since
+    the last trim or when the window is counted.
+    """
+
+    __slots__ = ("_times", "_trim_at", "span")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self._times: list[float] = []
+        self._trim_at = _TRIM_AT
+
+    def add(self, now: float) -> None:
+        """Record one event at ``now``."""
+        times = self._times
+        times.append(now)
+        if len(times) >= self._trim_at:
+            self._trim(now)
+
+    def count(self, now: float) -> int:
+        """The events of the ``span`` seconds up to ``now``."""
+        self._trim(now)
+        return len(self._times)
+
+    def _trim(self, now: float) -> None:
+        times = self._times
+        del times[: bisect.bisect_right(times, now - self.span)]
+        self._trim_at = max(_TRIM_AT, 2 * len(times))
 
 
 class GateClock(Protocol):
@@ -149,10 +186,11 @@ class RateGate:
         self._low = 0.0
         self._sending = 0.0  # the rate sent when the gate was unpaced and first lowered
         self._target: float | None = rate
-        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, throttled)
-        self._throttled_in_window = 0
-        self._sent: deque[float] = deque()
-        self._accepted: deque[float] = deque()
+        # The last answers (time, throttled), judged only when a 429 comes (see on_throttle).
+        self._outcomes: deque[tuple[float, bool]] = deque(maxlen=_SIGNAL_ANSWERS)
+        # Grants (only an unpaced gate measures its rate) and successes of the last window.
+        self._sent = _Times(_MEASURE_WINDOW)
+        self._accepted = _Times(_MEASURE_WINDOW)
         self._first_grant: float | None = None
         self.grants = 0
         self.throttles = 0
@@ -240,14 +278,12 @@ class RateGate:
         Pass the returned time to :meth:`on_throttle` so that answers to requests sent
         before the last decrease do not lower the rate again (one storm, one decrease).
         """
-        # Fast path: nobody holds or waits for the lock and no wait is due. The grant is
-        # the one the locked path would make; only the lock's yield is skipped. A cancelled
+        # Fast path: nobody holds or waits for the lock and no wait is due. A cancelled
         # caller still gets its cancellation here, as it would from the lock.
         await anyio.lowlevel.checkpoint_if_cancelled()
-        if not self._lock.locked():
-            now = self._clock.monotonic()
-            if now >= self._not_before and now >= self._next_free and self._holding(now):
-                return self._grant(now)
+        granted = self.try_grant()
+        if granted is not None:
+            return granted
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
@@ -263,8 +299,30 @@ class RateGate:
                     await self._clock.sleep(wait)
             return self._grant(now)
 
+    def try_grant(self) -> float | None:
+        """Take a turn if one is free now, without waiting: its time, or ``None`` if none is.
+
+        The grant :meth:`acquire` would make at once (nobody holds or waits for the lock, no
+        wait is due), minus ``acquire``'s cancellation checkpoint: for callers about to
+        await anyway (the poller's next request). On ``None``, ``await acquire()``.
+        """
+        if self._lock.locked():
+            return None
+        now = self._clock.monotonic()
+        if now >= self._not_before and now >= self._next_free and self._holding(now):
+            return self._grant(now)
+        return None
+
     def _grant(self, now: float) -> float:
         """Account one turn granted at ``now`` (no wait is due) and return ``now``."""
+        self._held -= 1
+        self.grants += 1
+        if self._first_grant is None:
+            self._first_grant = now
+        if self._decreased_at is None and self.ceiling is None:
+            # Unpaced: no spacing to keep; the rate sent is measured for a first decrease.
+            self._sent.add(now)
+            return now
         rate = self._rate_at(now)
         interval = 0.0 if rate is None else 1.0 / rate
         next_free = self._next_free
@@ -273,52 +331,29 @@ class RateGate:
             # slow one (a turn longer than that) keeps its spacing exactly.
             next_free = now - min(now - next_free, _CATCH_UP) if interval < _CATCH_UP else now
         self._next_free = next_free + interval
-        self._held -= 1
-        self.grants += 1
-        if self._first_grant is None:
-            self._first_grant = now
-        sent = self._sent
-        sent.append(now)
-        while sent and sent[0] <= now - _MEASURE_WINDOW:
-            sent.popleft()
+        if self.ceiling is None:
+            self._sent.add(now)  # it may recover to unpaced: a later decrease measures it
         return now
 
     def _measured_rate(self, now: float) -> float:
         """Grants per second over the last window (or since the first grant, if sooner)."""
-        sent = self._sent
-        while sent and sent[0] <= now - _MEASURE_WINDOW:
-            sent.popleft()
+        sent = self._sent.count(now)
         if not sent:
             return 0.0
         span = max(now - self._first_grant, 0.0) if self._first_grant is not None else 0.0
         window = min(_MEASURE_WINDOW, span) if span > 0 else _MEASURE_WINDOW
-        return len(sent) / max(window, _MIN_MEASURE_SPAN)
+        return sent / max(window, _MIN_MEASURE_SPAN)
 
     def _accepted_rate(self, now: float) -> float:
         """Successes per second over the last window: what the server let through."""
-        accepted = self._accepted
-        while accepted and accepted[0] <= now - _MEASURE_WINDOW:
-            accepted.popleft()
-        return len(accepted) / _MEASURE_WINDOW
+        return self._accepted.count(now) / _MEASURE_WINDOW
 
-    def _record(self, now: float, throttled: bool) -> None:
-        outcomes = self._outcomes
-        outcomes.append((now, throttled))
-        self._throttled_in_window += throttled
-        while outcomes and (
-            outcomes[0][0] <= now - _SIGNAL_WINDOW or len(outcomes) > _SIGNAL_ANSWERS
-        ):
-            _, old = outcomes.popleft()
-            self._throttled_in_window -= old
-
-    def on_success(self) -> None:
-        """Record one answer that was not a 429."""
-        now = self._clock.monotonic()
-        accepted = self._accepted
-        accepted.append(now)
-        while accepted[0] <= now - _MEASURE_WINDOW:
-            accepted.popleft()
-        self._record(now, False)
+    def on_success(self, now: float | None = None) -> None:
+        """Record one answer that was not a 429 (``now``: the clock's reading, if at hand)."""
+        if now is None:
+            now = self._clock.monotonic()
+        self._accepted.add(now)
+        self._outcomes.append((now, False))
 
     def on_throttle(
         self, retry_after: float | None = None, *, issued_at: float | None = None
@@ -338,9 +373,12 @@ class RateGate:
         decreased = self._decreased_at
         if issued_at is not None and decreased is not None and issued_at <= decreased:
             return  # sent before the last decrease: that storm was already answered
-        self._record(now, True)
-        throttled = self._throttled_in_window
-        if throttled < _MIN_THROTTLES or throttled < _LIMIT_SHARE * len(self._outcomes):
+        outcomes = self._outcomes
+        outcomes.append((now, True))
+        # The last _SIGNAL_ANSWERS answers (the deque keeps no more) of the signal window.
+        recent = [throttled for when, throttled in outcomes if when > now - _SIGNAL_WINDOW]
+        throttled = sum(recent)
+        if throttled < _MIN_THROTTLES or throttled < _LIMIT_SHARE * len(recent):
             return  # a trickle, not a rate limit
         accepted = self._accepted_rate(now)
         if held and accepted == 0:
@@ -368,7 +406,6 @@ class RateGate:
         self._decreased_at = now
         self.decreases += 1
         self._outcomes.clear()
-        self._throttled_in_window = 0
         # Space the next grant at the new rate from now, so the decrease takes effect at once.
         self._next_free = max(self._next_free, now + 1.0 / lowered)
         logger.info(

@@ -327,6 +327,10 @@ class Budget(Protocol):
     def try_acquire(self, *, timeout: bool = False) -> bool: ...
 
 
+# The statuses of a task going on: the usual answer, read without ``settle``'s questions.
+_RUNNING = TaskStatus.RUNNING
+_NOT_STARTED = TaskStatus.NOT_STARTED
+
 # Errors of one status query that are ridden out (polled again later).
 _TRANSIENT = (ServerError, APIConnectionError, RateLimitError)
 
@@ -397,14 +401,29 @@ class PollTracker:
 
     def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
         """Return the step after a fresh status answer (``hint``: the server's poll hint)."""
+        decided = self.follow(task, now, hint)
+        if isinstance(decided, Step):
+            return decided
+        return Step(kind=StepKind.AGAIN, delay=decided, task=task)
+
+    def follow(self, task: Task, now: float, hint: float | None = None) -> Step | float:
+        """Decide on a fresh status answer, as :meth:`on_task` does, at the poller's cost.
+
+        Returns the seconds until the next query while the task goes on (no step object
+        for the usual answer), else the step that ends the wait: the one :meth:`on_task`
+        returns.
+        """
         self.last = task
         self.errors = self.unreadable = 0
-        end = settle(task, self.policy)
-        if end is not None:
-            return end
-        self.schedule.observe(now, task.progress)
+        status = task.status
+        if status is not _RUNNING and status is not _NOT_STARTED:
+            end = settle(task, self.policy)
+            if end is not None:
+                return end
+        schedule = self.schedule
+        schedule.observe(now, task.progress)
         hinted = None if hint is None or hint <= 0 else clamp_hint(hint, self.policy)
-        return self._again(now, self.schedule.next_delay(now, rng=self.rng, hint=hinted))
+        return self._bounded(now, schedule.next_delay(now, rng=self.rng, hint=hinted))
 
     def on_error(self, error: BaseException, now: float) -> Step:
         """Return the step after a status query that failed with ``error``."""
@@ -463,6 +482,15 @@ class PollTracker:
         throttle = isinstance(error, RateLimitError) or timeout
         return self._again(now, delay, error=error, throttle=throttle, retry_after=retry_after)
 
+    def _bounded(self, now: float, delay: float) -> Step | float:
+        """``delay`` cut to the deadline, or the deadline's lost step once it passed."""
+        deadline = self.deadline
+        if deadline is not None:
+            if now >= deadline:
+                return self.on_deadline(now)
+            delay = min(delay, deadline - now)
+        return max(0.0, delay)
+
     def _again(
         self,
         now: float,
@@ -472,14 +500,12 @@ class PollTracker:
         throttle: bool = False,
         retry_after: float | None = None,
     ) -> Step:
-        deadline = self.deadline
-        if deadline is not None:
-            if now >= deadline:
-                return self.on_deadline(now)
-            delay = min(delay, deadline - now)
+        bounded = self._bounded(now, delay)
+        if isinstance(bounded, Step):
+            return bounded
         return Step(
             kind=StepKind.AGAIN,
-            delay=max(0.0, delay),
+            delay=bounded,
             task=self.last,
             error=error,
             throttle=throttle,

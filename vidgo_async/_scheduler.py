@@ -303,7 +303,9 @@ class Scheduler:
             if isinstance(item, _Deadline):
                 await self._deadline_due(item)
                 continue
-            issued = await gate.acquire()
+            issued = gate.try_grant()
+            if issued is None:
+                issued = await gate.acquire()
             if not item.active:
                 continue
             item.poked = False
@@ -406,46 +408,44 @@ class Scheduler:
         except VidgoError as exc:
             await self._failed(watch, exc, issued)
             return
-        self._gate.on_success()
+        now = self._clock.monotonic()
+        self._gate.on_success(now)
         tracker = watch.tracker
         budget = self._budget
         if budget is not None and tracker.errors == 0:
             budget.record_success()
         if not watch.active:
             return  # ended some other way while the query was on the wire
-        now = self._clock.monotonic()
         if watch.learns and watch.epoch != self._epoch and self._expected is not None:
             tracker.expect(self._expected(job))
             if self._notified:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
-        step = tracker.on_task(task, now, hint)
-        if step.kind is StepKind.AGAIN:
-            keep = self._handler.task_goes_on(job, task)
-        else:
-            keep = await self._handler.task_seen(job, task)
-        if not self._still_active(watch):
+        decided = tracker.follow(task, now, hint)
+        if isinstance(decided, Step):
+            await self._handler.task_seen(job, task)
+            if self._still_active(watch):
+                self.forget(job)  # an end (done, failed, lost at the deadline) ends polling
             return
-        if not keep or step.kind is not StepKind.AGAIN:
+        if not self._handler.task_goes_on(job, task):
             self.forget(job)
             return
         if watch.final:
             self.forget(job)
             await self._handler.deadline_passed(job)
             return
-        delay = 0.0 if watch.poked else step.delay
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "vidgo task %s is %s (progress %s); next poll in %.2f s",
                 task.task_id,
                 task.status.value,
                 task.progress,
-                delay,
+                0.0 if watch.poked else decided,
             )
         watch.generation += 1
         if watch.poked:
             self._push(self._urgent, now, watch, watch.generation)
         else:
-            self._schedule(watch, now, now + delay)
+            self._schedule(watch, now, now + decided)
 
     async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
         """Apply a status query that failed: throttle the gate, retry later or lose the job."""
