@@ -583,10 +583,10 @@ async def test_dot_only_task_ids_are_refused_before_sending(task_id: str) -> Non
 @pytest.mark.parametrize("task_id", ["", "   ", None, 123])
 def test_blank_or_non_string_task_ids_are_refused(task_id: Any) -> None:
     """An empty, blank or non-string task id is refused before any path is built."""
-    from vidgo_async._client import _status_path
+    from vidgo_async._status_reader import status_path
 
     with pytest.raises(InputValidationError, match="non-empty string"):
-        _status_path(task_id)
+        status_path(task_id)
 
 
 @pytest.mark.parametrize(
@@ -602,9 +602,9 @@ def test_blank_or_non_string_task_ids_are_refused(task_id: Any) -> None:
 )
 def test_status_path_quotes_only_what_needs_it(task_id: str, path: str) -> None:
     """Documented id forms go in as they are; anything else is percent-quoted."""
-    from vidgo_async._client import _status_path
+    from vidgo_async._status_reader import status_path
 
-    assert _status_path(task_id) == "/api/generate/status/" + path
+    assert status_path(task_id) == "/api/generate/status/" + path
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -130,6 +130,18 @@ async def test_limits_hold_under_random_durations_and_faults(seed: int) -> None:
                 return await fetch(task_id, **options)
 
             client.query_status = spy_fetch  # type: ignore[method-assign]
+            make_reader = client.status_reader
+
+            def spy_reader(task_id: str) -> Callable[[], Awaitable[StatusAnswer]]:
+                read = make_reader(task_id)
+
+                async def spied() -> StatusAnswer:
+                    status_times.append(time.monotonic())
+                    return await read()
+
+                return spied
+
+            client.status_reader = spy_reader  # type: ignore[method-assign,assignment]
             spy = InFlightSpy()
             async with Orchestrator(client, max_in_flight=5, status_rate=40, on_event=spy) as orch:
                 results = await orch.run([request(n) for n in range(40)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 # First: a Ctrl-C while ``python -m vidgo_async`` imports the rest ends without a traceback.
 from . import _main_guard  # noqa: F401 - imported for its effect
 from ._catalog import FieldSpec, ModelSpec, list_models
-from ._client import ClientState, StatusAnswer, VidgoClient
+from ._client import ClientState, VidgoClient
 from ._config import PollPolicy, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
@@ -70,6 +70,7 @@ from ._journal_api import JournalLike, open_journal
 from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 from ._orchestrator import JobHandle, JobRecorder, Orchestrator
 from ._resume import JournalRecorder, ResumePlan, plan_resume
+from ._status_reader import StatusAnswer, StatusReader
 from ._validation import validate_input
 from ._version import __version__
 
@@ -129,6 +130,7 @@ __all__ = [
     "Seedance25TextToVideoInput",
     "ServerError",
     "StatusAnswer",
+    "StatusReader",
     "SubmitOutcomeUnknownError",
     "Task",
     "TaskError",

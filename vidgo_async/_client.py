@@ -10,14 +10,13 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -43,7 +42,6 @@ from ._errors import (
     NotFoundError,
     SubmitOutcomeUnknownError,
     TaskNotFoundError,
-    ValidationIssue,
     VidgoError,
 )
 from ._hosts import is_loopback_host
@@ -52,21 +50,19 @@ from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
 from ._polling import PollTracker, StepKind
 from ._rules import check_callback_url
+from ._status_reader import StatusAnswer, StatusReader, status_answer, status_path
 from ._uploads import Uploader, UploadSource
 from ._validation import validate_input
 
-__all__ = ["ClientState", "StatusAnswer", "VidgoClient", "validated_submit"]
+__all__ = ["ClientState", "VidgoClient", "validated_submit"]
 
 logger = logging.getLogger("vidgo_async")
 
 SUBMIT_PATH = "/api/generate/submit"
-STATUS_PATH = "/api/generate/status/"
 BALANCE_PATH = "/api/user/balance"
 
 # How many recent submits are remembered for the not-found grace (a bound on memory).
 _MAX_REMEMBERED_SUBMITS = 10_000
-# Task ids made only of these characters go into the status path as they are.
-_PLAIN_TASK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # The shortest time limit given to one status query near a wait's deadline.
 _MIN_POLL_REQUEST_TIME = 1.0
 
@@ -79,13 +75,6 @@ class ClientState(enum.Enum):
     CLOSED = "closed"  # ``aclose`` was called: every call raises
 
 
-class StatusAnswer(NamedTuple):
-    """One status answer: the task, and the server's poll hint (``Retry-After``) in seconds."""
-
-    task: Task
-    poll_hint: float | None
-
-
 class _Default:
     """The "use the policy's default" sentinel, distinct from ``None`` (= no limit)."""
 
@@ -94,22 +83,6 @@ class _Default:
 
 
 DEFAULT: Any = _Default()
-
-
-def _status_path(task_id: str) -> str:
-    if type(task_id) is str and _PLAIN_TASK_ID.fullmatch(task_id):
-        # The documented id forms: non-blank, never only dots, nothing to quote.
-        return STATUS_PATH + task_id
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise InputValidationError(
-            [ValidationIssue("task_id", "must be a non-empty string", task_id)]
-        )
-    if task_id.strip(".") == "":
-        # "." and ".." would be resolved as path segments and query another endpoint.
-        raise InputValidationError([ValidationIssue("task_id", "must not be only dots", task_id)])
-    if _PLAIN_TASK_ID.fullmatch(task_id):
-        return STATUS_PATH + task_id  # the documented id forms need no quoting
-    return STATUS_PATH + quote(task_id, safe="")
 
 
 class VidgoClient:
@@ -376,8 +349,17 @@ class VidgoClient:
             APIError: the query failed (the mapped error of its single attempt).
         """
         self._transport.check_open()
-        response = await self._transport.send_once("GET", _status_path(task_id), timeout=timeout)
-        return StatusAnswer(structure(response.data, Task), response.retry_after)
+        response = await self._transport.send_once("GET", status_path(task_id), timeout=timeout)
+        return status_answer(response)
+
+    def status_reader(self, task_id: str) -> StatusReader:
+        """Return a reusable status query of one task, for a poll loop of your own.
+
+        ``await reader()`` sends one query, as :meth:`query_status` does; the reader checks
+        the path once and hands back the previous answer, unread, when the server's answer
+        is byte-identical to it (the orchestrator's poller keeps one per job).
+        """
+        return StatusReader(self._transport, task_id)
 
     async def get_task(self, task_id: str) -> Task:
         """Return the task's current state, retrying transient errors per ``RetryPolicy``.
@@ -387,7 +369,7 @@ class VidgoClient:
                 when this client submitted it moments ago).
         """
         self._transport.check_open()
-        path = _status_path(task_id)
+        path = status_path(task_id)
         # The same reading of a 404 as ``wait``: within the grace of this client's own
         # submit it means "not visible yet"; past it (or for a foreign id) the task is unknown.
         tracker: PollTracker | None = None
@@ -458,7 +440,7 @@ class VidgoClient:
         if isinstance(task_or_id, Task):
             task_id, last = task_or_id.task_id, task_or_id
         else:
-            _status_path(task_or_id)
+            status_path(task_or_id)
             task_id, last = task_or_id, None
         clock = self._clock
         started = clock.monotonic()

@@ -178,6 +178,7 @@ class RateGate:
         self._recovery = recovery_seconds
         self._min_rate = min(min_rate, rate) if rate is not None else min_rate
         self._lock = anyio.Lock()
+        self._queued = 0  # callers holding or waiting for the lock
         self._next_free = -math.inf
         self._not_before = -math.inf
         # After a decrease: from ``_low`` at ``_decreased_at`` up to ``_target`` (``None``:
@@ -284,20 +285,24 @@ class RateGate:
         granted = self.try_grant()
         if granted is not None:
             return granted
-        async with self._lock:
-            while True:
-                now = self._clock.monotonic()
-                ready = max(self._not_before, self._next_free)
-                if now < ready:
-                    await self._clock.sleep(ready - now)
-                    continue
-                source = self._source
-                if source is None or self._holding(now):
-                    break
-                wait = await self._refill(source, now)
-                if wait > 0:
-                    await self._clock.sleep(wait)
-            return self._grant(now)
+        self._queued += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock.monotonic()
+                    ready = max(self._not_before, self._next_free)
+                    if now < ready:
+                        await self._clock.sleep(ready - now)
+                        continue
+                    source = self._source
+                    if source is None or self._holding(now):
+                        break
+                    wait = await self._refill(source, now)
+                    if wait > 0:
+                        await self._clock.sleep(wait)
+                return self._grant(now)
+        finally:
+            self._queued -= 1
 
     def try_grant(self) -> float | None:
         """Take a turn if one is free now, without waiting: its time, or ``None`` if none is.
@@ -306,12 +311,14 @@ class RateGate:
         wait is due), minus ``acquire``'s cancellation checkpoint: for callers about to
         await anyway (the poller's next request). On ``None``, ``await acquire()``.
         """
-        if self._lock.locked():
-            return None
+        if self._queued:
+            return None  # someone holds or waits for the lock: turns go in order
         now = self._clock.monotonic()
-        if now >= self._not_before and now >= self._next_free and self._holding(now):
-            return self._grant(now)
-        return None
+        if now < self._not_before or now < self._next_free:
+            return None
+        if self._source is not None and not (self._held > 0 and now < self._held_until):
+            return None  # the shared source's batch is used up or stale (see _holding)
+        return self._grant(now)
 
     def _grant(self, now: float) -> float:
         """Account one turn granted at ``now`` (no wait is due) and return ``now``."""

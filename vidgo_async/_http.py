@@ -21,7 +21,7 @@ import logging
 import platform
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -47,6 +47,7 @@ from ._version import __version__
 
 __all__ = [
     "USER_AGENT",
+    "AnswerMemo",
     "RawBody",
     "Response",
     "RetryBudget",
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("vidgo_async")
+
+T = TypeVar("T")
 
 USER_AGENT = (
     f"vidgo-async/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
@@ -227,6 +230,22 @@ class Response:
     data: Any
     headers: Mapping[str, str]
     retry_after: float | None = None
+
+
+class AnswerMemo(Generic[T]):
+    """The last answer of one repeated query and what its reader made of it.
+
+    See :meth:`Transport.send_once_memo`: an answer byte-identical to this one (same HTTP
+    status, body and poll hint) is not decoded, checked or read again.
+    """
+
+    __slots__ = ("body", "retry_after", "status", "value")
+
+    def __init__(self) -> None:
+        self.body: bytes | None = None
+        self.status = 0
+        self.retry_after: float | None = None
+        self.value: T | None = None
 
 
 @attrs.frozen
@@ -617,6 +636,32 @@ class Transport:
     ) -> Response:
         """Send one request without retries; return the decoded answer or raise its error."""
         return self._interpret(await self._attempt(method, path, json_body, timeout))
+
+    async def send_once_memo(
+        self, path: str, memo: AnswerMemo[T], read: Callable[[Response], T]
+    ) -> T:
+        """GET ``path`` once (no retries) and return ``read`` of the decoded answer.
+
+        An answer byte-identical to the one ``memo`` holds (same HTTP status, body and poll
+        hint: so the same envelope, data and hint) is not decoded, checked or read again:
+        ``memo``'s value comes back. A poll asks the same thing again and again, and the
+        answer is often unchanged (a queued task, a running one between progress steps).
+        Only answers that were read successfully are remembered.
+        """
+        raw = await self._attempt("GET", path, None, None)
+        value = memo.value
+        if (
+            value is not None
+            and raw.body == memo.body
+            and raw.status == memo.status
+            and raw.retry_after == memo.retry_after
+            and not raw.truncated
+        ):
+            return value
+        value = read(self._interpret(raw))
+        memo.body, memo.status, memo.retry_after = raw.body, raw.status, raw.retry_after
+        memo.value = value
+        return value
 
     def _retryable(self, exc: APIError, *, idempotent: bool, policy: RetryPolicy) -> bool:
         if isinstance(exc, APIConnectionError):

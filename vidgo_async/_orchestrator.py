@@ -123,6 +123,7 @@ class Orchestrator:
         self._tracking = Tracking(
             book,
             fetch=client.query_status,
+            reader=client.status_reader,
             gate=self.status_gate,
             clock=clock,
             poll=self._poll,

@@ -30,6 +30,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import anyio
@@ -48,6 +49,8 @@ logger = logging.getLogger("vidgo_async")
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 
 Fetch = Callable[[str], Awaitable[tuple[Task, "float | None"]]]
+# One task's reusable status query (``client.status_reader``): ``await read()`` asks once.
+Read = Callable[[], Awaitable[tuple[Task, "float | None"]]]
 
 
 class SchedulerClock(Protocol):
@@ -93,11 +96,22 @@ class PollHandler(Protocol):
 class _Watch:
     """The poll record of one in-flight job."""
 
-    __slots__ = ("active", "epoch", "final", "generation", "job", "learns", "poked", "tracker")
+    __slots__ = (
+        "active",
+        "epoch",
+        "final",
+        "generation",
+        "job",
+        "learns",
+        "poked",
+        "read",
+        "tracker",
+    )
 
-    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
+    def __init__(self, job: Job, tracker: PollTracker, read: Read, *, learns: bool = False) -> None:
         self.job = job
         self.tracker = tracker
+        self.read = read  # the job's status query
         self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
         self.epoch = -1  # the scheduler's window epoch it was last aimed at
         self.generation = 0
@@ -135,6 +149,9 @@ class Scheduler:
             answer so that polls follow what the batch has learned (``None``: not known).
         notified: ``expected`` changes only when :meth:`relearn` is called, so it is asked
             again only at the first answer after that call, not at every answer.
+        reader: makes one job's reusable status query from its task id
+            (``client.status_reader``: an unchanged answer is not decoded again); without
+            it each poll calls ``fetch``.
     """
 
     def __init__(
@@ -149,10 +166,12 @@ class Scheduler:
         budget: Budget | None = None,
         expected: Callable[[Job], tuple[float, float] | None] | None = None,
         notified: bool = False,
+        reader: Callable[[str], Read] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent!r})")
         self._fetch = fetch
+        self._reader = reader
         self._handler = handler
         self._gate = gate
         self._clock = clock
@@ -165,6 +184,7 @@ class Scheduler:
         self._workers = max_concurrent
         self._urgent: list[_Entry] = []
         self._routine: list[_Entry] = []
+        self._heaps = (self._urgent, self._routine)  # in the order they are served
         self._idle: anyio.Event | None = None
         self._timer_held = False
         self._seq = 0
@@ -217,7 +237,8 @@ class Scheduler:
             rng=self._clock.rng,
             window=window,
         )
-        watch = _Watch(job, tracker, learns=learns)
+        read = self._reader(task_id) if self._reader is not None else partial(self._fetch, task_id)
+        watch = _Watch(job, tracker, read, learns=learns)
         if self._notified:
             watch.epoch = self._epoch
         previous = self._watches.get(job)
@@ -268,7 +289,7 @@ class Scheduler:
 
     def _schedule(self, watch: _Watch, now: float, due: float) -> None:
         """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end."""
-        urgent_from = watch.tracker.urgent_from(now)
+        urgent_from = watch.tracker.schedule.urgent_from(now)
         if urgent_from is not None and due >= urgent_from:
             self._push(self._urgent, due, watch, watch.generation)
             return
@@ -313,12 +334,13 @@ class Scheduler:
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the earliest due urgent entry, else the earliest due routine one."""
-        for heap in (self._urgent, self._routine):
-            while heap and self._stale(heap[0]):
+        stale = self._stale
+        for heap in self._heaps:
+            while heap and stale(heap[0]):
                 heapq.heappop(heap)
             if heap and heap[0][0] <= now:
                 item = heapq.heappop(heap)[2]
-                if isinstance(item, _Watch):
+                if type(item) is _Watch:
                     item.generation += 1  # taken: its other entry (if any) is stale now
                 return item
         return None
@@ -326,7 +348,7 @@ class Scheduler:
     def _next_due(self) -> float:
         """The earliest live entry's due time (``inf``: none), dropping stale heads."""
         earliest = math.inf
-        for heap in (self._urgent, self._routine):
+        for heap in self._heaps:
             while heap and self._stale(heap[0]):
                 heapq.heappop(heap)
             if heap and heap[0][0] < earliest:
@@ -383,9 +405,8 @@ class Scheduler:
     @staticmethod
     def _stale(entry: _Entry) -> bool:
         item = entry[2]
-        if isinstance(item, _Deadline):
-            return not item.active
-        return not item.active or entry[3] != item.generation
+        # A deadline's entries carry generation 0, which a deadline keeps for good.
+        return not item.active or (type(item) is _Watch and entry[3] != item.generation)
 
     async def _deadline_due(self, timer: _Deadline) -> None:
         job = timer.job
@@ -403,8 +424,8 @@ class Scheduler:
         job = watch.job
         self.polls += 1
         try:
-            # The tracker's id is the job's: watch() made it from job.task_id.
-            task, hint = await self._fetch(watch.tracker.task_id)
+            # The job's own query: watch() made it from job.task_id.
+            task, hint = await watch.read()
         except VidgoError as exc:
             await self._failed(watch, exc, issued)
             return

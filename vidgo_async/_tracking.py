@@ -21,7 +21,7 @@ from ._jobbook import JobBook
 from ._jobs import Job, JobState
 from ._models import Task
 from ._polling import StepKind, settle
-from ._scheduler import Budget, Scheduler
+from ._scheduler import Budget, Read, Scheduler
 
 __all__ = ["Tracking"]
 
@@ -42,6 +42,7 @@ class Tracking:
         job_timeout: seconds from submit to end per job (``None``: no limit).
         budget: the client's retry budget.
         max_concurrent: status queries on the wire at once.
+        reader: makes one job's reusable status query (``client.status_reader``).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Tracking:
         job_timeout: float | None,
         budget: Budget,
         max_concurrent: int,
+        reader: Callable[[str], Read] | None = None,
     ) -> None:
         self._book = book
         self._clock = clock
@@ -71,6 +73,7 @@ class Tracking:
             budget=budget,
             expected=self._expected,
             notified=True,
+            reader=reader,
         )
         book.release_hooks.append(self.scheduler.forget)
         # The expected windows change only when an ended job teaches the book one.
