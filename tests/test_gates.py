@@ -324,3 +324,43 @@ async def test_a_late_slow_gate_keeps_its_spacing() -> None:
     gate = RateGate(5.0, clock=clock, name="submit")
     times = await grant_times(gate, clock, 20)
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.2 - 1e-9
+
+
+async def test_measured_and_accepted_rates_hold_through_thousands_of_answers() -> None:
+    """The windows drop old times in bulk: rates after many answers count the last second."""
+    clock = VirtualClock()
+    gate = RateGate(None, clock=clock)
+    for _ in range(3000):  # 3 s at 1 000 answers a second, then 200 a second for 1 s
+        await gate.acquire()
+        gate.on_success()
+        clock.advance(0.001)
+    for _ in range(200):
+        await gate.acquire()
+        gate.on_success()
+        clock.advance(0.005)
+    for _ in range(8):  # 8 of the last 20 answers: a rate limit
+        gate.on_throttle(None)
+    # 0.7 x the 200/s sent, never above 0.95 x the 200/s accepted over the last second.
+    assert gate.rate == pytest.approx(0.7 * 200, rel=0.02)
+    assert gate.decreases == 1
+
+
+async def test_a_turn_is_taken_without_waiting_only_when_nobody_waits() -> None:
+    """try_grant takes a free turn; it gives none while a wait is due or a caller waits."""
+    clock = _ManualClock()
+    gate = RateGate(1.0, clock=clock)
+    assert gate.try_grant() == 0.0
+    assert gate.try_grant() is None  # the next turn is 1 s away
+    clock.now = 1.0
+    assert gate.try_grant() == 1.0
+    gate.on_throttle(5.0)  # Retry-After: nobody before t = 6
+    clock.now = 3.0
+    assert gate.try_grant() is None
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(gate.acquire)
+        await _settle()
+        assert clock.sleeping == 1
+        clock.now = 7.0  # the hold is over, but a caller is in line first
+        assert gate.try_grant() is None
+        clock.wake_all(7.0)
+    assert gate.grants == 3

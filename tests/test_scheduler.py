@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
@@ -158,10 +158,6 @@ async def test_many_waiting_jobs_cost_one_timer() -> None:
     clock = VirtualClock()
     api = FakeApi(clock)
     handler = Recorder(1000)
-    scheduler = build(clock, api, handler, max_concurrent=8)
-    for n in range(1000):
-        api.finishes_at(f"t-{n}", 50.0 + n % 100)
-        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
     peak_tasks = 0
     fetch = api.fetch
 
@@ -170,9 +166,13 @@ async def test_many_waiting_jobs_cost_one_timer() -> None:
         peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
         return await fetch(task_id)
 
-    scheduler._fetch = counting_fetch
+    api.fetch = counting_fetch  # type: ignore[method-assign]
+    scheduler = build(clock, api, handler, max_concurrent=8)
+    for n in range(1000):
+        api.finishes_at(f"t-{n}", 50.0 + n % 100)
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
     await run_until_done(scheduler, handler)
-    assert peak_tasks <= 8 + 5
+    assert 0 < peak_tasks <= 8 + 5
     assert api.peak <= 8
     assert all(tasks[-1].is_finished for tasks in handler.seen.values())
 
@@ -505,3 +505,37 @@ async def test_answers_that_go_on_skip_the_async_handler_and_an_end_uses_it() ->
     assert calls[-2:] == ["task_seen", "task_goes_on"]
     assert set(calls[:-2]) == {"task_goes_on"}
     assert len(calls) >= 4
+
+
+async def test_each_job_gets_one_reusable_status_query() -> None:
+    """With a reader, a job's query is made once at watch time and asked at every poll."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(2)
+    made: list[str] = []
+    asked: list[str] = []
+
+    def reader(task_id: str) -> Callable[[], Awaitable[tuple[Task, float | None]]]:
+        made.append(task_id)
+
+        async def read() -> tuple[Task, float | None]:
+            asked.append(task_id)
+            return await api.fetch(task_id)
+
+        return read
+
+    scheduler = Scheduler(
+        api.fetch,
+        handler,
+        gate=RateGate(None, clock=clock, name="status"),
+        clock=clock,
+        poll=POLICY,
+        reader=reader,
+    )
+    for n in range(2):
+        api.finishes_at(f"t-{n}", 60.0)
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
+    await run_until_done(scheduler, handler)
+    assert sorted(made) == ["t-0", "t-1"]
+    assert sorted(asked) == sorted(task_id for _, task_id in api.queries)
+    assert asked.count("t-0") > 1

@@ -30,6 +30,7 @@ from vidgo_async import (
     RetryPolicy,
     Seedance2Input,
     StatusAnswer,
+    StatusReader,
     SubmitOutcomeUnknownError,
     Task,
     TaskFailedError,
@@ -143,6 +144,8 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
     task: Task = await client.submit("seedance-2", {"prompt": "x"}, retry=retry)
     answer: StatusAnswer = await client.query_status(task.task_id)
     hint: float | None = answer.poll_hint
+    reader: StatusReader = client.status_reader(task.task_id)
+    again: StatusAnswer = await reader()
     plan: ResumePlan = await plan_resume(journal, requests, retry_unknown=False)
     known = {"prompt": "x", "image_urls": ["https://files.invalid/sha256/ab"]}
     sent = {"prompt": "x", "image_urls": ["https://cdn.example/ab.png"]}
@@ -154,7 +157,19 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
         results: list[JobResult] = await orch.run(plan.submit)
         progress: Progress = orch.snapshot()
         polls: int = orch.polls
-        print(state, answer.task, hint, action, recorded, handles, results, progress, polls, same)  # noqa: T201
+        print(
+            state,
+            answer.task,
+            again.task,
+            hint,
+            action,
+            recorded,
+            handles,
+            results,
+            progress,
+            polls,
+            same,
+        )  # noqa: T201
     try:
         await journal.lock_writer("my batch")
     except JournalLockedError as exc:
