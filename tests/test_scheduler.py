@@ -508,7 +508,7 @@ async def test_answers_that_go_on_skip_the_async_handler_and_an_end_uses_it() ->
 
 
 async def test_each_job_gets_one_reusable_status_query() -> None:
-    """With a reader, a job's query is made once at watch time and asked at every poll."""
+    """With a reader, a job's query is made once, at its first poll, and asked at every poll."""
     clock = VirtualClock()
     api = FakeApi(clock)
     handler = Recorder(2)

@@ -389,15 +389,23 @@ class PollTracker:
 
         The answer held is not a poll: the first query comes on the regular schedule.
         """
-        if task is not None:
-            self.last = task
-            end = settle(task, self.policy)
-            if end is not None:
-                return end
-            self.schedule.observe(now, task.progress)
-            self.schedule.polls = 0
-            return self._again(now, self.schedule.next_delay(now, rng=self.rng))
-        return self._again(now, 0.0)
+        begun = self.begin(now, task)
+        if isinstance(begun, Step):
+            return begun
+        return Step(kind=StepKind.AGAIN, delay=begun, task=self.last)
+
+    def begin(self, now: float, task: Task | None = None) -> Step | float:
+        """Decide as :meth:`start` does: the seconds to the first query, or the end step."""
+        if task is None:
+            return self._bounded(now, 0.0)
+        self.last = task
+        end = settle(task, self.policy)
+        if end is not None:
+            return end
+        schedule = self.schedule
+        schedule.observe(now, task.progress)
+        schedule.polls = 0
+        return self._bounded(now, schedule.next_delay(now, rng=self.rng))
 
     def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
         """Return the step after a fresh status answer (``hint``: the server's poll hint)."""

@@ -108,10 +108,10 @@ class _Watch:
         "tracker",
     )
 
-    def __init__(self, job: Job, tracker: PollTracker, read: Read, *, learns: bool = False) -> None:
+    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
         self.job = job
         self.tracker = tracker
-        self.read = read  # the job's status query
+        self.read: Read | None = None  # the job's status query, made at its first poll
         self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
         self.epoch = -1  # the scheduler's window epoch it was last aimed at
         self.generation = 0
@@ -237,18 +237,20 @@ class Scheduler:
             rng=self._clock.rng,
             window=window,
         )
-        read = self._reader(task_id) if self._reader is not None else partial(self._fetch, task_id)
-        watch = _Watch(job, tracker, read, learns=learns)
+        watch = _Watch(job, tracker, learns=learns)
         if self._notified:
             watch.epoch = self._epoch
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
         self._watches[job] = watch
-        step = tracker.start(
+        begun = tracker.begin(
             now, job.task if job.task is not None and job.task.task_id == task_id else None
         )
-        delay = first_delay if first_delay is not None else step.delay
+        # An end (the task held has ended) is seen at the first poll: the handler decides.
+        delay = 0.0 if isinstance(begun, Step) else begun
+        if first_delay is not None:
+            delay = first_delay
         self._schedule(watch, now, now + max(0.0, delay))
 
     def set_deadline(self, job: Job, when: float) -> None:
@@ -419,13 +421,22 @@ class Scheduler:
             return
         await self._handler.deadline_passed(job)
 
+    def _read_for(self, task_id: str) -> Read:
+        """One job's status query (``task_id`` is the job's: watch() made its tracker from it)."""
+        if self._reader is not None:
+            return self._reader(task_id)
+        return partial(self._fetch, task_id)
+
     async def _query(self, watch: _Watch, issued: float) -> None:
         """Ask for one job's status and apply the answer (the whole turn of a poll)."""
         job = watch.job
         self.polls += 1
+        read = watch.read
+        if read is None:
+            # The job's own query, made at its first poll (a job a callback ends has none).
+            read = watch.read = self._read_for(watch.tracker.task_id)
         try:
-            # The job's own query: watch() made it from job.task_id.
-            task, hint = await watch.read()
+            task, hint = await read()
         except VidgoError as exc:
             await self._failed(watch, exc, issued)
             return

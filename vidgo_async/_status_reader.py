@@ -52,24 +52,24 @@ def status_answer(response: Response) -> StatusAnswer:
     return StatusAnswer(structure(response.data, Task), response.retry_after)
 
 
-class StatusReader:
+class StatusReader(AnswerMemo[StatusAnswer]):
     """One task's status query, for a poll loop: ``await reader()`` sends it once.
 
     Like :meth:`VidgoClient.query_status` (one request, no retries, no not-found grace, no
     interpretation: feed the answer or the error to a ``PollTracker``), but made once per
     task: the path is checked at the first call, and an answer byte-identical to the
     previous one (same HTTP status, body and ``Retry-After``) comes back as the same
-    :class:`StatusAnswer`, and so the same ``Task``, without being decoded again.
-    Get one from :meth:`VidgoClient.status_reader`.
+    :class:`StatusAnswer`, and so the same ``Task``, without being decoded again (the
+    reader is its own memo of that answer). Get one from :meth:`VidgoClient.status_reader`.
     """
 
-    __slots__ = ("_memo", "_path", "_transport", "task_id")
+    __slots__ = ("_path", "_transport", "task_id")
 
     def __init__(self, transport: Transport, task_id: str) -> None:
+        super().__init__()
         self._transport = transport
         self.task_id = task_id
         self._path: str | None = None
-        self._memo: AnswerMemo[StatusAnswer] = AnswerMemo()
 
     def __repr__(self) -> str:
         return f"StatusReader(task_id={self.task_id!r})"
@@ -80,4 +80,4 @@ class StatusReader:
         path = self._path
         if path is None:
             path = self._path = status_path(self.task_id)
-        return await transport.send_once_memo(path, self._memo, status_answer)
+        return await transport.send_once_memo(path, self, status_answer)

@@ -157,19 +157,7 @@ async def core(client: VidgoClient, journal: Journal, requests: list[GenerationR
         results: list[JobResult] = await orch.run(plan.submit)
         progress: Progress = orch.snapshot()
         polls: int = orch.polls
-        print(
-            state,
-            answer.task,
-            again.task,
-            hint,
-            action,
-            recorded,
-            handles,
-            results,
-            progress,
-            polls,
-            same,
-        )  # noqa: T201
+        print(state, again.task, hint, action, recorded, handles, results, progress, polls, same)  # noqa: T201
     try:
         await journal.lock_writer("my batch")
     except JournalLockedError as exc:
