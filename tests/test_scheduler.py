@@ -115,6 +115,7 @@ def build(
     rate: float | None = None,
     budget: RetryBudget | None = None,
     max_concurrent: int = 4,
+    reader: Callable[[str], Callable[[], Awaitable[tuple[Task, float | None]]]] | None = None,
 ) -> Scheduler:
     gate = RateGate(rate, clock=clock, name="status")
     return Scheduler(
@@ -125,6 +126,7 @@ def build(
         poll=POLICY,
         max_concurrent=max_concurrent,
         budget=budget,
+        reader=reader,
     )
 
 
@@ -524,14 +526,7 @@ async def test_each_job_gets_one_reusable_status_query() -> None:
 
         return read
 
-    scheduler = Scheduler(
-        api.fetch,
-        handler,
-        gate=RateGate(None, clock=clock, name="status"),
-        clock=clock,
-        poll=POLICY,
-        reader=reader,
-    )
+    scheduler = build(clock, api, handler, reader=reader)
     for n in range(2):
         api.finishes_at(f"t-{n}", 60.0)
         scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
