@@ -70,9 +70,15 @@ class JournalState(str, enum.Enum):
         return str(self.value)
 
 
+# The encoders of ``json.dumps`` with these options, built once (not once per call).
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def canonical_json(data: Mapping[str, Any]) -> str:
     """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical_json(data)
 
 
 # The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
@@ -232,8 +238,8 @@ def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
     if task is None:
         return None
     if isinstance(task, Task):
-        return json.dumps(converter.unstructure(task), separators=(",", ":"))
-    return json.dumps(dict(task), separators=(",", ":"), default=str)
+        return _compact_json(converter.unstructure(task))
+    return _compact_json_str(dict(task))
 
 
 def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:
