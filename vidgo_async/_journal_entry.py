@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,13 @@ _SAME_COLUMNS = frozenset(
 _UPDATED_COLUMNS = _SAME_COLUMNS | {"state", "task_json", "files_json"}
 
 
+# Every attribute of an entry, in its constructor's order, read in one call (``_copied``).
+_ENTRY_FIELDS = tuple(field.name for field in attrs.fields(JournalEntry))
+_entry_values = operator.attrgetter(*_ENTRY_FIELDS)
+# A stored state's enum member by its value (``JournalState(value)`` without the enum call).
+_STATES = {state.value: state for state in JournalState}
+
+
 def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEntry:
     """Return ``entry`` with the stored columns ``changes`` written over its row.
 
@@ -217,11 +225,14 @@ def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEnt
     if not _UPDATED_COLUMNS.issuperset(changes):
         unknown = sorted(set(changes) - _UPDATED_COLUMNS)
         raise ValueError(f"an update does not change the columns {unknown}")
-    fields: dict[str, Any] = {}
+    # ``attrs.evolve`` without its per-call field walk: every attribute at once, then the
+    # changed ones over them (no converters or validators to run: plain attributes).
+    fields = dict(zip(_ENTRY_FIELDS, _entry_values(entry), strict=True))
     try:
         for column, value in changes.items():
             if column == "state":
-                fields["state"] = JournalState(value)
+                state = _STATES.get(value)
+                fields["state"] = JournalState(value) if state is None else state
             elif column == "task_json":
                 fields["task"] = None if value is None else structure(json.loads(value), Task)
             elif column == "files_json":
@@ -230,7 +241,7 @@ def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEnt
                 fields[column] = value
     except (ValueError, TypeError, APIResponseValidationError) as exc:
         raise ValueError(f"the journal entry {entry.key!r} is damaged ({exc})") from exc
-    return attrs.evolve(entry, **fields)
+    return JournalEntry(**fields)
 
 
 def task_json(task: Task | Mapping[str, Any] | None) -> str | None:

@@ -266,7 +266,11 @@ class JournalStore:
             await self._open()
         pending = PendingWrite(key, change, asyncio.get_running_loop())
         self._writes.submit(pending)
-        await self._writes.wait(pending)
+        try:  # ``GroupWriter.wait`` inlined: one coroutine layer less on every write
+            await pending.done
+        except asyncio.CancelledError:
+            if not await self._writes.wait_out(pending):
+                raise
         if pending.error is not None:
             raise pending.error
         assert pending.entry is not None  # noqa: S101 - set when no error
@@ -338,10 +342,11 @@ class JournalStore:
             assert entry is not None  # noqa: S101 - a new row is always written
             return entry
         values = list(_NEW_ROW if row is None else row[:-1])
+        changed: dict[str, Any] = {}  # the stored values of the changed columns
         for name, value in updates.items():
             if value is not None and name in _REAL_COLUMNS:
                 value = float(value)  # read back as REAL: the checksum must match
-            values[_INDEX[name]] = value
+            values[_INDEX[name]] = changed[name] = value
         if head is None or not _IDENTITY.isdisjoint(updates):
             head = _checksum_head(values)
         new_row = (*values, _checksum_from(head, values))
@@ -349,7 +354,7 @@ class JournalStore:
             if entry is None or row is None:
                 written = entry_from_row(new_row[:-1])
             else:
-                written = entry_updated(entry, {name: values[_INDEX[name]] for name in updates})
+                written = entry_updated(entry, changed)
         except ValueError as exc:
             raise self._error(str(exc)) from exc
         task_id = updates.get("task_id")

@@ -110,22 +110,31 @@ class GroupWriter:
         """Wait until the transaction holding ``pending`` ended (not cancellable by anyio).
 
         The same as waiting inside a shielded cancel scope, without entering one unless a
-        cancel arrives: a cancel scope's cancel waits for the transaction, shielded, and
-        returns (the scope cancels the caller at its next checkpoint); a bare
-        ``Task.cancel`` raises at once, as it does through a shield (the write commits
-        all the same).
+        cancel arrives (then see :meth:`wait_out`).
         """
         try:
             await pending.done
         except asyncio.CancelledError:
-            if anyio.current_effective_deadline() != -math.inf:
-                raise  # not a cancel scope's cancel: a shield would not have stopped it
-            with anyio.CancelScope(shield=True):
-                # The cancel cancelled ``done``: wait on a fresh one (``_set_done`` sets the
-                # one it finds) until the writer thread has set the outcome.
-                while pending.entry is None and pending.error is None:
-                    pending.done = pending.loop.create_future()
-                    await pending.done
+            if not await self.wait_out(pending):
+                raise
+
+    async def wait_out(self, pending: PendingWrite) -> bool:
+        """After a cancel cut short the wait on ``pending.done``: wait as a shield would have.
+
+        A cancel scope's cancel (anyio) waits for the transaction, shielded, and returns
+        true: the caller returns as usual, and the scope cancels it at its next checkpoint.
+        Any other cancel (a bare ``Task.cancel``) is not stopped by a shield: false, at once,
+        and the caller re-raises it (the write commits all the same).
+        """
+        if anyio.current_effective_deadline() != -math.inf:
+            return False
+        with anyio.CancelScope(shield=True):
+            # The cancel cancelled ``done``: wait on a fresh one (``_set_done`` sets the one
+            # it finds) until the writer thread has set the outcome.
+            while pending.entry is None and pending.error is None:
+                pending.done = pending.loop.create_future()
+                await pending.done
+        return True
 
     async def aclose(self) -> None:
         """Commit every write still queued, then stop the thread (idempotent)."""
