@@ -53,6 +53,7 @@ from ._errors import (
 )
 from ._jobs import RerunAction
 from ._journal_entry import (
+    CanonicalInput,
     JournalEntry,
     JournalState,
     canonical_json,
@@ -308,9 +309,12 @@ class Journal(JournalStore):
                 or an earlier run): poll its task instead of submitting again.
             ValueError: the fingerprint does not match ``model`` and ``input``.
         """
-        data = json.loads(input) if isinstance(input, str) else dict(input)
         # The canonical JSON once: the fingerprint is over it (``request_fingerprint``).
-        input_json = canonical_json(data)
+        if isinstance(input, CanonicalInput):
+            input_json = input.json  # encoded by the caller (the recorder) already
+        else:
+            data = json.loads(input) if isinstance(input, str) else dict(input)
+            input_json = canonical_json(data)
         if fingerprint != fingerprint_of_json(model, input_json):
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "

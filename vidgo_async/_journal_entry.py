@@ -23,6 +23,7 @@ from ._models import Task
 
 __all__ = [
     "OUTCOMES",
+    "CanonicalInput",
     "JournalEntry",
     "JournalState",
     "TerminalRecord",
@@ -80,6 +81,21 @@ _compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
 def canonical_json(data: Mapping[str, Any]) -> str:
     """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
     return _canonical_json(data)
+
+
+class CanonicalInput(dict[str, Any]):
+    """A copy of an input mapping with its :func:`canonical_json`, encoded once.
+
+    ``record_intent`` takes its ``json`` as is instead of encoding the input again, so a
+    caller that needs the JSON too (for the fingerprint: :func:`fingerprint_of_json`)
+    encodes the input only once. Do not change it after it was built.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self.json = _canonical_json(self)
 
 
 # The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
