@@ -9,8 +9,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import operator
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,14 @@ import attrs
 from ._converter import converter, structure
 from ._errors import APIResponseValidationError
 from ._jobs import JobState, RerunAction, request_fingerprint
-from ._models import Task
+from ._models import Task, TaskFile, TaskStatus
 
 __all__ = [
     "OUTCOMES",
     "CanonicalInput",
     "JournalEntry",
     "JournalState",
+    "RecordedTask",
     "TerminalRecord",
     "canonical_json",
     "entry_from_row",
@@ -197,7 +200,7 @@ def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
             task=task,
             error_type=error_type,
             error_message=error_message,
-            files=tuple(json.loads(files_json)),
+            files=() if files_json == "[]" else tuple(json.loads(files_json)),
             attempts=attempts,
             callback_token=token,
             created_at=created,
@@ -250,7 +253,10 @@ def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEnt
                 state = _STATES.get(value)
                 fields["state"] = JournalState(value) if state is None else state
             elif column == "task_json":
-                fields["task"] = None if value is None else structure(json.loads(value), Task)
+                if type(value) is RecordedTask:
+                    fields["task"] = value.task  # what its JSON reads back as
+                else:
+                    fields["task"] = None if value is None else structure(json.loads(value), Task)
             elif column == "files_json":
                 fields["files"] = tuple(json.loads(value))
             else:
@@ -267,6 +273,64 @@ def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
     if isinstance(task, Task):
         return _compact_json(converter.unstructure(task))
     return _compact_json_str(dict(task))
+
+
+class RecordedTask(str):
+    """A task's recorded JSON (:func:`task_json`) with the task it reads back as.
+
+    Stored and checksummed as the plain string it is; :func:`entry_updated` takes its
+    ``task`` instead of reading the JSON back. Build one only with :meth:`of`.
+    """
+
+    task: Task
+
+    @classmethod
+    def of(cls, task: Task, text: str) -> str:
+        """``text`` (``task_json(task)``), as a ``RecordedTask`` when ``task`` reads back as
+        itself."""
+        if not reads_back_as_itself(task):
+            return text
+        recorded = cls(text)
+        recorded.task = task
+        return recorded
+
+
+def reads_back_as_itself(task: Task) -> bool:
+    """Whether ``task`` equals the task its :func:`task_json` reads back as.
+
+    True for every task the converter built (a status query's answer, a callback): each
+    value is already in the form reading gives it. A task built with a value reading would
+    change (a progress of 150, a list of files, an ``int`` subclass, an unknown status, ...)
+    is read back from its JSON instead, as before.
+    """
+    if type(task) is not Task or type(task.status) is not TaskStatus or not task.status.is_known:
+        return False
+    if type(task.task_id) is not str or not task.task_id:
+        return False
+    progress, message, credits = task.progress, task.error_message, task.credits_amount
+    if progress is not None and (type(progress) is not int or not 0 <= progress <= 100):
+        return False
+    if message is not None and type(message) is not str:
+        return False
+    if credits is not None and not (
+        type(credits) is int or (type(credits) is float and math.isfinite(credits))
+    ):
+        return False
+    if task.created_time is not None and type(task.created_time) is not datetime:
+        return False
+    if type(task.files) is not tuple:
+        return False
+    for file in task.files:
+        if type(file) is not TaskFile or type(file.file_url) is not str or not file.file_url:
+            return False
+        if type(file.file_type) is not str or not file.file_type:
+            return False
+        for text in (file.label, file.format, file.content_type, file.file_name):
+            if text is not None and type(text) is not str:
+                return False
+        if file.file_size is not None and type(file.file_size) is not int:
+            return False
+    return True
 
 
 def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:
