@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "RecordedTask",
     "TerminalRecord",
     "canonical_json",
+    "compact_json",
     "entry_from_row",
     "entry_updated",
     "fingerprint",
@@ -77,8 +78,39 @@ class JournalState(str, enum.Enum):
 
 # The encoders of ``json.dumps`` with these options, built once (not once per call).
 _canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"))`` for values without cycles.
+
+    ``JSONEncoder.encode`` makes a C encoder on every call, which costs more than encoding
+    a row; this one is made once (without the cycle check: rows and our own task mappings
+    hold none). Pure Python (no ``_json``): ``JSONEncoder.encode`` as is.
+    """
+    plain = json.JSONEncoder(separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has the C encoder
+        return plain.encode
+    chunks = make(
+        None,
+        plain.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+compact_json = _compact_encoder()
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
@@ -271,7 +303,7 @@ def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
     if task is None:
         return None
     if isinstance(task, Task):
-        return _compact_json(converter.unstructure(task))
+        return compact_json(converter.unstructure(task))
     return _compact_json_str(dict(task))
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import sqlite3
 import threading
 import time
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 
 from ._errors import JournalError
-from ._journal_entry import JournalEntry, entry_from_row, entry_updated
+from ._journal_entry import JournalEntry, compact_json, entry_from_row, entry_updated
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
 from ._journal_lock import WriterLock, lock_file_for
 from ._journal_writer import Change, GroupWriter, PendingWrite
@@ -443,18 +442,14 @@ def _commit_batch(
         pending.entry, pending.error = written, refused
 
 
-# ``json.dumps(values, separators=(",", ":"))`` without building an encoder per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def row_checksum(values: tuple[Any, ...]) -> str:
     """Return the checksum of a row's values (every column but the checksum)."""
-    return hashlib.sha256(_compact_json(list(values)).encode()).hexdigest()
+    return hashlib.sha256(compact_json(list(values)).encode()).hexdigest()
 
 
 def _checksum_head(values: list[Any] | tuple[Any, ...]) -> Hash:
     """The hash state of ``row_checksum`` after a row's identity columns (and their comma)."""
-    head = _compact_json(list(values[:_HEAD]))
+    head = compact_json(list(values[:_HEAD]))
     return hashlib.sha256(f"{head[:-1]},".encode())
 
 
@@ -465,5 +460,5 @@ def _checksum_from(head: Hash, values: list[Any] | tuple[Any, ...]) -> str:
     identity columns' part hashed once gives the same digest.
     """
     hasher = head.copy()
-    hasher.update(_compact_json(list(values[_HEAD:]))[1:].encode())
+    hasher.update(compact_json(list(values[_HEAD:]))[1:].encode())
     return hasher.hexdigest()
