@@ -256,7 +256,7 @@ _SAME_COLUMNS = frozenset(
 _UPDATED_COLUMNS = _SAME_COLUMNS | {"state", "task_json", "files_json"}
 
 
-# Every attribute of an entry, in its constructor's order, read in one call (``_copied``).
+# Every attribute of an entry, in its constructor's order, read in one call.
 _ENTRY_FIELDS = tuple(field.name for field in attrs.fields(JournalEntry))
 _entry_values = operator.attrgetter(*_ENTRY_FIELDS)
 # A stored state's enum member by its value (``JournalState(value)`` without the enum call).
