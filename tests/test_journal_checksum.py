@@ -80,3 +80,18 @@ def test_compact_json_writes_a_recorded_task_as_its_text_and_refuses_what_json_d
     assert compact_json(["k", recorded, 1.5]) == json.dumps(["k", text, 1.5], separators=(",", ":"))
     with pytest.raises(TypeError, match="not JSON serializable"):
         compact_json([object()])
+
+
+@given(st.dictionaries(st.text(max_size=6), _values, max_size=5))
+def test_canonical_json_is_json_dumps_canonical(value: dict[str, Any]) -> None:
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
+
+
+def test_a_value_holding_a_cycle_is_refused_as_json_dumps_refuses_it() -> None:
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    with pytest.raises(ValueError, match="Circular reference"):
+        canonical_json(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        compact_json([looped])

@@ -76,41 +76,35 @@ class JournalState(str, enum.Enum):
         return str(self.value)
 
 
-# The encoders of ``json.dumps`` with these options, built once (not once per call).
-_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"))`` for values without cycles.
+def _encoder(*, sort_keys: bool, ensure_ascii: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), sort_keys=..., ensure_ascii=...)``.
 
     ``JSONEncoder.encode`` makes a C encoder on every call, which costs more than encoding
-    a row; this one is made once (without the cycle check: rows and our own task mappings
-    hold none). Pure Python (no ``_json``): ``JSONEncoder.encode`` as is.
+    a row or an input; this one is made once, without the cycle check: a value holding a
+    cycle (a ``RecursionError``) is encoded again by ``JSONEncoder.encode``, which raises
+    its usual ``ValueError``. Without the C encoder: ``JSONEncoder.encode`` as is.
     """
-    plain = json.JSONEncoder(separators=(",", ":"))
+    plain = json.JSONEncoder(separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - CPython has the C encoder
         return plain.encode
-    chunks = make(
-        None,
-        plain.default,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
+    strings = (
+        json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
     )
+    chunks = make(None, plain.default, strings, None, ":", ",", sort_keys, False, True)
 
     def encode(value: Any) -> str:
-        return "".join(chunks(value, 0))
+        try:
+            return "".join(chunks(value, 0))
+        except RecursionError:
+            return plain.encode(value)
 
     return encode
 
 
-compact_json = _compact_encoder()
+_canonical_json = _encoder(sort_keys=True, ensure_ascii=False)
+compact_json = _encoder(sort_keys=False, ensure_ascii=True)
+_compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
