@@ -178,7 +178,7 @@ async def test_writes_still_queued_at_close_are_committed_before_it_returns(
     assert not [t for t in threading.enumerate() if t.name == "vidgo-journal closing.sqlite"]
 
 
-def _never_run(conn: sqlite3.Connection) -> JournalEntry:
+def _never_run(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, object]:
     raise AssertionError("a refused write is never run")
 
 
@@ -190,8 +190,77 @@ async def test_a_write_reaching_a_closed_writer_is_refused_without_a_thread(
         lambda group: None, closed=lambda: JournalError("the journal is closed"), name="w-test"
     )
     await writer.aclose()
-    pending = PendingWrite(_never_run, asyncio.get_running_loop())
+    pending = PendingWrite("late", _never_run, asyncio.get_running_loop())
     writer.submit(pending)
     await writer.wait(pending)
     assert isinstance(pending.error, JournalError)
     assert not [t for t in threading.enumerate() if t.name == "w-test"]
+
+
+async def test_a_cancel_scope_cancel_waits_out_the_commit_and_returns_the_entry(
+    tmp_path: Path,
+) -> None:
+    """Cancelled by its scope mid-commit, a write still returns its entry once committed;
+    the cancel lands at the caller's next checkpoint (as through a shielded wait)."""
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        await _intent(journal, "warm-up", 0)
+        scopes: list[anyio.CancelScope] = []
+        seen: list[object] = []
+
+        async def write() -> None:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                data = _input(1)
+                seen.append(
+                    await journal.record_intent(
+                        "k", fingerprint("seedance-2", data), "seedance-2", data
+                    )
+                )
+                await anyio.lowlevel.checkpoint()
+                seen.append("past the checkpoint")  # pragma: no cover - cancelled before
+            seen.append("left its scope")
+
+        journal._lock.acquire()  # the writer thread cannot commit until released
+        try:
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(write)
+                await anyio.wait_all_tasks_blocked()
+                scopes[0].cancel()
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+                assert seen == []  # the cancel did not cut the wait short
+                journal._lock.release()
+        finally:
+            if journal._lock.locked():  # pragma: no cover - released above unless it failed
+                journal._lock.release()
+        assert len(seen) == 2
+        entry, last = seen
+        assert isinstance(entry, JournalEntry)
+        assert entry.key == "k"
+        assert entry.state is JournalState.SUBMITTING
+        assert last == "left its scope"
+        assert await journal.get("k") == entry
+
+
+async def test_a_task_cancel_raises_at_once_and_the_write_still_commits(tmp_path: Path) -> None:
+    """``Task.cancel`` (not a cancel scope) is not shielded: the caller sees it at once, and
+    the write it queued is committed all the same."""
+    path = tmp_path / "journal.sqlite"
+    journal = await Journal.open(path)
+    try:
+        await _intent(journal, "warm-up", 0)
+        journal._lock.acquire()
+        try:
+            task = asyncio.ensure_future(_intent(journal, "k", 1))
+            await anyio.wait_all_tasks_blocked()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            journal._lock.release()
+    finally:
+        await journal.aclose()  # commits what its writer thread was handed
+    async with Journal(path, readonly=True) as reopened:
+        entry = await reopened.get("k")
+    assert entry is not None
+    assert entry.state is JournalState.SUBMITTING

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from vidgo_async import JobClaimedError, JournalError
+from vidgo_async._jobs import request_fingerprint
 from vidgo_async._journal import Journal, JournalState, fingerprint
+from vidgo_async._journal_entry import CanonicalInput, canonical_json, fingerprint_of_json
 
 DATA: dict[str, object] = {"prompt": "a kite over dunes", "duration": 5}
 FP = fingerprint("seedance-2", DATA)
@@ -131,3 +134,37 @@ async def test_a_task_id_another_process_recorded_is_refused_on_the_stored_rows(
         stored = await ours.get("k")
         assert stored is not None
         assert (stored.state, stored.task_id) == (JournalState.SUBMITTING, None)
+
+
+async def _rows_after_a_job(path: Path, given: object) -> list[tuple[object, ...]]:
+    """Every stored column (checksums included) after one job's three writes."""
+    assert isinstance(given, dict)
+    async with Journal(path, _clock=lambda: 1_700_000_000.5) as journal:
+        await journal.record_intent("k", FP, "seedance-2", given)
+        await journal.record_submitted("k", "task-1")
+        await journal.record_terminal("k", "finished", {"task_id": "task-1", "status": "finished"})
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_an_intent_given_its_canonical_json_stores_the_same_row(tmp_path: Path) -> None:
+    """The recorder's pre-encoded input (``CanonicalInput``) is stored byte for byte as a
+    plain mapping is, checksum included, and its fingerprint is ``request_fingerprint``'s."""
+    given = CanonicalInput({"prompt": "a kite over dunes", "duration": 5, "notes": "ünïcode"})
+    assert given.json == canonical_json(dict(given))
+    assert fingerprint_of_json("seedance-2", given.json) == request_fingerprint("seedance-2", given)
+    plain = dict(given)
+    same_data = CanonicalInput(DATA)
+    assert await _rows_after_a_job(tmp_path / "a.sqlite", same_data) == await _rows_after_a_job(
+        tmp_path / "b.sqlite", dict(DATA)
+    )
+    async with Journal(tmp_path / "c.sqlite") as journal:
+        fp = fingerprint("seedance-2", plain)
+        entry = await journal.record_intent("u", fp, "seedance-2", given)
+        assert entry.input == plain
+        assert type(entry.input) is dict  # read back from its JSON, not the caller's object
+        with pytest.raises(ValueError, match="does not match"):
+            await journal.record_intent("v", FP, "seedance-2", given)

@@ -53,8 +53,10 @@ from ._errors import (
 )
 from ._jobs import RerunAction
 from ._journal_entry import (
+    CanonicalInput,
     JournalEntry,
     JournalState,
+    RecordedTask,
     canonical_json,
     fingerprint,
     fingerprint_of_json,
@@ -308,9 +310,12 @@ class Journal(JournalStore):
                 or an earlier run): poll its task instead of submitting again.
             ValueError: the fingerprint does not match ``model`` and ``input``.
         """
-        data = json.loads(input) if isinstance(input, str) else dict(input)
         # The canonical JSON once: the fingerprint is over it (``request_fingerprint``).
-        input_json = canonical_json(data)
+        if isinstance(input, CanonicalInput):
+            input_json = input.json  # encoded by the caller (the recorder) already
+        else:
+            data = json.loads(input) if isinstance(input, str) else dict(input)
+            input_json = canonical_json(data)
         if fingerprint != fingerprint_of_json(model, input_json):
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
@@ -467,6 +472,11 @@ class Journal(JournalStore):
         """
         record = terminal_record(state, task, files, error_type=error_type, message=message)
         state, task_id, files_json = record.state, record.task_id, record.files_json
+        # The task's JSON as recorded; carrying the task itself when it reads back as
+        # itself, so the writer does not read the JSON back to build the entry.
+        recorded_task = record.task_json
+        if recorded_task is not None and isinstance(task, Task):
+            recorded_task = RecordedTask.of(task, recorded_task)
         now = self._clock()
 
         def change(
@@ -486,8 +496,8 @@ class Journal(JournalStore):
             }  # fmt: skip
             if entry.task_id is None and task_id is not None:
                 updates["task_id"] = task_id
-            if record.task_json is not None:
-                updates["task_json"] = record.task_json
+            if recorded_task is not None:
+                updates["task_json"] = recorded_task
             if files_json != "[]":
                 updates["files_json"] = files_json
             if state not in (JournalState.TIMEOUT, JournalState.LOST):

@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +21,17 @@ import attrs
 from ._converter import converter, structure
 from ._errors import APIResponseValidationError
 from ._jobs import JobState, RerunAction, request_fingerprint
-from ._models import Task
+from ._models import Task, TaskFile, TaskStatus
 
 __all__ = [
     "OUTCOMES",
+    "CanonicalInput",
     "JournalEntry",
     "JournalState",
+    "RecordedTask",
     "TerminalRecord",
     "canonical_json",
+    "compact_json",
     "entry_from_row",
     "entry_updated",
     "fingerprint",
@@ -70,9 +76,55 @@ class JournalState(str, enum.Enum):
         return str(self.value)
 
 
+def _encoder(*, sort_keys: bool, ensure_ascii: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), sort_keys=..., ensure_ascii=...)``.
+
+    ``JSONEncoder.encode`` makes a C encoder on every call, which costs more than encoding
+    a row or an input; this one is made once, without the cycle check: a value holding a
+    cycle (a ``RecursionError``) is encoded again by ``JSONEncoder.encode``, which raises
+    its usual ``ValueError``. Without the C encoder: ``JSONEncoder.encode`` as is.
+    """
+    plain = json.JSONEncoder(separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has the C encoder
+        return plain.encode
+    strings = (
+        json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+    )
+    chunks = make(None, plain.default, strings, None, ":", ",", sort_keys, False, True)
+
+    def encode(value: Any) -> str:
+        try:
+            return "".join(chunks(value, 0))
+        except RecursionError:
+            return plain.encode(value)
+
+    return encode
+
+
+_canonical_json = _encoder(sort_keys=True, ensure_ascii=False)
+compact_json = _encoder(sort_keys=False, ensure_ascii=True)
+_compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def canonical_json(data: Mapping[str, Any]) -> str:
     """Return ``data`` as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical_json(data)
+
+
+class CanonicalInput(dict[str, Any]):
+    """A copy of an input mapping with its :func:`canonical_json`, encoded once.
+
+    ``record_intent`` takes its ``json`` as is instead of encoding the input again, so a
+    caller that needs the JSON too (for the fingerprint: :func:`fingerprint_of_json`)
+    encodes the input only once. Do not change it after it was built.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self.json = _canonical_json(self)
 
 
 # The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
@@ -174,7 +226,7 @@ def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
             task=task,
             error_type=error_type,
             error_message=error_message,
-            files=tuple(json.loads(files_json)),
+            files=() if files_json == "[]" else tuple(json.loads(files_json)),
             attempts=attempts,
             callback_token=token,
             created_at=created,
@@ -198,6 +250,13 @@ _SAME_COLUMNS = frozenset(
 _UPDATED_COLUMNS = _SAME_COLUMNS | {"state", "task_json", "files_json"}
 
 
+# Every attribute of an entry, in its constructor's order, read in one call.
+_ENTRY_FIELDS = tuple(field.name for field in attrs.fields(JournalEntry))
+_entry_values = operator.attrgetter(*_ENTRY_FIELDS)
+# A stored state's enum member by its value (``JournalState(value)`` without the enum call).
+_STATES = {state.value: state for state in JournalState}
+
+
 def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEntry:
     """Return ``entry`` with the stored columns ``changes`` written over its row.
 
@@ -211,20 +270,26 @@ def entry_updated(entry: JournalEntry, changes: Mapping[str, Any]) -> JournalEnt
     if not _UPDATED_COLUMNS.issuperset(changes):
         unknown = sorted(set(changes) - _UPDATED_COLUMNS)
         raise ValueError(f"an update does not change the columns {unknown}")
-    fields: dict[str, Any] = {}
+    # ``attrs.evolve`` without its per-call field walk: every attribute at once, then the
+    # changed ones over them (no converters or validators to run: plain attributes).
+    fields = dict(zip(_ENTRY_FIELDS, _entry_values(entry), strict=True))
     try:
         for column, value in changes.items():
             if column == "state":
-                fields["state"] = JournalState(value)
+                state = _STATES.get(value)
+                fields["state"] = JournalState(value) if state is None else state
             elif column == "task_json":
-                fields["task"] = None if value is None else structure(json.loads(value), Task)
+                if type(value) is RecordedTask:
+                    fields["task"] = value.task  # what its JSON reads back as
+                else:
+                    fields["task"] = None if value is None else structure(json.loads(value), Task)
             elif column == "files_json":
                 fields["files"] = tuple(json.loads(value))
             else:
                 fields[column] = value
     except (ValueError, TypeError, APIResponseValidationError) as exc:
         raise ValueError(f"the journal entry {entry.key!r} is damaged ({exc})") from exc
-    return attrs.evolve(entry, **fields)
+    return JournalEntry(**fields)
 
 
 def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
@@ -232,8 +297,66 @@ def task_json(task: Task | Mapping[str, Any] | None) -> str | None:
     if task is None:
         return None
     if isinstance(task, Task):
-        return json.dumps(converter.unstructure(task), separators=(",", ":"))
-    return json.dumps(dict(task), separators=(",", ":"), default=str)
+        return compact_json(converter.unstructure(task))
+    return _compact_json_str(dict(task))
+
+
+class RecordedTask(str):
+    """A task's recorded JSON (:func:`task_json`) with the task it reads back as.
+
+    Stored and checksummed as the plain string it is; :func:`entry_updated` takes its
+    ``task`` instead of reading the JSON back. Build one only with :meth:`of`.
+    """
+
+    task: Task
+
+    @classmethod
+    def of(cls, task: Task, text: str) -> str:
+        """``text`` (``task_json(task)``), as a ``RecordedTask`` when ``task`` reads back as
+        itself."""
+        if not reads_back_as_itself(task):
+            return text
+        recorded = cls(text)
+        recorded.task = task
+        return recorded
+
+
+def reads_back_as_itself(task: Task) -> bool:
+    """Whether ``task`` equals the task its :func:`task_json` reads back as.
+
+    True for every task the converter built (a status query's answer, a callback): each
+    value is already in the form reading gives it. A task built with a value reading would
+    change (a progress of 150, a list of files, an ``int`` subclass, an unknown status, ...)
+    is read back from its JSON instead, as before.
+    """
+    if type(task) is not Task or type(task.status) is not TaskStatus or not task.status.is_known:
+        return False
+    if type(task.task_id) is not str or not task.task_id:
+        return False
+    progress, message, credits = task.progress, task.error_message, task.credits_amount
+    if progress is not None and (type(progress) is not int or not 0 <= progress <= 100):
+        return False
+    if message is not None and type(message) is not str:
+        return False
+    if credits is not None and not (
+        type(credits) is int or (type(credits) is float and math.isfinite(credits))
+    ):
+        return False
+    if task.created_time is not None and type(task.created_time) is not datetime:
+        return False
+    if type(task.files) is not tuple:
+        return False
+    for file in task.files:
+        if type(file) is not TaskFile or type(file.file_url) is not str or not file.file_url:
+            return False
+        if type(file.file_type) is not str or not file.file_type:
+            return False
+        for text in (file.label, file.format, file.content_type, file.file_name):
+            if text is not None and type(text) is not str:
+                return False
+        if file.file_size is not None and type(file.file_size) is not int:
+            return False
+    return True
 
 
 def task_id_of(task: Task | Mapping[str, Any] | None) -> str | None:

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,10 +41,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 
 from ._errors import JournalError
-from ._journal_entry import JournalEntry, entry_from_row, entry_updated
+from ._journal_entry import JournalEntry, compact_json, entry_from_row, entry_updated
 from ._journal_file import DEFAULT_BUSY_TIMEOUT, JournalFile
 from ._journal_lock import WriterLock, lock_file_for
-from ._journal_writer import GroupWriter, PendingWrite
+from ._journal_writer import Change, GroupWriter, PendingWrite
 
 __all__ = ["JournalStore", "row_checksum"]
 
@@ -113,11 +112,6 @@ _HEAD = 4
 _IDENTITY = frozenset(_COLUMNS[:_HEAD])
 # Rows remembered at most (the oldest are forgotten first; a forgotten row is read again).
 _REMEMBERED = 65_536
-
-# A write's change: the columns to set (``None``: nothing to change), given the current entry.
-# The connection is ``None`` on the first, read-free attempt (see ``_row_write``): a change
-# that needs a read to decide skips it then, and the store guards what it skipped.
-Change = Callable[[sqlite3.Connection | None, JournalEntry | None], Mapping[str, Any] | None]
 
 
 class JournalStore:
@@ -269,9 +263,13 @@ class JournalStore:
             raise self._closed_error()
         if self._conn is None:
             await self._open()
-        pending = PendingWrite(self._row_write(key, change), asyncio.get_running_loop())
+        pending = PendingWrite(key, change, asyncio.get_running_loop())
         self._writes.submit(pending)
-        await self._writes.wait(pending)
+        try:  # ``GroupWriter.wait`` inlined: one coroutine layer less on every write
+            await pending.done
+        except asyncio.CancelledError:
+            if not await self._writes.wait_out(pending):
+                raise
         if pending.error is not None:
             raise pending.error
         assert pending.entry is not None  # noqa: S101 - set when no error
@@ -284,7 +282,7 @@ class JournalStore:
                 if self._conn is None:
                     raise self._closed_error()
                 try:
-                    _commit_batch(self._conn, batch=group, error=self._error)
+                    _commit_batch(self._conn, self._row_write, batch=group, error=self._error)
                 except sqlite3.DatabaseError as exc:
                     raise self._error(f"journal write or read failed ({exc})") from exc
         except BaseException as exc:  # handed to every caller of the group, none recorded
@@ -295,31 +293,29 @@ class JournalStore:
             if pending.entry is None and pending.error is None:  # pragma: no cover - defensive
                 pending.error = self._error("the journal write was interrupted")
 
-    def _row_write(self, key: str, change: Change) -> Callable[[sqlite3.Connection], JournalEntry]:
-        def write(conn: sqlite3.Connection) -> JournalEntry:
-            # First without a read: over the remembered row (a conditional update), or for a
-            # key not remembered as a new row (an insert the key's UNIQUE constraint refuses
-            # when the row exists); a new task id must be held by no other row. Either may
-            # have decided on the wrong row: then read it and decide again, with reads.
-            remembered = self._rows.get(key)
-            row, known, head = (None, None, None) if remembered is None else remembered
-            try:
-                written = self._write_row(conn, key, row, known, change, fast=True, head=head)
-            except Exception:
-                if not conn.in_transaction:
-                    raise  # SQLite rolled the group back: nothing more may be written
-                written = None  # decided on what may be stale: decide again on the row
-            if written is not None:
-                return written
-            self._rows.pop(key, None)  # another process may have changed it: read it
-            fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
-            entry = None if fresh is None else self._entry(fresh)
-            written = self._write_row(conn, key, fresh, entry, change, fast=False)
-            if written is None:  # pragma: no cover - the row was read in this transaction
-                raise self._error(f"the journal entry {key!r} changed during its write")
+    def _row_write(self, conn: sqlite3.Connection, key: str, change: Change) -> JournalEntry:
+        """Apply ``change`` to the row of ``key`` inside the group's transaction."""
+        # First without a read: over the remembered row (a conditional update), or for a
+        # key not remembered as a new row (an insert the key's UNIQUE constraint refuses
+        # when the row exists); a new task id must be held by no other row. Either may
+        # have decided on the wrong row: then read it and decide again, with reads.
+        remembered = self._rows.get(key)
+        row, known, head = (None, None, None) if remembered is None else remembered
+        try:
+            written = self._write_row(conn, key, row, known, change, fast=True, head=head)
+        except Exception:
+            if not conn.in_transaction:
+                raise  # SQLite rolled the group back: nothing more may be written
+            written = None  # decided on what may be stale: decide again on the row
+        if written is not None:
             return written
-
-        return write
+        self._rows.pop(key, None)  # another process may have changed it: read it
+        fresh = conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        entry = None if fresh is None else self._entry(fresh)
+        written = self._write_row(conn, key, fresh, entry, change, fast=False)
+        if written is None:  # pragma: no cover - the row was read in this transaction
+            raise self._error(f"the journal entry {key!r} changed during its write")
+        return written
 
     def _write_row(
         self,
@@ -345,10 +341,11 @@ class JournalStore:
             assert entry is not None  # noqa: S101 - a new row is always written
             return entry
         values = list(_NEW_ROW if row is None else row[:-1])
+        changed: dict[str, Any] = {}  # the stored values of the changed columns
         for name, value in updates.items():
             if value is not None and name in _REAL_COLUMNS:
                 value = float(value)  # read back as REAL: the checksum must match
-            values[_INDEX[name]] = value
+            values[_INDEX[name]] = changed[name] = value
         if head is None or not _IDENTITY.isdisjoint(updates):
             head = _checksum_head(values)
         new_row = (*values, _checksum_from(head, values))
@@ -356,7 +353,7 @@ class JournalStore:
             if entry is None or row is None:
                 written = entry_from_row(new_row[:-1])
             else:
-                written = entry_updated(entry, {name: values[_INDEX[name]] for name in updates})
+                written = entry_updated(entry, changed)
         except ValueError as exc:
             raise self._error(str(exc)) from exc
         task_id = updates.get("task_id")
@@ -405,9 +402,13 @@ class JournalStore:
 
 
 def _commit_batch(
-    conn: sqlite3.Connection, *, batch: list[PendingWrite], error: Callable[[str], JournalError]
+    conn: sqlite3.Connection,
+    write: Callable[[sqlite3.Connection, str, Change], JournalEntry],
+    *,
+    batch: list[PendingWrite],
+    error: Callable[[str], JournalError],
 ) -> None:
-    """Run every write of ``batch`` in one transaction.
+    """Run every write of ``batch`` (``write`` with its key and change) in one transaction.
 
     A write that raises has changed nothing (its one changing statement is its last step,
     and SQLite undoes a failed statement alone) and keeps its error; the others commit.
@@ -419,7 +420,7 @@ def _commit_batch(
     try:
         for pending in batch:
             try:
-                entry = pending.write(conn)
+                entry = write(conn, pending.key, pending.change)
             except sqlite3.DatabaseError as exc:
                 if not conn.in_transaction:
                     raise  # SQLite rolled the group back: no write of it is recorded
@@ -443,12 +444,12 @@ def _commit_batch(
 
 def row_checksum(values: tuple[Any, ...]) -> str:
     """Return the checksum of a row's values (every column but the checksum)."""
-    return hashlib.sha256(json.dumps(list(values), separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(compact_json(list(values)).encode()).hexdigest()
 
 
 def _checksum_head(values: list[Any] | tuple[Any, ...]) -> Hash:
     """The hash state of ``row_checksum`` after a row's identity columns (and their comma)."""
-    head = json.dumps(list(values[:_HEAD]), separators=(",", ":"))
+    head = compact_json(list(values[:_HEAD]))
     return hashlib.sha256(f"{head[:-1]},".encode())
 
 
@@ -459,5 +460,5 @@ def _checksum_from(head: Hash, values: list[Any] | tuple[Any, ...]) -> str:
     identity columns' part hashed once gives the same digest.
     """
     hasher = head.copy()
-    hasher.update(json.dumps(list(values[_HEAD:]), separators=(",", ":"))[1:].encode())
+    hasher.update(compact_json(list(values[_HEAD:]))[1:].encode())
     return hasher.hexdigest()

@@ -10,6 +10,10 @@ event loop to come round to start it:
 - after each commit the thread wakes that group's callers with one ``call_soon_threadsafe``
   per event loop; a caller returns only after the transaction holding its write ended.
 
+A write is data, not a closure: its job key and its change, run by the store's ``commit``.
+A caller waits on a bare future; a cancel scope's cancel (anyio) only then makes it wait
+out its transaction shielded, so the usual, uncancelled wait pays for no cancel scope.
+
 What a commit does (and so what durability means) is the store's ``commit`` function; this
 module only queues, runs and wakes. :meth:`GroupWriter.aclose` commits what is still queued,
 then stops the thread.
@@ -19,32 +23,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
-if TYPE_CHECKING:
-    from ._journal_entry import JournalEntry
+from ._journal_entry import JournalEntry
 
-__all__ = ["GroupWriter", "PendingWrite"]
+__all__ = ["Change", "GroupWriter", "PendingWrite"]
+
+# A write's change: the columns to set (``None``: nothing to change), given the current entry.
+# The connection is ``None`` on the store's first, read-free attempt: a change that needs a
+# read to decide skips it then, and the store guards what it skipped.
+Change = Callable[[sqlite3.Connection | None, JournalEntry | None], Mapping[str, Any] | None]
 
 
 class PendingWrite:
-    """One queued row write and, once its transaction ended, its outcome."""
+    """One queued row write (the job key and its change) and, once its transaction ended,
+    its outcome."""
 
-    __slots__ = ("done", "entry", "error", "loop", "write")
+    __slots__ = ("change", "done", "entry", "error", "key", "loop")
 
-    def __init__(
-        self,
-        write: Callable[[sqlite3.Connection], JournalEntry],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.write = write
+    def __init__(self, key: str, change: Change, loop: asyncio.AbstractEventLoop) -> None:
+        self.key = key
+        self.change = change
         self.loop = loop
         # A bare future of ``loop`` (cheaper than an event): its result is set once the
         # transaction holding the write ended.
@@ -100,9 +107,34 @@ class GroupWriter:
         self._turn.append(pending)
 
     async def wait(self, pending: PendingWrite) -> None:
-        """Wait until the transaction holding ``pending`` ended (not cancellable)."""
-        with anyio.CancelScope(shield=True):
+        """Wait until the transaction holding ``pending`` ended (not cancellable by anyio).
+
+        The same as waiting inside a shielded cancel scope, without entering one unless a
+        cancel arrives (then see :meth:`wait_out`).
+        """
+        try:
             await pending.done
+        except asyncio.CancelledError:
+            if not await self.wait_out(pending):
+                raise
+
+    async def wait_out(self, pending: PendingWrite) -> bool:
+        """After a cancel cut short the wait on ``pending.done``: wait as a shield would have.
+
+        A cancel scope's cancel (anyio) waits for the transaction, shielded, and returns
+        true: the caller returns as usual, and the scope cancels it at its next checkpoint.
+        Any other cancel (a bare ``Task.cancel``) is not stopped by a shield: false, at once,
+        and the caller re-raises it (the write commits all the same).
+        """
+        if anyio.current_effective_deadline() != -math.inf:
+            return False
+        with anyio.CancelScope(shield=True):
+            # The cancel cancelled ``done``: wait on a fresh one (``_set_done`` sets the one
+            # it finds) until the writer thread has set the outcome.
+            while pending.entry is None and pending.error is None:
+                pending.done = pending.loop.create_future()
+                await pending.done
+        return True
 
     async def aclose(self) -> None:
         """Commit every write still queued, then stop the thread (idempotent)."""

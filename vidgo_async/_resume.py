@@ -36,6 +36,7 @@ from ._jobs import (
 )
 from ._journal import JournalEntry, JournalState
 from ._journal_api import JournalLike
+from ._journal_entry import CanonicalInput, fingerprint_of_json
 from ._models import Task, TaskStatus
 from ._tokens import token_hash
 from ._validation import validate_input
@@ -68,11 +69,14 @@ class JournalRecorder:
         """
         # Only the token's hash is stored: enough for a rerun to recognise it.
         token = None if job.callback_token is None else token_hash(job.callback_token)
+        # What the fingerprint is over (the job as a rerun names it), encoded once for both
+        # the fingerprint (``job.fingerprint``'s value) and the journal's row.
+        identity = CanonicalInput(job.identity)
         await self.journal.record_intent(
             job.key,
-            job.fingerprint,
+            fingerprint_of_json(job.model, identity.json),
             job.model,
-            job.identity,  # what the fingerprint is over: the job as a rerun names it
+            identity,
             callback_token=token,
             retry_in_doubt=self.retry_unknown or job.key in self._claimed,
         )
