@@ -202,7 +202,8 @@ class Dispatcher:
         Only the submitter holding the take runs this: jobs get tokens and gate turns in
         queue order. Attached jobs (a task already known) are tracked here, not sent.
         """
-        limiter = self._book.limiter
+        book = self._book
+        limiter = book.limiter
         queue = self._queue
         skipped = 0
         while True:
@@ -231,7 +232,7 @@ class Dispatcher:
             if not _is_queued(job):
                 limiter.release_on_behalf_of(job)
                 continue
-            self._book.hold(job)
+            book.holding.add(job)  # what book.hold does, without its frame
             if job.task is not None:
                 self._tracking.attach(job, job.task)
                 skipped += 1
@@ -245,7 +246,7 @@ class Dispatcher:
                 await self._clock.sleep(self._poll.max_interval)
             issued = await self._gate.acquire()
             if not _is_queued(job):  # cancelled or expired while waiting for the gate
-                self._book.release(job)
+                book.release(job)
                 continue
             return job, issued
 

@@ -226,7 +226,7 @@ class Orchestrator:
                 "vidgo orchestrator stopped with %d job(s) in flight; their tasks go on (and are "
                 "billed) on the server: %s",
                 len(in_flight),
-                ", ".join(f"{job.key}={job.task_id}" for job in in_flight),
+                ", ".join([f"{job.key}={job.task_id}" for job in in_flight]),
             )
 
     # -- public API --------------------------------------------------------------------
@@ -239,9 +239,10 @@ class Orchestrator:
             ValueError: the key is already used by a job that has not ended.
             RuntimeError: the orchestrator is not running.
         """
-        self._check_running()
+        if self._task_group is None or self._closed:
+            self._check_running()  # raises
         job = self._intake.new_job(request)
-        return self._enqueue(job, self._deadline_at(deadline))
+        return self._enqueue(job, None if deadline is None else self._deadline_at(deadline))
 
     async def generate(
         self,
