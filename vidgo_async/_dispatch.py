@@ -131,7 +131,8 @@ class Dispatcher:
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
         self._queue.append(job)
-        self._wake_taker()
+        if self._queue_ready is not None:
+            self._wake_taker()
         if self._free == 0:
             self._grow()
 
