@@ -125,15 +125,14 @@ class Dispatcher:
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Run the submitters in ``task_group`` (the orchestrator's), from now on."""
         self._task_group = task_group
-        if self._queue:
-            self._grow()
+        self._grow()
 
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
         self._queue.append(job)
         if self._queue_ready is not None:
             self._wake_taker()
-        if self._free == 0:
+        if self._free < len(self._queue):
             self._grow()
 
     def _wake_taker(self) -> None:
@@ -144,9 +143,15 @@ class Dispatcher:
             ready.set()
 
     def _grow(self) -> None:
-        """Start one more submitter, while the pool is not full (it takes a job itself)."""
+        """Start submitters while fewer are free than jobs wait and the pool is not full.
+
+        A burst of jobs gets its submitters at once (each takes a job itself), so the
+        first requests of a batch go out in one event-loop iteration.
+        """
         task_group = self._task_group
-        if task_group is not None and self.submitters < self.max_submitters:
+        if task_group is None:
+            return
+        while self._free < len(self._queue) and self.submitters < self.max_submitters:
             self.submitters += 1
             self._free += 1
             # A fixed name spares anyio deriving it from the method.
@@ -181,8 +186,8 @@ class Dispatcher:
             finally:
                 self._pass_take()
             self._free -= 1
-            if self._free == 0 and self._queue:
-                self._grow()  # every other submitter is sending: one more takes the next
+            if self._free < len(self._queue):
+                self._grow()  # more jobs wait than submitters are free to take them
             try:
                 if job.state is JobState.QUEUED:  # not cancelled or expired since taken
                     await self._submit(job, issued)
