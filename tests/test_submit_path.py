@@ -194,6 +194,45 @@ async def test_the_submitter_pool_sends_every_job_once_in_order_within_its_size(
     assert [handle.task_id for handle in handles] == [f"task-{p}" for p in prompts]
 
 
+class HeldForever:
+    """A submit that never answers while the test looks; counts the submits started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    async def __call__(self, model: str, input: dict[str, Any], **options: Any) -> Task:
+        self.started.append(str(input["prompt"]))
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_burst_gets_its_submitters_at_once_and_each_takes_the_next_job_itself() -> None:
+    """A burst starts the whole pool in one loop turn; the jobs go out in order, once each."""
+    prompts = [f"clip number {n}" for n in range(10)]
+    async with (
+        make_client() as client,
+        Orchestrator(client, max_in_flight=10, poll=NO_POLLING) as orch,
+    ):
+        dispatcher = orch._dispatcher
+        dispatcher.max_submitters = 4
+        held = HeldForever()
+        dispatcher.submit = held
+        handles = [
+            orch.start(
+                GenerationRequest("seedance-2", {"prompt": p, "duration": 5, "resolution": "720p"})
+            )
+            for p in prompts
+        ]
+        assert dispatcher.submitters == 4  # started by the burst itself, before any turn
+        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
+        assert held.started == prompts[:4]
+        assert [h.state for h in handles] == [JobState.SUBMITTING] * 4 + [JobState.QUEUED] * 6
+        assert handles[4].cancel()  # the next in line is dropped: no submitter took it
+        assert dispatcher.submitters == 4
+    assert held.started == prompts[:4]
+
+
 async def test_a_handle_waits_for_its_job_with_an_event_made_only_by_its_first_waiter() -> None:
     """No event per job up front; a waiter before the end is woken, one after returns at once."""
     request = GenerationRequest(

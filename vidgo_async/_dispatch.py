@@ -184,7 +184,12 @@ class Dispatcher:
             try:
                 job, issued = await self._take()
             finally:
-                self._pass_take()
+                # What _pass_take does, without its frame (once per job).
+                turns = self._turns
+                if turns:
+                    turns.popleft().set()
+                else:
+                    self._taking = False
             self._free -= 1
             if self._free < len(self._queue):
                 self._grow()  # more jobs wait than submitters are free to take them
@@ -235,9 +240,9 @@ class Dispatcher:
                 limiter.acquire_on_behalf_of_nowait(job)
             except anyio.WouldBlock:
                 await limiter.acquire_on_behalf_of(job)
-            if not _is_queued(job):
-                limiter.release_on_behalf_of(job)
-                continue
+                if not _is_queued(job):  # cancelled or expired while waiting for the token
+                    limiter.release_on_behalf_of(job)
+                    continue
             book.holding.add(job)  # what book.hold does, without its frame
             if job.task is not None:
                 self._tracking.attach(job, job.task)
