@@ -132,7 +132,7 @@ class Dispatcher:
         self._queue.append(job)
         if self._queue_ready is not None:
             self._wake_taker()
-        if self._free < len(self._queue):
+        if self._free < len(self._queue) and self.submitters < self.max_submitters:
             self._grow()
 
     def _wake_taker(self) -> None:
@@ -191,7 +191,7 @@ class Dispatcher:
                 else:
                     self._taking = False
             self._free -= 1
-            if self._free < len(self._queue):
+            if self._free < len(self._queue) and self.submitters < self.max_submitters:
                 self._grow()  # more jobs wait than submitters are free to take them
             try:
                 if job.state is JobState.QUEUED:  # not cancelled or expired since taken
