@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ._clock import Clock
 from ._errors import InputValidationError
 from ._inputs import ModelInput
+from ._job_values import new_event
 from ._jobbook import JobBook
 from ._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
 from ._rules import check_callback_url
@@ -95,15 +96,8 @@ class JobIntake:
         self._book.counts[JobState.QUEUED] += 1
         on_event = self._on_event
         if on_event is not None:  # nobody sees the event otherwise
-            event = JobEvent(
-                kind="queued",
-                key=key,
-                state=JobState.QUEUED,
-                previous=JobState.QUEUED,
-                task_id=None,
-                task=None,
-                error=None,
-                at=job.queued_at,
+            event = new_event(
+                "queued", key, JobState.QUEUED, JobState.QUEUED, None, None, None, job.queued_at
             )
             # The hook's errors are logged, never raised into the orchestrator.
             try:

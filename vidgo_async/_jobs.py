@@ -38,6 +38,7 @@ from ._job_values import (
     JobResult,
     Progress,
     identity_of,
+    new_event,
     request_fingerprint,
     utc_from_timestamp,
 )
@@ -304,15 +305,15 @@ class Job:
         if not listeners:
             return
         task = self.task
-        event = JobEvent(
-            kind=kind,
-            key=self.key,
-            state=new,
-            previous=previous,
-            task_id=None if task is None else task.task_id,
-            task=task,
-            error=error,
-            at=self._wall_clock(),
+        event = new_event(
+            kind,
+            self.key,
+            new,
+            previous,
+            None if task is None else task.task_id,
+            task,
+            error,
+            self._wall_clock(),
         )
         if len(listeners) == 1:
             listeners[0](event)  # the usual case (the orchestrator)
