@@ -233,6 +233,34 @@ async def test_a_burst_gets_its_submitters_at_once_and_each_takes_the_next_job_i
     assert held.started == prompts[:4]
 
 
+async def test_a_submitter_waiting_for_a_token_holds_the_take_the_others_wait_in_line() -> None:
+    """Out of tokens: one submitter waits for a token, the other in line; leaving ends both."""
+    prompts = [f"clip number {n}" for n in range(5)]
+    submits = BurstySubmits(0)
+    async with (
+        make_client() as client,
+        Orchestrator(client, max_in_flight=2, poll=NO_POLLING) as orch,
+    ):
+        dispatcher = orch._dispatcher
+        dispatcher.submit = submits
+        handles = [
+            orch.start(
+                GenerationRequest("seedance-2", {"prompt": p, "duration": 5, "resolution": "720p"})
+            )
+            for p in prompts
+        ]
+        with anyio.fail_after(5):
+            while not all(h.state is JobState.IN_FLIGHT for h in handles[:2]):
+                await anyio.lowlevel.checkpoint()
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        assert [h.state for h in handles[2:]] == [JobState.QUEUED] * 3
+        assert dispatcher._taking
+        assert len(dispatcher._turns) == 1
+    assert [h.state for h in handles[2:]] == [JobState.CANCELLED] * 3
+    assert submits.started == prompts[:2]
+
+
 async def test_a_handle_waits_for_its_job_with_an_event_made_only_by_its_first_waiter() -> None:
     """No event per job up front; a waiter before the end is woken, one after returns at once."""
     request = GenerationRequest(
