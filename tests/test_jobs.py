@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from vidgo_async import (
@@ -12,6 +13,7 @@ from vidgo_async import (
     TaskFailedError,
     TaskLostError,
     TaskStatus,
+    _job_values,
 )
 from vidgo_async._jobs import (
     RERUN,
@@ -175,7 +177,7 @@ def test_a_listener_added_during_an_event_gets_only_later_events(others: int) ->
     late: list[JobEvent] = []
     seen: list[str] = []
     job = make_job([])
-    job._listeners.clear()
+    job._listeners = ()
     if others:
         job.add_listener(lambda event: seen.append(event.kind))
 
@@ -253,3 +255,28 @@ def test_the_rerun_table_covers_every_state_and_the_journal_derives_from_it() ->
         assert recorded.job_state is JobState(recorded.value)
         assert recorded.is_terminal is recorded.job_state.is_terminal
         assert recorded.rerun is recorded.job_state.rerun
+
+
+def test_a_job_event_made_by_the_hot_path_equals_the_attrs_made_one() -> None:
+    """new_event fills every field of a frozen JobEvent, in order, as JobEvent(...) does."""
+    assert tuple(f.name for f in attrs.fields(JobEvent)) == _job_values._EVENT_FIELDS
+    made = task("running")
+    error = RuntimeError("boom")
+    values = ("progress", "clip-7", JobState.IN_FLIGHT, JobState.SUBMITTING, "t-9", made, error)
+    fast = _job_values.new_event(*values, 12.5)
+    slow = JobEvent(
+        kind="progress",
+        key="clip-7",
+        state=JobState.IN_FLIGHT,
+        previous=JobState.SUBMITTING,
+        task_id="t-9",
+        task=made,
+        error=error,
+        at=12.5,
+    )
+    assert type(fast) is JobEvent
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert attrs.astuple(fast, recurse=False) == (*values, 12.5)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.kind = "finished"  # type: ignore[misc]

@@ -189,10 +189,76 @@ async def test_the_submitter_pool_sends_every_job_once_in_order_within_its_size(
             while any(handle.state is not JobState.IN_FLIGHT for handle in handles):
                 await anyio.lowlevel.checkpoint()
         assert dispatcher.submitters == 4
-        assert dispatcher._lingering == 0
     assert submits.started == prompts
     assert 1 < submits.peak <= 4
     assert [handle.task_id for handle in handles] == [f"task-{p}" for p in prompts]
+
+
+class HeldForever:
+    """A submit that never answers while the test looks; counts the submits started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    async def __call__(self, model: str, input: dict[str, Any], **options: Any) -> Task:
+        self.started.append(str(input["prompt"]))
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_burst_gets_its_submitters_at_once_and_each_takes_the_next_job_itself() -> None:
+    """A burst starts the whole pool in one loop turn; the jobs go out in order, once each."""
+    prompts = [f"clip number {n}" for n in range(10)]
+    async with (
+        make_client() as client,
+        Orchestrator(client, max_in_flight=10, poll=NO_POLLING) as orch,
+    ):
+        dispatcher = orch._dispatcher
+        dispatcher.max_submitters = 4
+        held = HeldForever()
+        dispatcher.submit = held
+        handles = [
+            orch.start(
+                GenerationRequest("seedance-2", {"prompt": p, "duration": 5, "resolution": "720p"})
+            )
+            for p in prompts
+        ]
+        assert dispatcher.submitters == 4  # started by the burst itself, before any turn
+        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
+        assert held.started == prompts[:4]
+        assert [h.state for h in handles] == [JobState.SUBMITTING] * 4 + [JobState.QUEUED] * 6
+        assert handles[4].cancel()  # the next in line is dropped: no submitter took it
+        assert dispatcher.submitters == 4
+    assert held.started == prompts[:4]
+
+
+async def test_a_submitter_waiting_for_a_token_holds_the_take_the_others_wait_in_line() -> None:
+    """Out of tokens: one submitter waits for a token, the other in line; leaving ends both."""
+    prompts = [f"clip number {n}" for n in range(5)]
+    submits = BurstySubmits(0)
+    async with (
+        make_client() as client,
+        Orchestrator(client, max_in_flight=2, poll=NO_POLLING) as orch,
+    ):
+        dispatcher = orch._dispatcher
+        dispatcher.submit = submits
+        handles = [
+            orch.start(
+                GenerationRequest("seedance-2", {"prompt": p, "duration": 5, "resolution": "720p"})
+            )
+            for p in prompts
+        ]
+        with anyio.fail_after(5):
+            while not all(h.state is JobState.IN_FLIGHT for h in handles[:2]):
+                await anyio.lowlevel.checkpoint()
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        assert [h.state for h in handles[2:]] == [JobState.QUEUED] * 3
+        assert dispatcher._taking
+        assert len(dispatcher._turns) == 1
+    assert [h.state for h in handles[2:]] == [JobState.CANCELLED] * 3
+    assert submits.started == prompts[:2]
 
 
 async def test_a_handle_waits_for_its_job_with_an_event_made_only_by_its_first_waiter() -> None:
@@ -202,6 +268,7 @@ async def test_a_handle_waits_for_its_job_with_an_event_made_only_by_its_first_w
     )
     async with make_client() as client, Orchestrator(client, poll=NO_POLLING) as orch:
         orch._dispatcher.submit = BurstySubmits(0)  # never the network, whatever happens
+        orch._dispatcher.max_submitters = 0  # no submitter: both stay queued until cancelled
         waited, unwaited = orch.start(request), orch.start(request)
         book = orch._book
         assert book.done[waited._job] is None

@@ -323,7 +323,8 @@ class VidgoClient:
             # A success without a readable task_id: a task was most likely created.
             raise SubmitOutcomeUnknownError(model, body, exc) from exc
         self._remember_submit(task.task_id)
-        logger.debug("vidgo submitted %s as task %s", model, task.task_id)
+        if logger.isEnabledFor(logging.DEBUG):  # one call where logger.debug makes two
+            logger.debug("vidgo submitted %s as task %s", model, task.task_id)
         return task
 
     def _remember_submit(self, task_id: str) -> None:

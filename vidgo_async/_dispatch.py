@@ -1,11 +1,14 @@
 """Dispatch: the queue, the ``max_in_flight`` tokens, the submit gate and the submitter pool.
 
-The dispatcher takes queued jobs in order, holds a ``max_in_flight`` token for each from the
-moment its submit starts until it is seen terminal, paces submits through the shared submit
-gate and hands each job to one of a fixed pool of *submitter* tasks (as many as the HTTP
-connection pool has connections: a job waiting for a free submitter stays ``queued``, no
-request is on the wire for it). A submit refused with 429 created nothing: the job goes back
-to the head of the queue behind the gate, which slows everyone down.
+Queued jobs are taken in order: each holds a ``max_in_flight`` token from the moment its
+submit starts until it is seen terminal, and is paced through the shared submit gate. A
+fixed pool of *submitter* tasks (as many as the HTTP connection pool has connections: a
+job that no submitter has taken stays ``queued``, no request is on the wire for it) sends
+them. A submitter takes its next job itself: one submitter at a time holds the *take*
+(queue, token, gate turn, in that order), so jobs keep their order, and a submitter that
+finishes while the others are busy takes the next job with no task woken and no event
+made. A submit refused with 429 created nothing: the job goes back to the head of the
+queue behind the gate, which slows everyone down.
 """
 
 from __future__ import annotations
@@ -43,14 +46,14 @@ logger = logging.getLogger("vidgo_async")
 # submitter pool never queues on the pool nor leaves a connection idle.
 DEFAULT_MAX_CONCURRENT_SUBMITS = 100
 
-# Jobs the dispatcher takes between two yields to the event loop.
+# Jobs the take passes over (cancelled, or attached) between two yields to the event loop.
 _DISPATCH_BATCH = 32
 
 # Jobs waiting in the queue beyond which a lazy batch stops building (at least this many,
 # and at least twice ``max_in_flight`` so that freed tokens never find the queue empty).
 _LOOKAHEAD = 1024
 
-# The name anyio would derive from ``Dispatcher._submitter`` (see ``_hand_over``).
+# The name anyio would derive from ``Dispatcher._submitter`` (see ``_grow``).
 _SUBMITTER_TASK_NAME = f"{__name__}.Dispatcher._submitter"
 
 Submit = Callable[..., Awaitable[Task]]
@@ -104,30 +107,55 @@ class Dispatcher:
         self._poll = poll
         self._budget = budget
         self._queue: deque[Job] = deque()
-        self._queue_ready = anyio.Event()
-        # The submitter pool: tasks are started on demand, up to ``max_submitters``; a job
-        # handed over waits in ``_handoff`` (still queued) for an idle submitter.
+        # Set when a job is queued while the taker waits for one (made by that taker).
+        self._queue_ready: anyio.Event | None = None
+        # The submitter pool: tasks are started on demand, up to ``max_submitters``.
         self.max_submitters = min(DEFAULT_MAX_CONCURRENT_SUBMITS, max_in_flight)
         self.submitters = 0
-        self._busy_submitters = 0
-        self._handoff: deque[tuple[Job, float]] = deque()
-        self._idle_submitters: list[anyio.Event] = []
-        self._submitter_freed: anyio.Event | None = None
-        # Set while the dispatcher, woken by a freed submitter, has not run yet.
-        self._dispatcher_due = False
-        # Submitters in that one yield: they take jobs handed over meanwhile themselves.
-        self._lingering = 0
+        # Submitters not sending: starting, taking, or waiting for their turn to take.
+        self._free = 0
+        # Whether a submitter holds the take; the others wait in line, each on its event.
+        self._taking = False
+        self._turns: deque[anyio.Event] = deque()
+        self._task_group: anyio.abc.TaskGroup | None = None
         # Lazy batches stop building while this many jobs wait; they resume below half.
         self.lookahead = max(_LOOKAHEAD, 2 * max_in_flight)
         self._room: anyio.Event | None = None
 
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Run the submitters in ``task_group`` (the orchestrator's), from now on."""
+        self._task_group = task_group
+        self._grow()
+
     def enqueue(self, job: Job) -> None:
         """Queue a job (submitted, or attached when it already has a task)."""
-        queue = self._queue
-        if not queue:
-            # The dispatcher waits for this event only once it found the queue empty.
-            self._queue_ready.set()
-        queue.append(job)
+        self._queue.append(job)
+        if self._queue_ready is not None:
+            self._wake_taker()
+        if self._free < len(self._queue) and self.submitters < self.max_submitters:
+            self._grow()
+
+    def _wake_taker(self) -> None:
+        """Wake the submitter holding the take if it waits for a job (it found none)."""
+        ready = self._queue_ready
+        if ready is not None:
+            self._queue_ready = None
+            ready.set()
+
+    def _grow(self) -> None:
+        """Start submitters while fewer are free than jobs wait and the pool is not full.
+
+        A burst of jobs gets its submitters at once (each takes a job itself), so the
+        first requests of a batch go out in one event-loop iteration.
+        """
+        task_group = self._task_group
+        if task_group is None:
+            return
+        while self._free < len(self._queue) and self.submitters < self.max_submitters:
+            self.submitters += 1
+            self._free += 1
+            # A fixed name spares anyio deriving it from the method.
+            task_group.start_soon(self._submitter, name=_SUBMITTER_TASK_NAME)
 
     async def wait_for_room(self) -> None:
         """Wait until fewer than ``lookahead`` jobs wait in the queue (lazy batches' pace)."""
@@ -136,56 +164,92 @@ class Dispatcher:
                 self._room = anyio.Event()
             await self._room.wait()
 
-    async def _next_queued(self) -> Job:
+    async def _submitter(self) -> None:
+        """Take the next job and send its submit, one at a time, for the orchestrator's lifetime."""
         while True:
-            while self._queue:
-                job = self._queue.popleft()
-                if self._room is not None and len(self._queue) <= self.lookahead // 2:
-                    self._room.set()
-                    self._room = None
-                if job.state is JobState.QUEUED:
-                    return job
-            self._queue_ready = anyio.Event()
-            await self._queue_ready.wait()
+            if self._taking:
+                # Another submitter holds the take: wait in line (it hands the take over).
+                turn = anyio.Event()
+                self._turns.append(turn)
+                try:
+                    await turn.wait()
+                except BaseException:
+                    if turn.is_set():
+                        self._pass_take()  # handed over, never used: the next one takes
+                    else:
+                        self._turns.remove(turn)
+                    raise
+            else:
+                self._taking = True
+            try:
+                job, issued = await self._take()
+            finally:
+                # What _pass_take does, without its frame (once per job).
+                turns = self._turns
+                if turns:
+                    turns.popleft().set()
+                else:
+                    self._taking = False
+            self._free -= 1
+            if self._free < len(self._queue) and self.submitters < self.max_submitters:
+                self._grow()  # more jobs wait than submitters are free to take them
+            try:
+                if job.state is JobState.QUEUED:  # not cancelled or expired since taken
+                    await self._submit(job, issued)
+            finally:
+                self._free += 1
 
-    async def run(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Take queued jobs in order; submit each once it holds a token and a gate turn."""
-        limiter = self._book.limiter
-        taken = 0
+    def _pass_take(self) -> None:
+        """Hand the take to the submitter first in line, if any."""
+        turns = self._turns
+        if turns:
+            turns.popleft().set()
+        else:
+            self._taking = False
+
+    async def _take(self) -> tuple[Job, float]:
+        """Take the next queued job that needs a submit; return it with its gate turn.
+
+        Only the submitter holding the take runs this: jobs get tokens and gate turns in
+        queue order. Attached jobs (a task already known) are tracked here, not sent.
+        """
+        book = self._book
+        limiter = book.limiter
+        queue = self._queue
+        skipped = 0
         while True:
-            # A yield every few jobs: a long queue (or a run of attached or cancelled jobs)
-            # never holds the event loop, yet the jobs freed submitters can take in one
-            # loop iteration are handed over in that iteration (a yield per job would cost
-            # an event-loop iteration per submit).
-            taken += 1
-            if taken >= _DISPATCH_BATCH:
-                taken = 0
-                await anyio.lowlevel.checkpoint()
-            job = await self._next_queued()
-            if job.task is None:
-                # Wait for a free submitter before taking a token or a gate turn, so
-                # neither is held by a job that cannot be sent yet.
-                while self._busy_submitters >= self.max_submitters:
-                    freed = self._submitter_freed = anyio.Event()
-                    try:
-                        await freed.wait()
-                    finally:
-                        self._dispatcher_due = False
-                    # That wait was a yield: the jobs freed submitters can take now are
-                    # handed over in this run, with no yield among them.
-                    taken = 0
+            if not queue:
+                ready = self._queue_ready = anyio.Event()
+                await ready.wait()
+                continue
+            job = queue.popleft()
+            room = self._room
+            if room is not None and len(queue) <= self.lookahead // 2:
+                self._room = None
+                room.set()
+            if job.state is not JobState.QUEUED:
+                skipped += 1
+                if skipped >= _DISPATCH_BATCH:
+                    # A long run of cancelled or attached jobs never holds the event loop.
+                    skipped = 0
+                    await anyio.lowlevel.checkpoint()
+                continue
             try:
                 # A free token is taken without the limiter's own yield; waiting for one
                 # goes through the limiter as usual.
                 limiter.acquire_on_behalf_of_nowait(job)
             except anyio.WouldBlock:
                 await limiter.acquire_on_behalf_of(job)
-            if job.state is not JobState.QUEUED:
-                limiter.release_on_behalf_of(job)
-                continue
-            self._book.hold(job)
+                if not _is_queued(job):  # cancelled or expired while waiting for the token
+                    limiter.release_on_behalf_of(job)
+                    continue
+            book.holding.add(job)  # what book.hold does, without its frame
             if job.task is not None:
                 self._tracking.attach(job, job.task)
+                skipped += 1
+                if skipped >= _DISPATCH_BATCH:
+                    skipped = 0
+                    await anyio.lowlevel.checkpoint()
                 continue
             if self._budget.exhausted:
                 # An outage: the retry budget is spent. Probe slowly instead of piling up
@@ -193,56 +257,9 @@ class Dispatcher:
                 await self._clock.sleep(self._poll.max_interval)
             issued = await self._gate.acquire()
             if not _is_queued(job):  # cancelled or expired while waiting for the gate
-                self._book.release(job)
+                book.release(job)
                 continue
-            self._hand_over(job, issued, task_group)
-
-    def _hand_over(self, job: Job, issued: float, task_group: anyio.abc.TaskGroup) -> None:
-        """Give a job to an idle submitter, starting one while the pool is not full."""
-        self._busy_submitters += 1
-        handoff = self._handoff
-        handoff.append((job, issued))
-        if len(handoff) <= self._lingering:
-            return  # a submitter yielding for a moment takes it when it resumes
-        if self._idle_submitters:
-            self._idle_submitters.pop().set()
-        elif self.submitters < self.max_submitters:
-            self.submitters += 1
-            # A fixed name spares anyio deriving it from the method.
-            task_group.start_soon(self._submitter, name=_SUBMITTER_TASK_NAME)
-
-    async def _submitter(self) -> None:
-        """Send the submits handed over, one at a time, for the orchestrator's lifetime."""
-        handoff = self._handoff
-        lingered = False
-        while True:
-            if not handoff:
-                if self._dispatcher_due and not lingered:
-                    # The dispatcher waited for a free submitter and runs next: one yield
-                    # usually finds a job handed over, with no idle event made and set.
-                    lingered = True
-                    self._lingering += 1
-                    try:
-                        await anyio.lowlevel.checkpoint()
-                    finally:
-                        self._lingering -= 1
-                    continue
-                idle = anyio.Event()
-                self._idle_submitters.append(idle)
-                await idle.wait()
-                continue
-            lingered = False
-            job, issued = handoff.popleft()
-            try:
-                if job.state is JobState.QUEUED:  # not cancelled or expired since handed over
-                    await self._submit(job, issued)
-            finally:
-                self._busy_submitters -= 1
-                freed = self._submitter_freed
-                if freed is not None:
-                    self._submitter_freed = None
-                    self._dispatcher_due = True
-                    freed.set()
+            return job, issued
 
     async def _claim(self, job: Job) -> bool:
         """Record the intent (the claim) before the submit; return whether to send it."""
@@ -283,7 +300,7 @@ class Dispatcher:
             job.requeue(exc)
             book.unhold(job)
             self._queue.appendleft(job)
-            self._queue_ready.set()
+            self._wake_taker()
             return
         except SubmitOutcomeUnknownError as exc:
             if isinstance(exc.cause, APITimeoutError):

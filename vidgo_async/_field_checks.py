@@ -144,10 +144,11 @@ def _string_check(spec: FieldSpec) -> Check:
             if value not in enum:
                 issues.append(ValidationIssue(path, enum_text, value))
             return
-        unicode_issue = text_issue(value, path)
-        if unicode_issue is not None:
-            issues.append(unicode_issue)
-            return
+        if not value.isascii():  # what text_issue tests first, without its frame
+            unicode_issue = text_issue(value, path)
+            if unicode_issue is not None:
+                issues.append(unicode_issue)
+                return
         if min_length is not None and len(value.strip()) < min_length:
             issues.append(
                 ValidationIssue(

@@ -218,18 +218,31 @@ class _Secret:
     __str__ = __repr__
 
 
-@attrs.frozen
 class Response:
     """One decoded answer: the envelope's ``data``, the HTTP status and the headers.
 
     ``headers`` are matched case-insensitively; ``retry_after`` is the server's
     ``Retry-After`` (or ``retry-after-ms``) in seconds, when it sent a usable one.
+    A plain slotted class, built on every request (no frozen attrs ``__init__``); read it,
+    never change it.
     """
 
-    status: int
-    data: Any
-    headers: Mapping[str, str]
-    retry_after: float | None = None
+    __slots__ = ("data", "headers", "retry_after", "status")
+
+    def __init__(
+        self,
+        status: int,
+        data: Any,
+        headers: Mapping[str, str],
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.data = data
+        self.headers = headers
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status!r}, data={self.data!r}, retry_after={self.retry_after!r})"
 
 
 class AnswerMemo(Generic[T]):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ._clock import Clock
 from ._errors import InputValidationError
 from ._inputs import ModelInput
+from ._job_values import new_event
 from ._jobbook import JobBook
 from ._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
 from ._rules import check_callback_url
@@ -60,8 +61,8 @@ class JobIntake:
         self._allow_unknown_models = allow_unknown_models
         self._allow_insecure_callbacks = allow_insecure_callbacks
         self._seq = 0
-        # Every job's listener: one bound method, not a new one per job.
-        self._listeners: list[Callable[[JobEvent], None]] = [self.on_job_event]
+        # Every job's listeners: one bound method in one tuple, shared by every job.
+        self._listeners: tuple[Callable[[JobEvent], None], ...] = (self.on_job_event,)
 
     def new_job(self, request: GenerationRequest) -> Job:
         """Validate a request and make its job (queued, with its callback URL when due).
@@ -90,22 +91,19 @@ class JobIntake:
             key=key,
             input=prepared,
             wall_clock=self._clock.time,
-            listeners=self._listeners,  # copied by the job
+            listeners=self._listeners,  # shared, not copied
         )
         self._book.counts[JobState.QUEUED] += 1
-        if self._on_event is not None:  # nobody sees the event otherwise
-            self._emit_external(
-                JobEvent(
-                    kind="queued",
-                    key=key,
-                    state=JobState.QUEUED,
-                    previous=JobState.QUEUED,
-                    task_id=None,
-                    task=None,
-                    error=None,
-                    at=job.queued_at,
-                )
+        on_event = self._on_event
+        if on_event is not None:  # nobody sees the event otherwise
+            event = new_event(
+                "queued", key, JobState.QUEUED, JobState.QUEUED, None, None, None, job.queued_at
             )
+            # The hook's errors are logged, never raised into the orchestrator.
+            try:
+                on_event(event)
+            except Exception:
+                logger.exception("vidgo on_event hook raised for job %r (ignored)", key)
         if self._receiver is not None and request.callback_url is None:
             registry = self._receiver.registry
             token = registry.new_token(job, subscriber=self._subscriber)
@@ -143,16 +141,8 @@ class JobIntake:
             counts[state] += 1
         on_event = self._on_event
         if on_event is not None:
-            # What _emit_external does, without its frame: three or four events per job.
+            # The hook's errors are logged, never raised into the orchestrator.
             try:
                 on_event(event)
             except Exception:
                 logger.exception("vidgo on_event hook raised for job %r (ignored)", event.key)
-
-    def _emit_external(self, event: JobEvent) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(event)
-        except Exception:
-            logger.exception("vidgo on_event hook raised for job %r (ignored)", event.key)

@@ -27,7 +27,7 @@ happens once what it depends on is safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._job_states import RERUN, JobState, RerunAction
@@ -38,6 +38,7 @@ from ._job_values import (
     JobResult,
     Progress,
     identity_of,
+    new_event,
     request_fingerprint,
     utc_from_timestamp,
 )
@@ -72,9 +73,10 @@ class Job:
     Args:
         request: what to generate.
         key: the job's key (unique within an orchestrator).
-        input: the prepared JSON ``input`` object that is sent.
+        input: the prepared JSON ``input`` object that is sent (a ``dict`` is kept as it
+            is, not copied: the job owns it).
         wall_clock: returns POSIX seconds (for timings in events and results).
-        listeners: called with every event, in order.
+        listeners: called with every event, in order (a tuple is shared, not copied).
     """
 
     __slots__ = (
@@ -106,11 +108,11 @@ class Job:
         key: str,
         input: Mapping[str, Any],
         wall_clock: Callable[[], float],
-        listeners: list[Listener] | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         self.request = request
         self.key = key
-        self.input = dict(input)
+        self.input: dict[str, Any] = input if type(input) is dict else dict(input)
         # Computed on first use: only a journal (and resume) reads it.
         self._fingerprint: str | None = None
         self.callback_url = request.callback_url
@@ -126,7 +128,8 @@ class Job:
         # A task a verified callback revealed while the submit was still on the wire.
         self.revealed: Task | None = None
         self._wall_clock = wall_clock
-        self._listeners: list[Listener] = list(listeners or [])
+        # A tuple, replaced (never mutated) by add_listener: jobs may share one.
+        self._listeners: tuple[Listener, ...] = tuple(listeners)
         self.queued_at: float = wall_clock()
         self.submitted_at: float | None = None
         self.finished_at: float | None = None
@@ -162,7 +165,7 @@ class Job:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with every later event of this job."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
     def result(self) -> JobResult:
         """Return the job's result as it stands now."""
@@ -181,7 +184,9 @@ class Job:
 
     def begin_submit(self) -> None:
         """QUEUED -> SUBMITTING: the submit request is about to be sent."""
-        self._move("submitting", JobState.SUBMITTING, (JobState.QUEUED,))
+        if self.state is not JobState.QUEUED:
+            self._require((JobState.QUEUED,), "submitting")  # raises
+        self._emit("submitting", JobState.SUBMITTING)
 
     def requeue(self, error: BaseException) -> None:
         """SUBMITTING -> QUEUED: the submit was refused with a 429; nothing was created."""
@@ -198,7 +203,10 @@ class Job:
         self.error = None
         self.submitted_mono = monotonic
         self.submitted_at = self._wall_clock()
-        self._move("submitted", JobState.IN_FLIGHT, (JobState.SUBMITTING, JobState.IN_DOUBT))
+        state = self.state
+        if state is not JobState.SUBMITTING and state is not JobState.IN_DOUBT:
+            self._require((JobState.SUBMITTING, JobState.IN_DOUBT), "submitted")  # raises
+        self._emit("submitted", JobState.IN_FLIGHT)
 
     def attach(self, task: Task, *, monotonic: float) -> None:
         """QUEUED|UNKNOWN -> IN_FLIGHT: follow a task created earlier (resume, adopted callback)."""
@@ -259,8 +267,10 @@ class Job:
 
     def abandon(self) -> None:
         """IN_FLIGHT stays: the orchestrator stopped first; waiters get the task id."""
-        self._require((JobState.IN_FLIGHT,), "abandon")
-        self.error = JobAbandonedError(self.key, self.task_id)
+        if self.state is not JobState.IN_FLIGHT:
+            self._require((JobState.IN_FLIGHT,), "abandon")  # raises
+        task = self.task
+        self.error = JobAbandonedError(self.key, None if task is None else task.task_id)
         self._emit("abandoned", JobState.IN_FLIGHT)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -295,18 +305,18 @@ class Job:
         if not listeners:
             return
         task = self.task
-        event = JobEvent(
-            kind=kind,
-            key=self.key,
-            state=new,
-            previous=previous,
-            task_id=None if task is None else task.task_id,
-            task=task,
-            error=error,
-            at=self._wall_clock(),
+        event = new_event(
+            kind,
+            self.key,
+            new,
+            previous,
+            None if task is None else task.task_id,
+            task,
+            error,
+            self._wall_clock(),
         )
         if len(listeners) == 1:
-            listeners[0](event)  # the usual case (the orchestrator): no copy of the list
+            listeners[0](event)  # the usual case (the orchestrator)
             return
-        for listener in list(listeners):
+        for listener in listeners:  # a tuple: a listener added meanwhile waits for the next
             listener(event)

@@ -5,7 +5,7 @@ The orchestrator is a façade over small parts that share one :class:`~vidgo_asy
 ``max_in_flight`` tokens, the submit gate, the submitter pool, the 429 re-queue), *tracking*
 (``_tracking``: the one poller's handler around the decision table of ``_polling``) and
 *adoption* (``_adoption``: unknown submits wait ``in_doubt`` for their callback). Inside,
-one anyio task group runs the dispatcher and the poller. Jobs are
+one anyio task group runs the submitters and the poller. Jobs are
 :class:`~vidgo_async._jobs.Job` state machines; every transition emits one event.
 
 Exception groups: a job's failure is a value, never an exception of the orchestrator.
@@ -174,7 +174,7 @@ class Orchestrator:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = self._book.task_group = task_group
-        task_group.start_soon(self._dispatcher.run, task_group)
+        self._dispatcher.start(task_group)
         task_group.start_soon(self._tracking.scheduler.run)
         return self
 
@@ -227,7 +227,7 @@ class Orchestrator:
                 "vidgo orchestrator stopped with %d job(s) in flight; their tasks go on (and are "
                 "billed) on the server: %s",
                 len(in_flight),
-                ", ".join(f"{job.key}={job.task_id}" for job in in_flight),
+                ", ".join([f"{job.key}={job.task_id}" for job in in_flight]),
             )
 
     # -- public API --------------------------------------------------------------------
@@ -240,9 +240,10 @@ class Orchestrator:
             ValueError: the key is already used by a job that has not ended.
             RuntimeError: the orchestrator is not running.
         """
-        self._check_running()
+        if self._task_group is None or self._closed:
+            self._check_running()  # raises
         job = self._intake.new_job(request)
-        return self._enqueue(job, self._deadline_at(deadline))
+        return self._enqueue(job, None if deadline is None else self._deadline_at(deadline))
 
     async def generate(
         self,
