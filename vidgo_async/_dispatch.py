@@ -255,7 +255,10 @@ class Dispatcher:
                 # An outage: the retry budget is spent. Probe slowly instead of piling up
                 # submits whose outcome would be unknown.
                 await self._clock.sleep(self._poll.max_interval)
-            issued = await self._gate.acquire()
+            # A free turn is taken without acquire's checkpoint: the submit awaits next.
+            issued = self._gate.try_grant()
+            if issued is None:
+                issued = await self._gate.acquire()
             if not _is_queued(job):  # cancelled or expired while waiting for the gate
                 book.release(job)
                 continue
