@@ -342,7 +342,9 @@ class Dispatcher:
             # The verified callback overtook the submit's answer; its token is now spent.
             await self._tracking.task_seen(job, seen)
             return
-        await self._tracking.went_in_flight(job, task, now)
+        tracking = self._tracking
+        if not tracking.armed(job, task, now):  # the usual answer is armed without a coroutine
+            await tracking.went_in_flight(job, task, now)
 
 
 def _is_queued(job: Job) -> bool:
