@@ -130,3 +130,31 @@ async def test_tracking_re_aims_its_poller_when_the_book_learns() -> None:
 
     tracking = _tracking(book, clock, fetch, max_concurrent=1)
     assert tracking.scheduler.relearn in book.learn_hooks
+
+
+async def test_armed_arms_only_a_job_whose_first_task_goes_on() -> None:
+    """The synchronous first step arms a going-on task; an end, an unknown status or a past
+    deadline is left to ``went_in_flight`` (nothing armed, the job untouched)."""
+    clock = VirtualClock()
+    book = _book(clock)
+
+    async def fetch(task_id: str) -> tuple[Task, float | None]:  # pragma: no cover - unused
+        raise AssertionError("no poll is due")
+
+    tracking = _tracking(book, clock, fetch, max_concurrent=1)
+    events: list[JobEvent] = []
+    for status in (TaskStatus.RUNNING, TaskStatus.NOT_STARTED):
+        job = _in_flight(book, f"on-{status.value}", "t-on", events)
+        assert tracking.armed(job, Task(task_id="t-on", status=status), clock.monotonic())
+        assert tracking.scheduler.is_watching(job)
+    for status in (TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus("paused")):
+        job = _in_flight(book, f"end-{status.value}", "t-end", events)
+        assert not tracking.armed(job, Task(task_id="t-end", status=status), clock.monotonic())
+        assert not tracking.scheduler.is_watching(job)
+        assert job.state is JobState.IN_FLIGHT
+    late = _in_flight(book, "late", "t-late", events)
+    late.deadline = clock.monotonic()
+    assert not tracking.armed(
+        late, Task(task_id="t-late", status=TaskStatus.RUNNING), late.deadline
+    )
+    assert not tracking.scheduler.is_watching(late)

@@ -322,16 +322,16 @@ class VidgoClient:
         except APIResponseValidationError as exc:
             # A success without a readable task_id: a task was most likely created.
             raise SubmitOutcomeUnknownError(model, body, exc) from exc
-        self._remember_submit(task.task_id)
+        # Remember when this task was submitted (its not-found grace), the oldest dropped.
+        task_id = task.task_id
+        submitted = self._submitted
+        submitted[task_id] = self._clock.monotonic()
+        submitted.move_to_end(task_id)
+        while len(submitted) > _MAX_REMEMBERED_SUBMITS:
+            submitted.popitem(last=False)
         if logger.isEnabledFor(logging.DEBUG):  # one call where logger.debug makes two
-            logger.debug("vidgo submitted %s as task %s", model, task.task_id)
+            logger.debug("vidgo submitted %s as task %s", model, task_id)
         return task
-
-    def _remember_submit(self, task_id: str) -> None:
-        self._submitted[task_id] = self._clock.monotonic()
-        self._submitted.move_to_end(task_id)
-        while len(self._submitted) > _MAX_REMEMBERED_SUBMITS:
-            self._submitted.popitem(last=False)
 
     async def query_status(self, task_id: str, *, timeout: Timeout | None = None) -> StatusAnswer:
         """Send one status query: no retries, no not-found grace, no interpretation.

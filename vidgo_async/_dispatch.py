@@ -337,12 +337,20 @@ class Dispatcher:
                 await book.journal.after_submit(job, task)
         now = self._clock.monotonic()
         job.submitted(task, monotonic=now)
-        seen = self._adoption.submitted(job, task)
+        # Without a callback token or a task a callback revealed (the usual job), adoption
+        # has nothing to bind and the submit's answer is the news: no call needed.
+        seen = (
+            task
+            if job.callback_token is None and job.revealed is None
+            else self._adoption.submitted(job, task)
+        )
         if seen is not task:
             # The verified callback overtook the submit's answer; its token is now spent.
             await self._tracking.task_seen(job, seen)
             return
-        await self._tracking.went_in_flight(job, task, now)
+        tracking = self._tracking
+        if not tracking.armed(job, task, now):  # the usual answer is armed without a coroutine
+            await tracking.went_in_flight(job, task, now)
 
 
 def _is_queued(job: Job) -> bool:

@@ -189,7 +189,10 @@ class JobBook:
         self, job: Job, seed: tuple[float, float] | None
     ) -> tuple[float, float] | None:
         """The (soonest, latest) seconds a job like ``job`` is expected to take, if known."""
-        return self.windows.window(job_kind(job), seed)
+        data = job.input  # job_kind(job), without its two frames (once per watch)
+        return self.windows.window(
+            (job.request.model, data.get("resolution"), data.get("duration")), seed
+        )
 
     def when_done(self, job: Job, callback: Callable[[Job], None]) -> None:
         """Call ``callback(job)`` once the job ends (at once if it has)."""

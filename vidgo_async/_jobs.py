@@ -202,11 +202,11 @@ class Job:
         self.task = task
         self.error = None
         self.submitted_mono = monotonic
-        self.submitted_at = self._wall_clock()
+        self.submitted_at = at = self._wall_clock()
         state = self.state
         if state is not JobState.SUBMITTING and state is not JobState.IN_DOUBT:
             self._require((JobState.SUBMITTING, JobState.IN_DOUBT), "submitted")  # raises
-        self._emit("submitted", JobState.IN_FLIGHT)
+        self._emit("submitted", JobState.IN_FLIGHT, at=at)  # the clock read once, not twice
 
     def attach(self, task: Task, *, monotonic: float) -> None:
         """QUEUED|UNKNOWN -> IN_FLIGHT: follow a task created earlier (resume, adopted callback)."""
@@ -295,10 +295,18 @@ class Job:
 
     def _end(self, kind: str, new: JobState, allowed: tuple[JobState, ...]) -> None:
         self._require(allowed, kind)
-        self.finished_at = self._wall_clock()
-        self._emit(kind, new, error=self.error)
+        self.finished_at = at = self._wall_clock()
+        self._emit(kind, new, error=self.error, at=at)
 
-    def _emit(self, kind: str, new: JobState, *, error: BaseException | None = None) -> None:
+    def _emit(
+        self,
+        kind: str,
+        new: JobState,
+        *,
+        error: BaseException | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Move to ``new`` and tell the listeners (``at``: the wall time, if just read)."""
         previous = self.state
         self.state = new
         listeners = self._listeners
@@ -313,7 +321,7 @@ class Job:
             None if task is None else task.task_id,
             task,
             error,
-            self._wall_clock(),
+            self._wall_clock() if at is None else at,
         )
         if len(listeners) == 1:
             listeners[0](event)  # the usual case (the orchestrator)

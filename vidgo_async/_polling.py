@@ -399,13 +399,21 @@ class PollTracker:
         if task is None:
             return self._bounded(now, 0.0)
         self.last = task
-        end = settle(task, self.policy)
-        if end is not None:
-            return end
+        status = task.status
+        if status is not _RUNNING and status is not _NOT_STARTED:
+            end = settle(task, self.policy)
+            if end is not None:
+                return end
         schedule = self.schedule
-        schedule.observe(now, task.progress)
+        progress = task.progress
+        if not (progress is None or progress <= 0 or progress >= 100):
+            # What observe keeps of an answer held (its count of polls is reset just below).
+            schedule.observe(now, progress)
         schedule.polls = 0
-        return self._bounded(now, schedule.next_delay(now, rng=self.rng))
+        delay = schedule.next_delay(now, rng=self.rng)
+        if self.deadline is None:
+            return max(0.0, delay)  # what _bounded returns without a deadline, without its frame
+        return self._bounded(now, delay)
 
     def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
         """Return the step after a fresh status answer (``hint``: the server's poll hint)."""

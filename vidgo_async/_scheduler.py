@@ -210,6 +210,7 @@ class Scheduler:
         policy: PollPolicy | None = None,
         first_delay: float | None = None,
         window: tuple[float, float] | None = None,
+        now: float | None = None,
     ) -> None:
         """Start polling an in-flight job (its ``task_id`` and ``submitted_mono`` are set).
 
@@ -219,15 +220,21 @@ class Scheduler:
             window: the (soonest, latest) seconds the job is expected to take, to aim
                 polls by when its progress says nothing (by default the ``expected`` one;
                 a watch with its own ``policy`` has none unless given).
+            now: the clock's monotonic time, when the caller has just read it.
         """
-        task_id = job.task_id
-        if task_id is None:
+        task = job.task  # job.task_id, without its frame (once per job)
+        if task is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
-        now = self._clock.monotonic()
-        started = job.submitted_mono if job.submitted_mono is not None else now
-        learns = window is None and policy is None and self._expected is not None
-        if learns and self._expected is not None:
-            window = self._expected(job)
+        task_id = task.task_id
+        if now is None:
+            now = self._clock.monotonic()
+        started = job.submitted_mono
+        if started is None:
+            started = now
+        expected = self._expected
+        learns = window is None and policy is None and expected is not None
+        if learns and expected is not None:
+            window = expected(job)
         tracker = PollTracker(
             task_id,
             policy or self._poll,
@@ -244,9 +251,7 @@ class Scheduler:
         if previous is not None:
             previous.active = False
         self._watches[job] = watch
-        begun = tracker.begin(
-            now, job.task if job.task is not None and job.task.task_id == task_id else None
-        )
+        begun = tracker.begin(now, task)  # the task held is the one watched
         # An end (the task held has ended) is seen at the first poll: the handler decides.
         delay = 0.0 if isinstance(begun, Step) else begun
         if first_delay is not None:

@@ -19,7 +19,7 @@ from ._fallback import fallback_schedule
 from ._gates import RateGate
 from ._jobbook import JobBook
 from ._jobs import Job, JobState
-from ._models import Task
+from ._models import Task, TaskStatus
 from ._polling import StepKind, settle
 from ._scheduler import Budget, Read, Scheduler
 
@@ -99,27 +99,43 @@ class Tracking:
             first_delay, slow = fallback_schedule(
                 self._poll, self._book.durations.expected(), rng=self._clock.rng
             )
-            self.scheduler.watch(job, policy=slow, first_delay=first_delay)
+            self.scheduler.watch(job, policy=slow, first_delay=first_delay, now=now)
         else:
-            self.scheduler.watch(job)
+            self.scheduler.watch(job, now=now)
 
     def _expected(self, job: Job) -> tuple[float, float] | None:
         # The documented generation time is a video's; other kinds learn their own.
-        seed = self._seeds.get(job.model)
-        if seed is None and job.model not in self._seeds:
-            spec = catalog().models.get(job.model)
+        model = job.request.model  # what job.model reads, without its frame (once per job)
+        seeds = self._seeds
+        seed = seeds.get(model)
+        if seed is None and model not in seeds:
+            spec = catalog().models.get(model)
             video = spec is not None and spec.kind == "video"
-            seed = self._seeds[job.model] = self._poll.expected_duration if video else None
+            seed = seeds[model] = self._poll.expected_duration if video else None
         return self._book.expected_window(job, seed)
 
     async def went_in_flight(self, job: Job, task: Task, now: float) -> None:
         """Apply the first task of a job that just went in flight (submit answer, adoption)."""
+        if self.armed(job, task, now):
+            return
         if job.expired or (job.deadline is not None and now >= job.deadline):
             await self.deadline_passed(job)
-        elif task.is_terminal or not task.status.is_known:
-            await self.task_seen(job, task)
         else:
-            self.arm(job, now)
+            await self.task_seen(job, task)
+
+    def armed(self, job: Job, task: Task, now: float) -> bool:
+        """Arm a job that just went in flight with a task going on; return whether it was.
+
+        The usual first answer, so it is synchronous (no coroutine per job). ``False``: the
+        deadline passed or the task ended or reads unknown; :meth:`went_in_flight` applies it.
+        """
+        if job.expired or (job.deadline is not None and now >= job.deadline):
+            return False
+        status = task.status  # going on: not ended and known (is_terminal, is_known)
+        if status is not TaskStatus.RUNNING and status is not TaskStatus.NOT_STARTED:
+            return False
+        self.arm(job, now)
+        return True
 
     # -- the scheduler's handler ----------------------------------------------------------
 
