@@ -405,15 +405,9 @@ class PollTracker:
             if end is not None:
                 return end
         schedule = self.schedule
-        progress = task.progress
-        if not (progress is None or progress <= 0 or progress >= 100):
-            # What observe keeps of an answer held (its count of polls is reset just below).
-            schedule.observe(now, progress)
-        schedule.polls = 0
-        delay = schedule.next_delay(now, rng=self.rng)
-        if self.deadline is None:
-            return max(0.0, delay)  # what _bounded returns without a deadline, without its frame
-        return self._bounded(now, delay)
+        schedule.observe(now, task.progress)
+        schedule.polls = 0  # the answer held is not a poll
+        return self._bounded(now, schedule.next_delay(now, rng=self.rng))
 
     def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
         """Return the step after a fresh status answer (``hint``: the server's poll hint)."""
