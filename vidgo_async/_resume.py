@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import anyio
 import attrs
 
 from ._errors import JournalConflictError
@@ -34,7 +35,7 @@ from ._jobs import (
     identity_of,
     request_fingerprint,
 )
-from ._journal import JournalEntry, JournalState
+from ._journal import Journal, JournalEntry, JournalState
 from ._journal_api import JournalLike
 from ._journal_entry import CanonicalInput, fingerprint_of_json
 from ._models import Task, TaskStatus
@@ -49,6 +50,12 @@ class JournalRecorder:
 
     Pass it as ``Orchestrator(client, journal=JournalRecorder(journal))``.
 
+    Its ``cancel_safe`` attribute is true over the SQLite :class:`Journal`: every call then
+    completes its write even when the caller's cancel scope is cancelled mid-call (the
+    store's write waits out its commit, and the cancel lands at the caller's next
+    checkpoint), so the orchestrator enters no shielded cancel scope around it. A recorder
+    without the attribute (or with a false one) is called inside a shielded scope.
+
     Args:
         journal: the journal.
         retry_unknown: claim jobs whose earlier submit had no answer (may pay twice).
@@ -57,6 +64,9 @@ class JournalRecorder:
     def __init__(self, journal: JournalLike, *, retry_unknown: bool = False) -> None:
         self.journal = journal
         self.retry_unknown = retry_unknown
+        # Over the SQLite store, every write waits out its commit under a cancel scope's
+        # cancel (``GroupWriter.wait_out``): the orchestrator then needs no shield.
+        self.cancel_safe = isinstance(journal, Journal)
         # Keys this recorder claimed. The orchestrator asks again for one of them only
         # after a 429 re-queued it (nothing was created), so its own claim is renewed.
         self._claimed: set[str] = set()
@@ -118,9 +128,11 @@ class JournalRecorder:
         elif state is not JobState.IN_FLIGHT:
             # Cancelled or timed out before its submit was sent: nothing was created or
             # paid for, so the intent is withdrawn and a rerun submits the job afresh.
-            entry = await journal.get(key)
-            if entry is not None and entry.state is JournalState.SUBMITTING:
-                await journal.forget(key)
+            # A read, then a delete: shielded here, so ``cancel_safe`` holds for it too.
+            with anyio.CancelScope(shield=True):
+                entry = await journal.get(key)
+                if entry is not None and entry.state is JournalState.SUBMITTING:
+                    await journal.forget(key)
 
 
 @attrs.frozen(kw_only=True)
