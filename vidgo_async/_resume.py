@@ -37,7 +37,7 @@ from ._jobs import (
 )
 from ._journal import Journal, JournalEntry, JournalState
 from ._journal_api import JournalLike
-from ._journal_entry import CanonicalInput, fingerprint_of_json
+from ._journal_entry import CanonicalInput
 from ._models import Task, TaskStatus
 from ._tokens import token_hash
 from ._validation import validate_input
@@ -84,7 +84,7 @@ class JournalRecorder:
         identity = CanonicalInput(job.identity)
         await self.journal.record_intent(
             job.key,
-            fingerprint_of_json(job.model, identity.json),
+            identity.fingerprint(job.model),
             job.model,
             identity,
             callback_token=token,
