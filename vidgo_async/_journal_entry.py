@@ -415,7 +415,8 @@ def terminal_record(
     Raises:
         ValueError: ``state`` is not an outcome (finished, failed, timeout or lost).
     """
-    state = JournalState(state)
+    if type(state) is not JournalState:
+        state = JournalState(state)
     if state not in OUTCOMES:
         raise ValueError(f"record_terminal takes finished, failed, timeout or lost (got {state})")
     paths = [str(path) for path in files]
