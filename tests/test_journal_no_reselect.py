@@ -168,3 +168,19 @@ async def test_an_intent_given_its_canonical_json_stores_the_same_row(tmp_path: 
         assert type(entry.input) is dict  # read back from its JSON, not the caller's object
         with pytest.raises(ValueError, match="does not match"):
             await journal.record_intent("v", FP, "seedance-2", given)
+
+
+async def test_a_canonical_inputs_fingerprint_is_hashed_once_per_model(tmp_path: Path) -> None:
+    """``CanonicalInput.fingerprint`` is ``fingerprint_of_json``'s, remembered per model, and
+    ``record_intent`` still refuses a fingerprint of another model or input."""
+    given = CanonicalInput({"prompt": "a kite over dunes", "duration": 5})
+    first = given.fingerprint("seedance-2")
+    assert first == fingerprint_of_json("seedance-2", given.json)
+    assert given.fingerprint("seedance-2") is first  # remembered, not hashed again
+    other = given.fingerprint("kling-3")
+    assert other == fingerprint_of_json("kling-3", given.json) != first
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        with pytest.raises(ValueError, match="does not match"):
+            await journal.record_intent("u", other, "seedance-2", given)
+        entry = await journal.record_intent("u", first, "seedance-2", given)
+    assert entry.fingerprint == first

@@ -332,9 +332,14 @@ class Dispatcher:
             await book.end(job, lambda: job.outcome_unknown(surprise))
             return
         self._gate.on_success()
-        if book.journal is not None:
-            with anyio.CancelScope(shield=True):
-                await book.journal.after_submit(job, task)
+        recorder = book.journal
+        if recorder is not None:
+            if getattr(recorder, "cancel_safe", False) is True:
+                # It completes its write under a cancel (``JournalRecorder.cancel_safe``).
+                await recorder.after_submit(job, task)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await recorder.after_submit(job, task)
         now = self._clock.monotonic()
         job.submitted(task, monotonic=now)
         # Without a callback token or a task a callback revealed (the usual job), adoption

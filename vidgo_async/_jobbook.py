@@ -226,14 +226,17 @@ class JobBook:
         return True
 
     async def record_end(self, job: Job, *, log_errors: bool = False) -> None:
-        """Record the job's end in the journal, shielded from cancellation."""
+        """Record the job's end in the journal, not cut short by cancellation."""
         journal = self.journal
         assert journal is not None  # noqa: S101 - checked by the caller
-        with anyio.CancelScope(shield=True):
+        try:
+            if getattr(journal, "cancel_safe", False) is True:
+                # It completes its write under a cancel (``JournalRecorder.cancel_safe``).
+                await journal.after_end(job)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await journal.after_end(job)
+        except Exception:
             if not log_errors:
-                await journal.after_end(job)
-                return
-            try:
-                await journal.after_end(job)
-            except Exception:
-                logger.exception("vidgo could not record the end of job %r", job.key)
+                raise
+            logger.exception("vidgo could not record the end of job %r", job.key)

@@ -313,10 +313,12 @@ class Journal(JournalStore):
         # The canonical JSON once: the fingerprint is over it (``request_fingerprint``).
         if isinstance(input, CanonicalInput):
             input_json = input.json  # encoded by the caller (the recorder) already
+            given = input.fingerprint(model)  # and hashed by it already (same value)
         else:
             data = json.loads(input) if isinstance(input, str) else dict(input)
             input_json = canonical_json(data)
-        if fingerprint != fingerprint_of_json(model, input_json):
+            given = fingerprint_of_json(model, input_json)
+        if fingerprint != given:
             raise ValueError(
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
                 f"{key!r}; compute it with request_fingerprint(model, input)"

@@ -120,11 +120,25 @@ class CanonicalInput(dict[str, Any]):
     encodes the input only once. Do not change it after it was built.
     """
 
-    __slots__ = ("json",)
+    __slots__ = ("_fingerprint", "json")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         super().__init__(data)
         self.json = _canonical_json(self)
+        self._fingerprint: tuple[str, str] | None = None
+
+    def fingerprint(self, model: str) -> str:
+        """:func:`fingerprint_of_json` of ``model`` and this input, hashed once per model.
+
+        The recorder computes it, and ``record_intent`` checks the one it is given against
+        it: the same value, so the second time costs no hash.
+        """
+        memo = self._fingerprint
+        if memo is not None and memo[0] == model:
+            return memo[1]
+        value = fingerprint_of_json(model, self.json)
+        self._fingerprint = (model, value)
+        return value
 
 
 # The one request fingerprint (shared with the orchestrator's jobs): sha256 of the model id
@@ -401,7 +415,8 @@ def terminal_record(
     Raises:
         ValueError: ``state`` is not an outcome (finished, failed, timeout or lost).
     """
-    state = JournalState(state)
+    if type(state) is not JournalState:
+        state = JournalState(state)
     if state not in OUTCOMES:
         raise ValueError(f"record_terminal takes finished, failed, timeout or lost (got {state})")
     paths = [str(path) for path in files]
