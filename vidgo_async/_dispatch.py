@@ -334,8 +334,7 @@ class Dispatcher:
         self._gate.on_success()
         recorder = book.journal
         if recorder is not None:
-            if getattr(recorder, "cancel_safe", False) is True:
-                # It completes its write under a cancel (``JournalRecorder.cancel_safe``).
+            if book.journal_cancel_safe:
                 await recorder.after_submit(job, task)
             else:
                 with anyio.CancelScope(shield=True):

@@ -114,6 +114,9 @@ class JobBook:
         self.clock = clock
         self.limiter = limiter
         self.journal = journal
+        # Whether the recorder completes its writes under a cancel by itself
+        # (``JournalRecorder.cancel_safe``); any other is called inside a shielded scope.
+        self.journal_cancel_safe = getattr(journal, "cancel_safe", False) is True
         self.live: dict[str, Job] = {}
         # The jobs not ended yet, each with the event its waiters wait on (made by the
         # first waiter: most jobs of a batch have none).
@@ -230,8 +233,7 @@ class JobBook:
         journal = self.journal
         assert journal is not None  # noqa: S101 - checked by the caller
         try:
-            if getattr(journal, "cancel_safe", False) is True:
-                # It completes its write under a cancel (``JournalRecorder.cancel_safe``).
+            if self.journal_cancel_safe:
                 await journal.after_end(job)
             else:
                 with anyio.CancelScope(shield=True):
