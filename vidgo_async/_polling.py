@@ -398,12 +398,9 @@ class PollTracker:
         """Decide as :meth:`start` does: the seconds to the first query, or the end step."""
         if task is None:
             return self._bounded(now, 0.0)
-        self.last = task
-        status = task.status
-        if status is not _RUNNING and status is not _NOT_STARTED:
-            end = settle(task, self.policy)
-            if end is not None:
-                return end
+        end = self._end_of(task)
+        if end is not None:
+            return end
         schedule = self.schedule
         schedule.observe(now, task.progress)
         schedule.polls = 0  # the answer held is not a poll
@@ -423,17 +420,22 @@ class PollTracker:
         for the usual answer), else the step that ends the wait: the one :meth:`on_task`
         returns.
         """
-        self.last = task
         self.errors = self.unreadable = 0
-        status = task.status
-        if status is not _RUNNING and status is not _NOT_STARTED:
-            end = settle(task, self.policy)
-            if end is not None:
-                return end
+        end = self._end_of(task)
+        if end is not None:
+            return end
         schedule = self.schedule
         schedule.observe(now, task.progress)
         hinted = None if hint is None or hint <= 0 else clamp_hint(hint, self.policy)
         return self._bounded(now, schedule.next_delay(now, rng=self.rng, hint=hinted))
+
+    def _end_of(self, task: Task) -> Step | None:
+        """Keep ``task`` as the last seen; the end step it means (``settle``), or ``None``."""
+        self.last = task
+        status = task.status
+        if status is _RUNNING or status is _NOT_STARTED:
+            return None  # the usual answer, read without settle's questions
+        return settle(task, self.policy)
 
     def on_error(self, error: BaseException, now: float) -> Step:
         """Return the step after a status query that failed with ``error``."""
