@@ -76,6 +76,7 @@ from ._models import Task, TaskStatus
 
 __all__ = [
     "EARLY_FRACTION",
+    "GOING_ON",
     "LATE_FRACTION",
     "MAX_SERVER_HINT",
     "MAX_UNREADABLE_ANSWERS",
@@ -327,9 +328,9 @@ class Budget(Protocol):
     def try_acquire(self, *, timeout: bool = False) -> bool: ...
 
 
-# The statuses of a task going on: the usual answer, read without ``settle``'s questions.
-_RUNNING = TaskStatus.RUNNING
-_NOT_STARTED = TaskStatus.NOT_STARTED
+# The documented statuses of a task going on: the usual answer, which ``settle`` leaves
+# going on without asking its questions (callers test membership, no call per answer).
+GOING_ON = frozenset({TaskStatus.RUNNING, TaskStatus.NOT_STARTED})
 
 # Errors of one status query that are ridden out (polled again later).
 _TRANSIENT = (ServerError, APIConnectionError, RateLimitError)
@@ -432,8 +433,7 @@ class PollTracker:
     def _end_of(self, task: Task) -> Step | None:
         """Keep ``task`` as the last seen; the end step it means (``settle``), or ``None``."""
         self.last = task
-        status = task.status
-        if status is _RUNNING or status is _NOT_STARTED:
+        if task.status in GOING_ON:
             return None  # the usual answer, read without settle's questions
         return settle(task, self.policy)
 

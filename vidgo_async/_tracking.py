@@ -19,8 +19,8 @@ from ._fallback import fallback_schedule
 from ._gates import RateGate
 from ._jobbook import JobBook
 from ._jobs import Job, JobState
-from ._models import Task, TaskStatus
-from ._polling import StepKind, settle
+from ._models import Task
+from ._polling import GOING_ON, StepKind, settle
 from ._scheduler import Budget, Read, Scheduler
 
 __all__ = ["Tracking"]
@@ -131,8 +131,7 @@ class Tracking:
         """
         if job.expired or (job.deadline is not None and now >= job.deadline):
             return False
-        status = task.status  # going on: not ended and known (is_terminal, is_known)
-        if status is not TaskStatus.RUNNING and status is not TaskStatus.NOT_STARTED:
+        if task.status not in GOING_ON:  # ended, or a status this client does not know
             return False
         self.arm(job, now)
         return True
