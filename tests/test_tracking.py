@@ -158,3 +158,29 @@ async def test_armed_arms_only_a_job_whose_first_task_goes_on() -> None:
         late, Task(task_id="t-late", status=TaskStatus.RUNNING), late.deadline
     )
     assert not tracking.scheduler.is_watching(late)
+
+
+async def test_a_first_answer_of_an_unknown_status_polled_through_is_armed() -> None:
+    """With ``unknown_status="poll"`` a submit answering an unknown status is still polled."""
+    clock = VirtualClock()
+    book = _book(clock)
+
+    async def fetch(task_id: str) -> tuple[Task, float | None]:
+        raise AssertionError("not polled in this test")  # pragma: no cover
+
+    tracking = Tracking(
+        book,
+        fetch=fetch,
+        gate=RateGate(None, clock=clock, name="status"),
+        clock=clock,
+        poll=PollPolicy(unknown_status="poll"),
+        job_timeout=None,
+        budget=RetryBudget(),
+        max_concurrent=1,
+    )
+    job = _in_flight(book, "a", "t-1", [])
+    paused = Task(task_id="t-1", status=TaskStatus("paused"))
+    await tracking.went_in_flight(job, paused, clock.monotonic())
+    assert job.state is JobState.IN_FLIGHT
+    assert job.task is paused
+    assert tracking.scheduler.is_watching(job)

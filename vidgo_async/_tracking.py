@@ -120,8 +120,10 @@ class Tracking:
             return
         if job.expired or (job.deadline is not None and now >= job.deadline):
             await self.deadline_passed(job)
-        else:
-            await self.task_seen(job, task)
+        elif await self.task_seen(job, task):
+            # Goes on though not running or queued: a status this client does not know,
+            # polled through with ``PollPolicy(unknown_status="poll")``.
+            self.arm(job, now)
 
     def armed(self, job: Job, task: Task, now: float) -> bool:
         """Arm a job that just went in flight with a task going on; return whether it was.
