@@ -94,16 +94,13 @@ class JobIntake:
             listeners=self._listeners,  # shared, not copied
         )
         self._book.counts[JobState.QUEUED] += 1
-        on_event = self._on_event
-        if on_event is not None:  # nobody sees the event otherwise
-            event = new_event(
-                "queued", key, JobState.QUEUED, JobState.QUEUED, None, None, None, job.queued_at
+        if self._on_event is not None:  # nobody sees the event otherwise
+            # Queued to queued: no count moves, the hook is told as for every other event.
+            self.on_job_event(
+                new_event(
+                    "queued", key, JobState.QUEUED, JobState.QUEUED, None, None, None, job.queued_at
+                )
             )
-            # The hook's errors are logged, never raised into the orchestrator.
-            try:
-                on_event(event)
-            except Exception:
-                logger.exception("vidgo on_event hook raised for job %r (ignored)", key)
         if self._receiver is not None and request.callback_url is None:
             registry = self._receiver.registry
             token = registry.new_token(job, subscriber=self._subscriber)
