@@ -265,11 +265,7 @@ class JournalStore:
             await self._open()
         pending = PendingWrite(key, change, asyncio.get_running_loop())
         self._writes.submit(pending)
-        try:  # ``GroupWriter.wait`` inlined: one coroutine layer less on every write
-            await pending.done
-        except asyncio.CancelledError:
-            if not await self._writes.wait_out(pending):
-                raise
+        await self._writes.wait(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.entry is not None  # noqa: S101 - set when no error
