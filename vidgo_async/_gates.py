@@ -314,10 +314,8 @@ class RateGate:
         if self._queued:
             return None  # someone holds or waits for the lock: turns go in order
         now = self._clock.monotonic()
-        if now < self._not_before or now < self._next_free:
-            return None
-        if self._source is not None and not (self._held > 0 and now < self._held_until):
-            return None  # the shared source's batch is used up or stale (see _holding)
+        if now < self._not_before or now < self._next_free or not self._holding(now):
+            return None  # a wait is due, or the shared source's batch is used up or stale
         return self._grant(now)
 
     def _grant(self, now: float) -> float:
