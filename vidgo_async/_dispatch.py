@@ -184,12 +184,7 @@ class Dispatcher:
             try:
                 job, issued = await self._take()
             finally:
-                # What _pass_take does, without its frame (once per job).
-                turns = self._turns
-                if turns:
-                    turns.popleft().set()
-                else:
-                    self._taking = False
+                self._pass_take()
             self._free -= 1
             if self._free < len(self._queue) and self.submitters < self.max_submitters:
                 self._grow()  # more jobs wait than submitters are free to take them
@@ -243,7 +238,7 @@ class Dispatcher:
                 if not _is_queued(job):  # cancelled or expired while waiting for the token
                     limiter.release_on_behalf_of(job)
                     continue
-            book.holding.add(job)  # what book.hold does, without its frame
+            book.hold(job)
             if job.task is not None:
                 self._tracking.attach(job, job.task)
                 skipped += 1
