@@ -222,7 +222,7 @@ class Scheduler:
                 a watch with its own ``policy`` has none unless given).
             now: the clock's monotonic time, when the caller has just read it.
         """
-        task = job.task  # job.task_id, without its frame (once per job)
+        task = job.task  # the task watched: its id, and the answer held
         if task is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
         task_id = task.task_id

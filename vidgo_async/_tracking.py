@@ -105,7 +105,7 @@ class Tracking:
 
     def _expected(self, job: Job) -> tuple[float, float] | None:
         # The documented generation time is a video's; other kinds learn their own.
-        model = job.request.model  # what job.model reads, without its frame (once per job)
+        model = job.model
         seeds = self._seeds
         seed = seeds.get(model)
         if seed is None and model not in seeds:
