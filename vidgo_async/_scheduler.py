@@ -93,24 +93,39 @@ class PollHandler(Protocol):
         """The job's deadline passed before it ended (a final poll, if any, came first)."""
 
 
-class _Watch:
-    """The poll record of one in-flight job."""
+class _Watch(PollTracker):
+    """The poll record of one in-flight job: its decision table and the scheduler's marks.
 
-    __slots__ = (
-        "active",
-        "epoch",
-        "final",
-        "generation",
-        "job",
-        "learns",
-        "poked",
-        "read",
-        "tracker",
-    )
+    One object per watched job (the tracker, its schedule and these marks), not three: a
+    job in flight keeps it for minutes, so every object it holds is one more for the garbage
+    collector to walk.
+    """
 
-    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
+    __slots__ = ("active", "epoch", "final", "generation", "job", "learns", "poked", "read")
+
+    def __init__(
+        self,
+        job: Job,
+        task_id: str,
+        policy: PollPolicy,
+        started_at: float,
+        *,
+        budget: Budget | None,
+        rng: random.Random,
+        window: tuple[float, float] | None,
+        learns: bool,
+    ) -> None:
+        PollTracker.__init__(
+            self,
+            task_id,
+            policy,
+            started_at,
+            submitted_at=started_at,
+            budget=budget,
+            rng=rng,
+            window=window,
+        )
         self.job = job
-        self.tracker = tracker
         self.read: Read | None = None  # the job's status query, made at its first poll
         self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
         self.epoch = -1  # the scheduler's window epoch it was last aimed at
@@ -235,23 +250,23 @@ class Scheduler:
         learns = window is None and policy is None and expected is not None
         if learns and expected is not None:
             window = expected(job)
-        tracker = PollTracker(
+        watch = _Watch(
+            job,
             task_id,
             policy or self._poll,
-            started_at=started,
-            submitted_at=started,
+            started,
             budget=self._budget,
             rng=self._clock.rng,
             window=window,
+            learns=learns,
         )
-        watch = _Watch(job, tracker, learns=learns)
         if self._notified:
             watch.epoch = self._epoch
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
         self._watches[job] = watch
-        begun = tracker.begin(now, task)  # the task held is the one watched
+        begun = watch.begin(now, task)  # the task held is the one watched
         # An end (the task held has ended) is seen at the first poll: the handler decides.
         delay = 0.0 if isinstance(begun, Step) else begun
         if first_delay is not None:
@@ -296,7 +311,7 @@ class Scheduler:
 
     def _schedule(self, watch: _Watch, now: float, due: float) -> None:
         """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end."""
-        urgent_from = watch.tracker.schedule.urgent_from(now)
+        urgent_from = watch.urgent_from(now)
         if urgent_from is not None and due >= urgent_from:
             self._push(self._urgent, due, watch, watch.generation)
             return
@@ -427,7 +442,7 @@ class Scheduler:
         await self._handler.deadline_passed(job)
 
     def _read_for(self, task_id: str) -> Read:
-        """One job's status query (``task_id`` is the job's: watch() made its tracker from it)."""
+        """One job's status query (``task_id`` is the job's: watch() took it from its task)."""
         if self._reader is not None:
             return self._reader(task_id)
         return partial(self._fetch, task_id)
@@ -439,7 +454,7 @@ class Scheduler:
         read = watch.read
         if read is None:
             # The job's own query, made at its first poll (a job a callback ends has none).
-            read = watch.read = self._read_for(watch.tracker.task_id)
+            read = watch.read = self._read_for(watch.task_id)
         try:
             task, hint = await read()
         except VidgoError as exc:
@@ -447,17 +462,16 @@ class Scheduler:
             return
         now = self._clock.monotonic()
         self._gate.on_success(now)
-        tracker = watch.tracker
         budget = self._budget
-        if budget is not None and tracker.errors == 0:
+        if budget is not None and watch.errors == 0:
             budget.record_success()
         if not watch.active:
             return  # ended some other way while the query was on the wire
         if watch.learns and watch.epoch != self._epoch and self._expected is not None:
-            tracker.expect(self._expected(job))
+            watch.expect(self._expected(job))
             if self._notified:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
-        decided = tracker.follow(task, now, hint)
+        decided = watch.follow(task, now, hint)
         if isinstance(decided, Step):
             await self._handler.task_seen(job, task)
             if self._still_active(watch):
@@ -486,7 +500,7 @@ class Scheduler:
 
     async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
         """Apply a status query that failed: throttle the gate, retry later or lose the job."""
-        step = watch.tracker.on_error(exc, self._clock.monotonic())
+        step = watch.on_error(exc, self._clock.monotonic())
         if step.throttle:
             self._gate.on_throttle(step.retry_after, issued_at=issued)
         if step.kind is StepKind.LOST:
