@@ -29,9 +29,9 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -351,8 +351,22 @@ class Scheduler:
                 issued = await gate.acquire()
             if not item.active:
                 continue
+            # The whole turn of a poll, in the worker itself (no coroutine per poll of ours
+            # but the query): ask once, then apply the answer.
             item.poked = False
-            await self._query(item, issued)
+            self.polls += 1
+            read = item.read
+            if read is None:
+                # The job's own query, made at its first poll (a job a callback ends has none).
+                read = item.read = self._read_for(item.task_id)
+            try:
+                task, hint = await read()
+            except VidgoError as exc:
+                await self._failed(item, exc, issued)
+                continue
+            rest = self._answered(item, task, hint)
+            if rest is not None:
+                await rest
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the earliest due urgent entry, else the earliest due routine one."""
@@ -447,43 +461,34 @@ class Scheduler:
             return self._reader(task_id)
         return partial(self._fetch, task_id)
 
-    async def _query(self, watch: _Watch, issued: float) -> None:
-        """Ask for one job's status and apply the answer (the whole turn of a poll)."""
+    def _answered(
+        self, watch: _Watch, task: Task, hint: float | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Apply one job's status answer; return what is left to await (an end), if anything.
+
+        The usual answer (the task goes on: reschedule it) is applied here, synchronously.
+        """
         job = watch.job
-        self.polls += 1
-        read = watch.read
-        if read is None:
-            # The job's own query, made at its first poll (a job a callback ends has none).
-            read = watch.read = self._read_for(watch.task_id)
-        try:
-            task, hint = await read()
-        except VidgoError as exc:
-            await self._failed(watch, exc, issued)
-            return
         now = self._clock.monotonic()
         self._gate.on_success(now)
         budget = self._budget
         if budget is not None and watch.errors == 0:
             budget.record_success()
         if not watch.active:
-            return  # ended some other way while the query was on the wire
+            return None  # ended some other way while the query was on the wire
         if watch.learns and watch.epoch != self._epoch and self._expected is not None:
             watch.expect(self._expected(job))
             if self._notified:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
         decided = watch.follow(task, now, hint)
         if isinstance(decided, Step):
-            await self._handler.task_seen(job, task)
-            if self._still_active(watch):
-                self.forget(job)  # an end (done, failed, lost at the deadline) ends polling
-            return
+            return self._ended(watch, task)  # done, failed, lost at the deadline
         if not self._handler.task_goes_on(job, task):
             self.forget(job)
-            return
+            return None
         if watch.final:
             self.forget(job)
-            await self._handler.deadline_passed(job)
-            return
+            return self._handler.deadline_passed(job)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "vidgo task %s is %s (progress %s); next poll in %.2f s",
@@ -497,6 +502,13 @@ class Scheduler:
             self._push(self._urgent, now, watch, watch.generation)
         else:
             self._schedule(watch, now, now + decided)
+        return None
+
+    async def _ended(self, watch: _Watch, task: Task) -> None:
+        """An answer that ends the job: the handler decides, and polling ends."""
+        await self._handler.task_seen(watch.job, task)
+        if self._still_active(watch):
+            self.forget(watch.job)
 
     async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
         """Apply a status query that failed: throttle the gate, retry later or lose the job."""
