@@ -66,6 +66,9 @@ class SchedulerClock(Protocol):
 class Budget(Protocol):
     """The client's retry budget (``_http.RetryBudget``)."""
 
+    tokens: int
+    capacity: int
+
     @property
     def exhausted(self) -> bool: ...
 
@@ -472,8 +475,8 @@ class Scheduler:
         now = self._clock.monotonic()
         self._gate.on_success(now)
         budget = self._budget
-        if budget is not None and watch.errors == 0:
-            budget.record_success()
+        if budget is not None and watch.errors == 0 and budget.tokens != budget.capacity:
+            budget.record_success()  # a full bucket has nothing to refund
         if not watch.active:
             return None  # ended some other way while the query was on the wire
         if watch.learns and watch.epoch != self._epoch and self._expected is not None:
