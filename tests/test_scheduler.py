@@ -534,3 +534,25 @@ async def test_each_job_gets_one_reusable_status_query() -> None:
     assert sorted(made) == ["t-0", "t-1"]
     assert sorted(asked) == sorted(task_id for _, task_id in api.queries)
     assert asked.count("t-0") > 1
+
+
+def test_a_watched_job_keeps_one_poll_record_and_its_heap_entries() -> None:
+    """Watching a job adds one record (tracker, schedule and marks in one) and its heap entries.
+
+    A job in flight keeps these for minutes, and every GC-tracked object it keeps is walked
+    by the collector again and again: 10 000 jobs must not cost 50 000 objects.
+    """
+    import gc
+
+    clock = VirtualClock()
+    scheduler = build(clock, FakeApi(clock), Recorder(1))
+    jobs = [in_flight_job(f"k{i}", f"t{i}", clock) for i in range(500)]
+    gc.collect()
+    before = len(gc.get_objects())
+    for job in jobs:
+        # A window whose start comes after the first poll: a routine entry and its promotion.
+        scheduler.watch(job, window=(90.0, 300.0))
+    gc.collect()
+    added = len(gc.get_objects()) - before
+    assert len(scheduler) == 500
+    assert added <= 3 * 500 + 10  # the record and two heap entries per job, a few in all

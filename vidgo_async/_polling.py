@@ -336,9 +336,11 @@ GOING_ON = frozenset({TaskStatus.RUNNING, TaskStatus.NOT_STARTED})
 _TRANSIENT = (ServerError, APIConnectionError, RateLimitError)
 
 
-@attrs.define(slots=True)
-class PollTracker:
-    """The decision table of one task: observations in, next steps out.
+class PollTracker(PollState):
+    """The decision table of one task, on its own poll schedule: observations in, steps out.
+
+    A tracker *is* the task's :class:`PollState` (one object per watched task, not two): the
+    schedule's methods answer when to ask again, the tracker's what an answer means.
 
     Args:
         task_id: the task watched.
@@ -355,35 +357,50 @@ class PollTracker:
             polls by when progress says nothing (``None``: the geometric schedule).
     """
 
-    task_id: str
-    policy: PollPolicy
-    started_at: float
-    submitted_at: float | None = None
-    deadline: float | None = None
-    timeout: float | None = None
-    budget: Budget | None = None
-    rng: random.Random | None = None
-    window: tuple[float, float] | None = None
-    last: Task | None = None
-    errors: int = 0
-    unreadable: int = 0
-    schedule: PollState = attrs.field(init=False)
+    __slots__ = (
+        "budget",
+        "deadline",
+        "errors",
+        "last",
+        "rng",
+        "submitted_at",
+        "task_id",
+        "timeout",
+        "unreadable",
+    )
 
-    def __attrs_post_init__(self) -> None:
-        self.schedule = PollState(self.policy, started_at=self.started_at, window=self.window)
+    def __init__(
+        self,
+        task_id: str,
+        policy: PollPolicy,
+        started_at: float,
+        submitted_at: float | None = None,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        budget: Budget | None = None,
+        rng: random.Random | None = None,
+        window: tuple[float, float] | None = None,
+    ) -> None:
+        PollState.__init__(self, policy, started_at, window)
+        self.task_id = task_id
+        self.submitted_at = submitted_at
+        self.deadline = deadline
+        self.timeout = timeout
+        self.budget = budget
+        self.rng = rng
+        self.last: Task | None = None
+        self.errors = 0
+        self.unreadable = 0
 
-    @property
-    def polls(self) -> int:
-        """Status answers seen so far."""
-        return self.schedule.polls
+    def __repr__(self) -> str:
+        return (
+            f"PollTracker(task_id={self.task_id!r}, polls={self.polls}, errors={self.errors}, "
+            f"last={None if self.last is None else self.last.status.value!r})"
+        )
 
     def expect(self, window: tuple[float, float] | None) -> None:
         """Aim later polls by a new expected ``window`` (learned since the watch began)."""
-        self.window = self.schedule.window = window
-
-    def urgent_from(self, now: float) -> float | None:
-        """From when a poll of this task goes first when polls fall behind (``None``: never)."""
-        return self.schedule.urgent_from(now)
+        self.window = window
 
     def start(self, now: float, task: Task | None = None) -> Step:
         """Return the first step for a task held already (e.g. the submit's answer).
@@ -402,10 +419,9 @@ class PollTracker:
         end = self._end_of(task)
         if end is not None:
             return end
-        schedule = self.schedule
-        schedule.observe(now, task.progress)
-        schedule.polls = 0  # the answer held is not a poll
-        return self._bounded(now, schedule.next_delay(now, rng=self.rng))
+        self.observe(now, task.progress)
+        self.polls = 0  # the answer held is not a poll
+        return self._bounded(now, self.next_delay(now, rng=self.rng))
 
     def on_task(self, task: Task, now: float, hint: float | None = None) -> Step:
         """Return the step after a fresh status answer (``hint``: the server's poll hint)."""
@@ -425,10 +441,9 @@ class PollTracker:
         end = self._end_of(task)
         if end is not None:
             return end
-        schedule = self.schedule
-        schedule.observe(now, task.progress)
+        self.observe(now, task.progress)
         hinted = None if hint is None or hint <= 0 else clamp_hint(hint, self.policy)
-        return self._bounded(now, schedule.next_delay(now, rng=self.rng, hint=hinted))
+        return self._bounded(now, self.next_delay(now, rng=self.rng, hint=hinted))
 
     def _end_of(self, task: Task) -> Step | None:
         """Keep ``task`` as the last seen; the end step it means (``settle``), or ``None``."""
@@ -487,7 +502,7 @@ class PollTracker:
         if budget is not None and not budget.try_acquire(timeout=timeout):
             delay = policy.max_interval  # an outage: the slowest rate, not more load
         else:
-            delay = self.schedule.failure_delay(self.errors, rng=self.rng)
+            delay = self.failure_delay(self.errors, rng=self.rng)
         retry_after = error.retry_after if isinstance(error, RateLimitError) else None
         if retry_after is not None:
             delay = max(delay, clamp_hint(retry_after, policy))

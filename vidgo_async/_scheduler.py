@@ -29,9 +29,9 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -66,6 +66,9 @@ class SchedulerClock(Protocol):
 class Budget(Protocol):
     """The client's retry budget (``_http.RetryBudget``)."""
 
+    tokens: int
+    capacity: int
+
     @property
     def exhausted(self) -> bool: ...
 
@@ -93,24 +96,39 @@ class PollHandler(Protocol):
         """The job's deadline passed before it ended (a final poll, if any, came first)."""
 
 
-class _Watch:
-    """The poll record of one in-flight job."""
+class _Watch(PollTracker):
+    """The poll record of one in-flight job: its decision table and the scheduler's marks.
 
-    __slots__ = (
-        "active",
-        "epoch",
-        "final",
-        "generation",
-        "job",
-        "learns",
-        "poked",
-        "read",
-        "tracker",
-    )
+    One object per watched job (the tracker, its schedule and these marks), not three: a
+    job in flight keeps it for minutes, so every object it holds is one more for the garbage
+    collector to walk.
+    """
 
-    def __init__(self, job: Job, tracker: PollTracker, *, learns: bool = False) -> None:
+    __slots__ = ("active", "epoch", "final", "generation", "job", "learns", "poked", "read")
+
+    def __init__(
+        self,
+        job: Job,
+        task_id: str,
+        policy: PollPolicy,
+        started_at: float,
+        *,
+        budget: Budget | None,
+        rng: random.Random,
+        window: tuple[float, float] | None,
+        learns: bool,
+    ) -> None:
+        PollTracker.__init__(
+            self,
+            task_id,
+            policy,
+            started_at,
+            submitted_at=started_at,
+            budget=budget,
+            rng=rng,
+            window=window,
+        )
         self.job = job
-        self.tracker = tracker
         self.read: Read | None = None  # the job's status query, made at its first poll
         self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
         self.epoch = -1  # the scheduler's window epoch it was last aimed at
@@ -235,23 +253,23 @@ class Scheduler:
         learns = window is None and policy is None and expected is not None
         if learns and expected is not None:
             window = expected(job)
-        tracker = PollTracker(
+        watch = _Watch(
+            job,
             task_id,
             policy or self._poll,
-            started_at=started,
-            submitted_at=started,
+            started,
             budget=self._budget,
             rng=self._clock.rng,
             window=window,
+            learns=learns,
         )
-        watch = _Watch(job, tracker, learns=learns)
         if self._notified:
             watch.epoch = self._epoch
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
         self._watches[job] = watch
-        begun = tracker.begin(now, task)  # the task held is the one watched
+        begun = watch.begin(now, task)  # the task held is the one watched
         # An end (the task held has ended) is seen at the first poll: the handler decides.
         delay = 0.0 if isinstance(begun, Step) else begun
         if first_delay is not None:
@@ -296,7 +314,7 @@ class Scheduler:
 
     def _schedule(self, watch: _Watch, now: float, due: float) -> None:
         """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end."""
-        urgent_from = watch.tracker.schedule.urgent_from(now)
+        urgent_from = watch.urgent_from(now)
         if urgent_from is not None and due >= urgent_from:
             self._push(self._urgent, due, watch, watch.generation)
             return
@@ -336,8 +354,22 @@ class Scheduler:
                 issued = await gate.acquire()
             if not item.active:
                 continue
+            # The whole turn of a poll, in the worker itself (no coroutine per poll of ours
+            # but the query): ask once, then apply the answer.
             item.poked = False
-            await self._query(item, issued)
+            self.polls += 1
+            read = item.read
+            if read is None:
+                # The job's own query, made at its first poll (a job a callback ends has none).
+                read = item.read = self._read_for(item.task_id)
+            try:
+                task, hint = await read()
+            except VidgoError as exc:
+                await self._failed(item, exc, issued)
+                continue
+            rest = self._answered(item, task, hint)
+            if rest is not None:
+                await rest
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the earliest due urgent entry, else the earliest due routine one."""
@@ -427,49 +459,39 @@ class Scheduler:
         await self._handler.deadline_passed(job)
 
     def _read_for(self, task_id: str) -> Read:
-        """One job's status query (``task_id`` is the job's: watch() made its tracker from it)."""
+        """One job's status query (``task_id`` is the job's: watch() took it from its task)."""
         if self._reader is not None:
             return self._reader(task_id)
         return partial(self._fetch, task_id)
 
-    async def _query(self, watch: _Watch, issued: float) -> None:
-        """Ask for one job's status and apply the answer (the whole turn of a poll)."""
+    def _answered(
+        self, watch: _Watch, task: Task, hint: float | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Apply one job's status answer; return what is left to await (an end), if anything.
+
+        The usual answer (the task goes on: reschedule it) is applied here, synchronously.
+        """
         job = watch.job
-        self.polls += 1
-        read = watch.read
-        if read is None:
-            # The job's own query, made at its first poll (a job a callback ends has none).
-            read = watch.read = self._read_for(watch.tracker.task_id)
-        try:
-            task, hint = await read()
-        except VidgoError as exc:
-            await self._failed(watch, exc, issued)
-            return
         now = self._clock.monotonic()
         self._gate.on_success(now)
-        tracker = watch.tracker
         budget = self._budget
-        if budget is not None and tracker.errors == 0:
-            budget.record_success()
+        if budget is not None and watch.errors == 0 and budget.tokens != budget.capacity:
+            budget.record_success()  # a full bucket has nothing to refund
         if not watch.active:
-            return  # ended some other way while the query was on the wire
+            return None  # ended some other way while the query was on the wire
         if watch.learns and watch.epoch != self._epoch and self._expected is not None:
-            tracker.expect(self._expected(job))
+            watch.expect(self._expected(job))
             if self._notified:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
-        decided = tracker.follow(task, now, hint)
+        decided = watch.follow(task, now, hint)
         if isinstance(decided, Step):
-            await self._handler.task_seen(job, task)
-            if self._still_active(watch):
-                self.forget(job)  # an end (done, failed, lost at the deadline) ends polling
-            return
+            return self._ended(watch, task)  # done, failed, lost at the deadline
         if not self._handler.task_goes_on(job, task):
             self.forget(job)
-            return
+            return None
         if watch.final:
             self.forget(job)
-            await self._handler.deadline_passed(job)
-            return
+            return self._handler.deadline_passed(job)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "vidgo task %s is %s (progress %s); next poll in %.2f s",
@@ -483,10 +505,17 @@ class Scheduler:
             self._push(self._urgent, now, watch, watch.generation)
         else:
             self._schedule(watch, now, now + decided)
+        return None
+
+    async def _ended(self, watch: _Watch, task: Task) -> None:
+        """An answer that ends the job: the handler decides, and polling ends."""
+        await self._handler.task_seen(watch.job, task)
+        if self._still_active(watch):
+            self.forget(watch.job)
 
     async def _failed(self, watch: _Watch, exc: VidgoError, issued: float) -> None:
         """Apply a status query that failed: throttle the gate, retry later or lose the job."""
-        step = watch.tracker.on_error(exc, self._clock.monotonic())
+        step = watch.on_error(exc, self._clock.monotonic())
         if step.throttle:
             self._gate.on_throttle(step.retry_after, issued_at=issued)
         if step.kind is StepKind.LOST:

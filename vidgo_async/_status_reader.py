@@ -8,7 +8,8 @@ is checked once, and an answer byte-identical to the previous one is not decoded
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from ._converter import structure
@@ -74,10 +75,12 @@ class StatusReader(AnswerMemo[StatusAnswer]):
     def __repr__(self) -> str:
         return f"StatusReader(task_id={self.task_id!r})"
 
-    async def __call__(self) -> StatusAnswer:
+    def __call__(self) -> Coroutine[Any, Any, StatusAnswer]:
+        # Not a coroutine itself: it hands back the transport's, one frame less per poll.
+        # A closed client or a bad id raises here, at the call, before anything is sent.
         transport = self._transport
         transport.check_open()
         path = self._path
         if path is None:
             path = self._path = status_path(self.task_id)
-        return await transport.send_once_memo(path, self, status_answer)
+        return transport.send_once_memo(path, self, status_answer)

@@ -162,6 +162,8 @@ class Tracking:
 
         The poller's usual answer: the job takes the task (an event only if it changed).
         """
+        if job.task is task and job.state is JobState.IN_FLIGHT:
+            return True  # the very answer the job holds (the reader's memo): nothing changed
         if not _answers(job, task):
             return False
         job.observe(task)
