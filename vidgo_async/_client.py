@@ -33,7 +33,7 @@ from ._config import (
     Timeout,
     to_seconds,
 )
-from ._converter import structure
+from ._converter import structure, structure_task
 from ._download import Downloader, ExpiredURLError, file_name_for
 from ._errors import (
     APIResponseValidationError,
@@ -318,16 +318,17 @@ class VidgoClient:
             # Some models' submit answers omit the status: a new task has not started.
             data = {**data, "status": TaskStatus.NOT_STARTED.value}
         try:
-            task = structure(data, Task)
+            task = structure_task(data)
         except APIResponseValidationError as exc:
             # A success without a readable task_id: a task was most likely created.
             raise SubmitOutcomeUnknownError(model, body, exc) from exc
         # Remember when this task was submitted (its not-found grace), the oldest dropped.
         task_id = task.task_id
         submitted = self._submitted
+        if task_id in submitted:  # a new id (the usual) is inserted last already
+            submitted.move_to_end(task_id)
         submitted[task_id] = self._clock.monotonic()
-        submitted.move_to_end(task_id)
-        while len(submitted) > _MAX_REMEMBERED_SUBMITS:
+        if len(submitted) > _MAX_REMEMBERED_SUBMITS:  # one insert passes the cap by one
             submitted.popitem(last=False)
         if logger.isEnabledFor(logging.DEBUG):  # one call where logger.debug makes two
             logger.debug("vidgo submitted %s as task %s", model, task_id)
