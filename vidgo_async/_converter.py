@@ -125,7 +125,7 @@ def structure_task(data: Any, _cls: type[Task] = Task) -> Task:
     if raw_files and isinstance(raw_files, list):
         files = tuple(f for f in map(_structure_file, raw_files) if f is not None)
     progress = data.get("progress")
-    if type(progress) is not int:
+    if progress is not None and type(progress) is not int:  # a submit's answer has none
         progress = _opt_int(progress)
     if progress is not None:
         progress = 0 if progress < 0 else 100 if progress > 100 else progress

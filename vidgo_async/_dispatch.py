@@ -213,7 +213,8 @@ class Dispatcher:
                 except Exception as exc:
                     await self._refused(job, issued, exc)
                     continue
-                self._gate.on_success()
+                now = self._clock.monotonic()
+                self._gate.on_success(now)
                 recorder = book.journal
                 if recorder is not None:
                     if book.journal_cancel_safe:
@@ -221,7 +222,7 @@ class Dispatcher:
                     else:
                         with anyio.CancelScope(shield=True):
                             await recorder.after_submit(job, task)
-                now = self._clock.monotonic()
+                    now = self._clock.monotonic()  # the task id is on disk: in flight from now
                 job.submitted(task, monotonic=now)
                 tracking = self._tracking
                 # Without a callback token or a task a callback revealed (the usual job),
