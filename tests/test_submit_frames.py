@@ -1,9 +1,10 @@
-"""The submit path with fewer frames: the answer read inside the transport's request, the
-submit sent from the submitter's frame, and in-flight jobs let go in one pass at exit.
+"""The submit path with fewer frames: the answer read inside the transport's request and
+the submit sent from the submitter's own frame.
 
 Each piece keeps what it replaced: an unreadable answer is still an unknown outcome (for a
-submit) or the validation error itself (for a query), and leaving the orchestrator still
-abandons each job, then frees it, one job at a time and in order, naming every task.
+submit) or the validation error itself (for a query), and leaving the orchestrator with
+jobs in flight abandons each job, then frees it, one job at a time and in order, naming
+every task (the exit's order, pinned for whoever makes that loop cheaper).
 """
 
 from __future__ import annotations

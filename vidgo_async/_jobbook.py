@@ -179,34 +179,6 @@ class JobBook:
         for callback in self.done_callbacks.pop(job, ()):
             callback(job)
 
-    def abandon_in_flight(self, jobs: list[Job]) -> None:
-        """The orchestrator stopped: each in-flight job is abandoned and freed; it stays live.
-
-        For each job in turn, ``job.abandon()`` then :meth:`release` with ``keep=True``
-        (same order, same hooks), in one pass: leaving with thousands of jobs in flight
-        costs one call here, not three per job.
-        """
-        holding = self.holding
-        release_token = self.limiter.release_on_behalf_of
-        hooks = self.release_hooks
-        recorded = self.recorded
-        done = self.done
-        callbacks = self.done_callbacks
-        for job in jobs:
-            job.abandon()
-            if job in holding:
-                holding.discard(job)
-                release_token(job)
-            for hook in hooks:
-                hook(job)
-            recorded.discard(job)
-            event = done.pop(job, None)
-            if event is not None:
-                event.set()
-            if callbacks:
-                for callback in callbacks.pop(job, ()):
-                    callback(job)
-
     async def wait_done(self, job: Job) -> None:
         """Wait until ``job`` has ended (at once if it has, or was never queued)."""
         if job not in self.done:

@@ -219,13 +219,15 @@ class Orchestrator:
                 # No callback revealed its task before the stop: the outcome stays unknown.
                 await book.end(job, _unknown_outcome(job))
         in_flight = [job for job in book.live.values() if job.state is JobState.IN_FLIGHT]
-        book.abandon_in_flight(in_flight)
+        for job in in_flight:
+            job.abandon()
+            book.release(job, keep=True)
         if in_flight and logger.isEnabledFor(logging.WARNING):
             logger.warning(
                 "vidgo orchestrator stopped with %d job(s) in flight; their tasks go on (and are "
                 "billed) on the server: %s",
                 len(in_flight),
-                _task_list(in_flight),
+                ", ".join([f"{job.key}={job.task_id}" for job in in_flight]),
             )
 
     # -- public API --------------------------------------------------------------------
@@ -408,15 +410,6 @@ class Orchestrator:
         assert self._task_group is not None  # noqa: S101 - checked by _listed
         self._task_group.start_soon(build)
         return batch
-
-
-def _task_list(jobs: list[Job]) -> str:
-    """``key=task_id, ...`` of in-flight jobs: the ids a user needs to collect their tasks."""
-    pairs = []
-    for job in jobs:
-        task = job.task
-        pairs.append(f"{job.key}={None if task is None else task.task_id}")
-    return ", ".join(pairs)
 
 
 def _unknown_outcome(job: Job) -> Callable[[], None]:
