@@ -33,19 +33,17 @@ from ._config import (
     Timeout,
     to_seconds,
 )
-from ._converter import structure
+from ._converter import structure, structure_task
 from ._download import Downloader, ExpiredURLError, file_name_for
 from ._errors import (
-    APIResponseValidationError,
     DownloadError,
     InputValidationError,
     NotFoundError,
-    SubmitOutcomeUnknownError,
     TaskNotFoundError,
     VidgoError,
 )
 from ._hosts import is_loopback_host
-from ._http import RetryBudget, Transport, normalise_base_url
+from ._http import Response, RetryBudget, Transport, normalise_base_url
 from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
 from ._polling import PollTracker, StepKind
@@ -289,17 +287,19 @@ class VidgoClient:
         prepared = validate_input(model, input, allow_unknown_models=self._allow_unknown_models)
         return await self._send_submit(model, prepared, callback_url=callback_url, retry=retry)
 
-    async def _send_submit(
+    def _send_submit(
         self,
         model: str,
         prepared_input: Mapping[str, Any],
         *,
         callback_url: str | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Task:
-        """Check the callback URL, then send a submit whose input ``validate_input`` returned.
+    ) -> Awaitable[Task]:
+        """Check the callback URL, then return the submit (to await) of a checked input.
 
         :meth:`submit` after its validation, and the orchestrator (see ``validated_submit``).
+        Not a coroutine of its own: the transport's request reads the answer with
+        :meth:`_submit_answer`, so a submit on the wire has one frame less.
         """
         self._transport.check_open()
         if callback_url is not None:
@@ -309,28 +309,36 @@ class VidgoClient:
         body: dict[str, Any] = {"model": model, "input": prepared_input}
         if callback_url is not None:
             body["callback_url"] = callback_url
-        response = await self._transport.request(
-            "POST", SUBMIT_PATH, json_body=body, idempotent=False, retry=retry
+        # An answer without a readable task_id (APIResponseValidationError from the read)
+        # is a success whose task was most likely created: the transport raises it as
+        # SubmitOutcomeUnknownError with this body.
+        return self._transport.request(
+            "POST",
+            SUBMIT_PATH,
+            json_body=body,
+            idempotent=False,
+            retry=retry,
+            read=self._submit_answer,
         )
+
+    def _submit_answer(self, response: Response) -> Task:
+        """Read a submit's answer: the new task, its submit time remembered."""
         data = response.data
         is_object = type(data) is dict or isinstance(data, Mapping)
         if is_object and not isinstance(data.get("status"), str):
             # Some models' submit answers omit the status: a new task has not started.
             data = {**data, "status": TaskStatus.NOT_STARTED.value}
-        try:
-            task = structure(data, Task)
-        except APIResponseValidationError as exc:
-            # A success without a readable task_id: a task was most likely created.
-            raise SubmitOutcomeUnknownError(model, body, exc) from exc
+        task = structure_task(data)
         # Remember when this task was submitted (its not-found grace), the oldest dropped.
         task_id = task.task_id
         submitted = self._submitted
+        if task_id in submitted:  # a new id (the usual) is inserted last already
+            submitted.move_to_end(task_id)
         submitted[task_id] = self._clock.monotonic()
-        submitted.move_to_end(task_id)
-        while len(submitted) > _MAX_REMEMBERED_SUBMITS:
+        if len(submitted) > _MAX_REMEMBERED_SUBMITS:  # one insert passes the cap by one
             submitted.popitem(last=False)
         if logger.isEnabledFor(logging.DEBUG):  # one call where logger.debug makes two
-            logger.debug("vidgo submitted %s as task %s", model, task_id)
+            logger.debug("vidgo submitted task %s", task_id)
         return task
 
     async def query_status(self, task_id: str, *, timeout: Timeout | None = None) -> StatusAnswer:

@@ -19,7 +19,7 @@ import cattrs
 from ._errors import APIResponseValidationError
 from ._models import Balance, Task, TaskFile, TaskStatus, UploadedFile
 
-__all__ = ["converter", "parse_datetime", "structure"]
+__all__ = ["converter", "parse_datetime", "structure", "structure_task"]
 
 T = TypeVar("T")
 
@@ -105,7 +105,8 @@ def _structure_file(data: object) -> TaskFile | None:
     )
 
 
-def _structure_task(data: Any, _cls: type[Task]) -> Task:
+def structure_task(data: Any, _cls: type[Task] = Task) -> Task:
+    """Structure API ``data`` into a ``Task`` (``structure(data, Task)`` without its look-up)."""
     # ``type(x) is dict``/``int`` first: that is what JSON gives, and it spares the slower
     # generic checks on every status query.
     if type(data) is not dict and not isinstance(data, Mapping):
@@ -124,7 +125,7 @@ def _structure_task(data: Any, _cls: type[Task]) -> Task:
     if raw_files and isinstance(raw_files, list):
         files = tuple(f for f in map(_structure_file, raw_files) if f is not None)
     progress = data.get("progress")
-    if type(progress) is not int:
+    if progress is not None and type(progress) is not int:  # a submit's answer has none
         progress = _opt_int(progress)
     if progress is not None:
         progress = 0 if progress < 0 else 100 if progress > 100 else progress
@@ -203,14 +204,14 @@ def _unstructure_task(task: Task) -> dict[str, Any]:
     return out
 
 
-converter.register_structure_hook(Task, _structure_task)
+converter.register_structure_hook(Task, structure_task)
 converter.register_structure_hook(Balance, _structure_balance)
 converter.register_structure_hook(UploadedFile, _structure_uploaded_file)
 converter.register_unstructure_hook(Task, _unstructure_task)
 
 # The hooks above, called directly by ``structure``: cattrs' dispatch would find the same
 # function, only slower, on every status query.
-_DIRECT_HOOKS: dict[type[Any], Any] = {Task: _structure_task, Balance: _structure_balance}
+_DIRECT_HOOKS: dict[type[Any], Any] = {Task: structure_task, Balance: _structure_balance}
 
 
 def structure(data: object, cls: type[T]) -> T:

@@ -165,7 +165,13 @@ class Dispatcher:
             await self._room.wait()
 
     async def _submitter(self) -> None:
-        """Take the next job and send its submit, one at a time, for the orchestrator's lifetime."""
+        """Take the next job and send its submit, one at a time, for the orchestrator's lifetime.
+
+        The submit is sent from this frame, not from a coroutine of its own per job: one
+        frame less on the wire for every request. What an error means is applied by
+        :meth:`_refused` (and :meth:`_cut_off` for a cancel).
+        """
+        book = self._book
         while True:
             if self._taking:
                 # Another submitter holds the take: wait in line (it hands the take over).
@@ -189,8 +195,48 @@ class Dispatcher:
             if self._free < len(self._queue) and self.submitters < self.max_submitters:
                 self._grow()  # more jobs wait than submitters are free to take them
             try:
-                if job.state is JobState.QUEUED:  # not cancelled or expired since taken
-                    await self._submit(job, issued)
+                if job.state is not JobState.QUEUED:  # cancelled or expired since taken
+                    continue
+                if book.journal is not None and not await self._claim(job):
+                    continue
+                job.begin_submit()
+                try:
+                    task = await self.submit(
+                        job.request.model,
+                        job.input,
+                        callback_url=job.callback_url,
+                        retry=self._retry,
+                    )
+                except anyio.get_cancelled_exc_class() as exc:
+                    await self._cut_off(job, exc)
+                    raise
+                except Exception as exc:
+                    await self._refused(job, issued, exc)
+                    continue
+                now = self._clock.monotonic()
+                self._gate.on_success(now)
+                recorder = book.journal
+                if recorder is not None:
+                    if book.journal_cancel_safe:
+                        await recorder.after_submit(job, task)
+                    else:
+                        with anyio.CancelScope(shield=True):
+                            await recorder.after_submit(job, task)
+                    now = self._clock.monotonic()  # the task id is on disk: in flight from now
+                job.submitted(task, monotonic=now)
+                tracking = self._tracking
+                # Without a callback token or a task a callback revealed (the usual job),
+                # adoption has nothing to bind and the submit's answer is the news.
+                seen = (
+                    task
+                    if job.callback_token is None and job.revealed is None
+                    else self._adoption.submitted(job, task)
+                )
+                if seen is not task:
+                    # The verified callback overtook the submit's answer; its token is spent.
+                    await tracking.task_seen(job, seen)
+                elif not tracking.armed(job, task, now):  # the usual answer: no coroutine
+                    await tracking.went_in_flight(job, task, now)
             finally:
                 self._free += 1
 
@@ -283,73 +329,40 @@ class Dispatcher:
         book.recorded.add(job)
         return job.state is JobState.QUEUED  # not cancelled while the intent was written
 
-    async def _submit(self, job: Job, issued: float) -> None:
+    async def _refused(self, job: Job, issued: float, exc: Exception) -> None:
+        """Apply a submit that raised: re-queue it (429), wait for its callback, or end it."""
         book = self._book
-        if book.journal is not None and not await self._claim(job):
-            return
-        job.begin_submit()
-        try:
-            task = await self.submit(
-                job.request.model, job.input, callback_url=job.callback_url, retry=self._retry
-            )
-        except RateLimitError as exc:
+        if isinstance(exc, RateLimitError):
             self._gate.on_throttle(exc.retry_after, issued_at=issued)
             logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             job.requeue(exc)
             book.unhold(job)
             self._queue.appendleft(job)
             self._wake_taker()
-            return
-        except SubmitOutcomeUnknownError as exc:
+        elif isinstance(exc, SubmitOutcomeUnknownError):
             if isinstance(exc.cause, APITimeoutError):
                 self._gate.on_throttle(None, issued_at=issued)
             unknown_error = exc
             if await self._adoption.await_callback(job, unknown_error):
                 return
             await book.end(job, lambda: job.outcome_unknown(unknown_error))
-            return
-        except anyio.get_cancelled_exc_class() as exc:
-            payload: Mapping[str, Any] = {"model": job.model, "input": job.input}
-            unknown = SubmitOutcomeUnknownError(job.model, payload, exc)
-            with anyio.CancelScope(shield=True):
-                await book.end(job, lambda: job.outcome_unknown(unknown))
-            raise
-        except VidgoError as exc:  # refused before anything was created: this job only
+        elif isinstance(exc, VidgoError):  # refused before anything was created: this job only
             rejected = exc
             await book.end(job, lambda: job.fail(rejected))
-            return
-        except Exception as exc:
+        else:
             # Not a refusal: whether the submit reached the API is unknown, so it is never
             # resubmitted silently (a bug report, not a reason to pay twice).
-            logger.exception("vidgo submit of job %r failed unexpectedly", job.key)
-            payload = {"model": job.model, "input": job.input}
+            logger.error("vidgo submit of job %r failed unexpectedly", job.key, exc_info=exc)
+            payload: Mapping[str, Any] = {"model": job.model, "input": job.input}
             surprise = SubmitOutcomeUnknownError(job.model, payload, exc)
             await book.end(job, lambda: job.outcome_unknown(surprise))
-            return
-        self._gate.on_success()
-        recorder = book.journal
-        if recorder is not None:
-            if book.journal_cancel_safe:
-                await recorder.after_submit(job, task)
-            else:
-                with anyio.CancelScope(shield=True):
-                    await recorder.after_submit(job, task)
-        now = self._clock.monotonic()
-        job.submitted(task, monotonic=now)
-        # Without a callback token or a task a callback revealed (the usual job), adoption
-        # has nothing to bind and the submit's answer is the news: no call needed.
-        seen = (
-            task
-            if job.callback_token is None and job.revealed is None
-            else self._adoption.submitted(job, task)
-        )
-        if seen is not task:
-            # The verified callback overtook the submit's answer; its token is now spent.
-            await self._tracking.task_seen(job, seen)
-            return
-        tracking = self._tracking
-        if not tracking.armed(job, task, now):  # the usual answer is armed without a coroutine
-            await tracking.went_in_flight(job, task, now)
+
+    async def _cut_off(self, job: Job, exc: BaseException) -> None:
+        """A cancel cut the submit short: whether it created a task is unknown (shielded)."""
+        payload: Mapping[str, Any] = {"model": job.model, "input": job.input}
+        unknown = SubmitOutcomeUnknownError(job.model, payload, exc)
+        with anyio.CancelScope(shield=True):
+            await self._book.end(job, lambda: job.outcome_unknown(unknown))
 
 
 def _is_queued(job: Job) -> bool:

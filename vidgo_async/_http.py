@@ -21,7 +21,7 @@ import logging
 import platform
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -692,6 +692,7 @@ class Transport:
             return exc.request_sent
         return isinstance(exc, ServerError)
 
+    @overload
     async def request(
         self,
         method: str,
@@ -702,10 +703,41 @@ class Transport:
         timeout: Timeout | None = None,
         retry: RetryPolicy | None = None,
         content: RawBody | None = None,
-    ) -> Response:
+        read: None = None,
+    ) -> Response: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        content: RawBody | None = None,
+        read: Callable[[Response], T],
+    ) -> T: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        content: RawBody | None = None,
+        read: Callable[[Response], Any] | None = None,
+    ) -> Any:
         """Send a request with the retry rules; see the module docstring.
 
         ``content`` is a non-JSON body (a multipart upload), sent instead of ``json_body``.
+        ``read``: what to return of the answer instead of the ``Response`` itself, made in
+        this frame (a caller that only reads the answer needs no coroutine of its own); an
+        ``APIResponseValidationError`` it raises is an answer that cannot be read.
 
         Raises:
             SubmitOutcomeUnknownError: a non-idempotent request may have been executed.
@@ -725,10 +757,7 @@ class Transport:
                 if idempotent:
                     raise
                 # A 2xx whose body cannot be read: the task was most likely created.
-                payload = dict(json_body or {})
-                raise SubmitOutcomeUnknownError(
-                    str(payload.get("model", "?")), payload, exc
-                ) from exc
+                raise _outcome_unknown(json_body, exc) from exc
             except (APIConnectionError, APIStatusError) as exc:
                 if not idempotent and self._ambiguous(exc):
                     ambiguous = exc
@@ -752,7 +781,15 @@ class Transport:
                 budget = self.retry_budget
                 if budget.tokens != budget.capacity:  # a full bucket has nothing to refund
                     budget.record_success()
-            return response
+            if read is None:
+                return response
+            try:
+                return read(response)
+            except APIResponseValidationError as exc:
+                if idempotent:
+                    raise
+                # A 2xx without what the caller needs (a task id): most likely created.
+                raise _outcome_unknown(json_body, exc) from exc
 
     def _retry_delay(
         self,
@@ -783,6 +820,13 @@ class Transport:
         exc: APIError, ambiguous: APIError | None, json_body: Mapping[str, Any] | None
     ) -> BaseException:
         if ambiguous is not None:
-            payload = dict(json_body or {})
-            return SubmitOutcomeUnknownError(str(payload.get("model", "?")), payload, ambiguous)
+            return _outcome_unknown(json_body, ambiguous)
         return exc
+
+
+def _outcome_unknown(
+    json_body: Mapping[str, Any] | None, cause: BaseException
+) -> SubmitOutcomeUnknownError:
+    """The error of a request that may have created something (its body as the payload)."""
+    payload = dict(json_body or {})
+    return SubmitOutcomeUnknownError(str(payload.get("model", "?")), payload, cause)
