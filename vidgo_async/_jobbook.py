@@ -8,6 +8,7 @@ token) and wakes its waiters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -134,6 +135,11 @@ class JobBook:
         self.learn_hooks: list[Callable[[], None]] = []
         self.task_group: anyio.abc.TaskGroup | None = None
         self.closed = False
+        # Ends recorded off their caller's turn (see ``end``): the jobs waiting for it, the
+        # event the recording task rests on, and whether that task runs.
+        self._ending: list[Job] = []
+        self._ending_wake: anyio.Event | None = None
+        self._ender_running = False
 
     def is_recorded(self, job: Job) -> bool:
         """Whether the job's end goes to the journal."""
@@ -215,8 +221,55 @@ class JobBook:
             for hook in self.learn_hooks:
                 hook()
         if self.is_recorded(job):
+            if self.journal_cancel_safe and self.task_group is not None and not self.closed:
+                self._record_later(job)
+                return
             await self.record_end(job, log_errors=True)
         self.release(job)
+
+    def _record_later(self, job: Job) -> None:
+        """Have the recording task record ``job``'s end, then release it.
+
+        The caller (one of the few poll workers, or a submitter) goes on at once instead
+        of waiting out the commit; the job's waiters still wake, and its token frees, only
+        once its end is durable. One long-lived task, not one per job: the ends it takes
+        together are recorded concurrently (their writes share a commit).
+        """
+        self._ending.append(job)
+        wake = self._ending_wake
+        if wake is not None:
+            self._ending_wake = None
+            wake.set()
+        elif not self._ender_running:
+            assert self.task_group is not None  # noqa: S101 - checked by the caller
+            self._ender_running = True
+            self.task_group.start_soon(self._record_ends)
+
+    async def _record_ends(self) -> None:
+        """Record the ends ``_record_later`` queued until cancelled; then the rest, shielded."""
+        try:
+            while True:
+                if not self._ending:
+                    wake = self._ending_wake = anyio.Event()
+                    await wake.wait()
+                await self._record_queued()
+        finally:
+            self._ending_wake = None
+            with anyio.CancelScope(shield=True):
+                await self._record_queued()
+            self._ender_running = False
+
+    async def _record_queued(self) -> None:
+        while self._ending:
+            ending, self._ending = self._ending, []
+            with anyio.CancelScope(shield=True):  # each write also waits out its commit
+                await asyncio.gather(*[self._record_then_release(job) for job in ending])
+
+    async def _record_then_release(self, job: Job) -> None:
+        try:
+            await self.record_end(job, log_errors=True)
+        finally:
+            self.release(job)
 
     def cancel_queued(self, job: Job, reason: str) -> bool:
         """Drop a job not yet submitted; return whether it was dropped."""
