@@ -81,3 +81,14 @@ async def test_an_unusable_task_id_is_refused_at_the_first_call() -> None:
                 await reader()
             assert call_count(mocked) == 0
     assert repr(reader) == "StatusReader(task_id='..')"
+
+
+async def test_a_reader_of_a_closed_client_raises_before_sending() -> None:
+    """After the client closed, awaiting its reader raises; nothing goes on the wire."""
+    async with make_client() as client:
+        reader = client.status_reader("t1")
+    with aioresponses() as mocked:
+        mocked.get(status_url("t1"), payload=envelope(task_data("t1")), repeat=True)
+        with pytest.raises(RuntimeError, match="closed"):
+            await reader()
+        assert call_count(mocked) == 0

@@ -77,10 +77,9 @@ class StatusReader(AnswerMemo[StatusAnswer]):
 
     def __call__(self) -> Coroutine[Any, Any, StatusAnswer]:
         # Not a coroutine itself: it hands back the transport's, one frame less per poll.
-        # A closed client or a bad id raises here, at the call, before anything is sent.
-        transport = self._transport
-        transport.check_open()
+        # A bad id raises here, at the call; a closed client when the query is awaited (the
+        # transport checks before it sends anything).
         path = self._path
         if path is None:
             path = self._path = status_path(self.task_id)
-        return transport.send_once_memo(path, self, status_answer)
+        return self._transport.send_once_memo(path, self, status_answer)
