@@ -13,7 +13,7 @@ from vidgo_async import (
     TaskFailedError,
     TaskLostError,
     TaskStatus,
-    _job_values,
+    _jobs,
 )
 from vidgo_async._jobs import (
     RERUN,
@@ -258,25 +258,68 @@ def test_the_rerun_table_covers_every_state_and_the_journal_derives_from_it() ->
 
 
 def test_a_job_event_made_by_the_hot_path_equals_the_attrs_made_one() -> None:
-    """new_event fills every field of a frozen JobEvent, in order, as JobEvent(...) does."""
-    assert tuple(f.name for f in attrs.fields(JobEvent)) == _job_values._EVENT_FIELDS
+    """A job fills every field of a frozen JobEvent, in order, as JobEvent(...) does."""
+    assert tuple(f.name for f in attrs.fields(JobEvent)) == _jobs._EVENT_FIELDS
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.begin_submit()
     made = task("running")
+    job.submitted(made, monotonic=1.0)
     error = RuntimeError("boom")
-    values = ("progress", "clip-7", JobState.IN_FLIGHT, JobState.SUBMITTING, "t-9", made, error)
-    fast = _job_values.new_event(*values, 12.5)
+    job.fail(error)
+    fast = events[-1]
+    values = ("failed", "fox", JobState.FAILED, JobState.IN_FLIGHT, "t-1", made, error)
     slow = JobEvent(
-        kind="progress",
-        key="clip-7",
-        state=JobState.IN_FLIGHT,
-        previous=JobState.SUBMITTING,
-        task_id="t-9",
+        kind="failed",
+        key="fox",
+        state=JobState.FAILED,
+        previous=JobState.IN_FLIGHT,
+        task_id="t-1",
         task=made,
         error=error,
-        at=12.5,
+        at=fast.at,
     )
     assert type(fast) is JobEvent
     assert fast == slow
     assert repr(fast) == repr(slow)
-    assert attrs.astuple(fast, recurse=False) == (*values, 12.5)
+    assert attrs.astuple(fast, recurse=False) == (*values, fast.at)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.kind = "finished"  # type: ignore[misc]
+
+
+def test_a_job_moves_the_counts_it_is_given_and_makes_no_event_without_a_listener() -> None:
+    """Counts follow every transition; a job with no listener still counts, makes no event."""
+    counts = dict.fromkeys(JobState, 0)
+    counts[JobState.QUEUED] = 1
+    job = Job(
+        GenerationRequest("seedance-2", INPUT, key="fox"),
+        key="fox",
+        input=INPUT,
+        wall_clock=lambda: 1.0,
+        counts=counts,
+    )
+    job.announce()
+    assert counts[JobState.QUEUED] == 1
+    job.begin_submit()
+    assert (counts[JobState.QUEUED], counts[JobState.SUBMITTING]) == (0, 1)
+    job.submitted(task("running"), monotonic=1.0)
+    job.finish(task("finished"))
+    assert counts[JobState.FINISHED] == 1
+    assert sum(counts.values()) == 1
+
+
+def test_a_listener_that_raises_is_logged_and_the_next_one_still_hears(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener's error never breaks the transition nor the listeners after it."""
+    heard: list[str] = []
+
+    def broken(event: JobEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    job = make_job([])
+    job._listeners = (broken, lambda event: heard.append(event.kind))
+    job.begin_submit()
+    assert job.state is JobState.SUBMITTING
+    assert heard == ["submitting"]
+    assert "hook raised for job 'fox'" in caplog.text

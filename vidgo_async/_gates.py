@@ -243,8 +243,11 @@ class RateGate:
         self._held = 0
 
     def _holding(self, now: float) -> bool:
-        """Whether a grant may pass as far as the shared source is concerned."""
-        return self._source is None or (self._held > 0 and now < self._held_until)
+        """Whether a shared gate holds a grant of its source's batch (unused and fresh).
+
+        Asked only of a shared gate: an unshared one (``_source is None``) needs no grant.
+        """
+        return self._held > 0 and now < self._held_until
 
     async def _refill(self, source: GrantSource, now: float) -> float:
         """Take the next batch; return the seconds to wait when none was granted."""
@@ -314,7 +317,11 @@ class RateGate:
         if self._queued:
             return None  # someone holds or waits for the lock: turns go in order
         now = self._clock.monotonic()
-        if now < self._not_before or now < self._next_free or not self._holding(now):
+        if (
+            now < self._not_before
+            or now < self._next_free
+            or (self._source is not None and not self._holding(now))
+        ):
             return None  # a wait is due, or the shared source's batch is used up or stale
         return self._grant(now)
 

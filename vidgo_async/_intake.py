@@ -1,20 +1,18 @@
 """Intake: a request becomes a job: validated, keyed, given its callback URL, counted.
 
-Every job event goes through :meth:`JobIntake.on_job_event`, which keeps the state counts
-of the orchestrator's snapshot and passes the event on to the user's ``on_event`` hook
-(whose errors are logged, never raised into the orchestrator).
+Each job moves the state counts of the orchestrator's snapshot itself, and tells the
+user's ``on_event`` hook (its only listener) of every event; the job logs the hook's
+errors, never raises them into the orchestrator. Without a hook no event is made.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ._clock import Clock
 from ._errors import InputValidationError
 from ._inputs import ModelInput
-from ._job_values import new_event
 from ._jobbook import JobBook
 from ._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
 from ._rules import check_callback_url
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
     from .webhooks import CallbackReceiver, VerifiedCallback
 
 __all__ = ["JobIntake"]
-
-logger = logging.getLogger("vidgo_async")
 
 
 class JobIntake:
@@ -55,14 +51,15 @@ class JobIntake:
     ) -> None:
         self._book = book
         self._clock = clock
-        self._on_event = on_event
         self._receiver = receiver
         self._subscriber = subscriber
         self._allow_unknown_models = allow_unknown_models
         self._allow_insecure_callbacks = allow_insecure_callbacks
         self._seq = 0
-        # Every job's listeners: one bound method in one tuple, shared by every job.
-        self._listeners: tuple[Callable[[JobEvent], None], ...] = (self.on_job_event,)
+        # Every job's listeners: the hook, if any, in one tuple shared by every job.
+        self._listeners: tuple[Callable[[JobEvent], None], ...] = (
+            () if on_event is None else (on_event,)
+        )
 
     def new_job(self, request: GenerationRequest) -> Job:
         """Validate a request and make its job (queued, with its callback URL when due).
@@ -92,15 +89,11 @@ class JobIntake:
             input=prepared,
             wall_clock=self._clock.time,
             listeners=self._listeners,  # shared, not copied
+            counts=self._book.counts,
         )
         self._book.counts[JobState.QUEUED] += 1
-        if self._on_event is not None:  # nobody sees the event otherwise
-            # Queued to queued: no count moves, the hook is told as for every other event.
-            self.on_job_event(
-                new_event(
-                    "queued", key, JobState.QUEUED, JobState.QUEUED, None, None, None, job.queued_at
-                )
-            )
+        if self._listeners:  # nobody sees the event otherwise
+            job.announce()
         if self._receiver is not None and request.callback_url is None:
             registry = self._receiver.registry
             token = registry.new_token(job, subscriber=self._subscriber)
@@ -125,21 +118,13 @@ class JobIntake:
         self._seq += 1
         key = request.key if request.key is not None else f"job-{self._seq}"
         raw = request.input.to_dict() if isinstance(request.input, ModelInput) else {}
-        job = Job(request, key=key, input=raw, wall_clock=self._clock.time)
-        job.add_listener(self.on_job_event)
+        job = Job(
+            request,
+            key=key,
+            input=raw,
+            wall_clock=self._clock.time,
+            listeners=self._listeners,
+            counts=self._book.counts,
+        )
         self._book.counts[JobState.QUEUED] += 1
         return job
-
-    def on_job_event(self, event: JobEvent) -> None:
-        state, previous = event.state, event.previous
-        if state is not previous:
-            counts = self._book.counts
-            counts[previous] -= 1
-            counts[state] += 1
-        on_event = self._on_event
-        if on_event is not None:
-            # The hook's errors are logged, never raised into the orchestrator.
-            try:
-                on_event(event)
-            except Exception:
-                logger.exception("vidgo on_event hook raised for job %r (ignored)", event.key)

@@ -146,17 +146,6 @@ class _ModelValidator:
         cross = ((_read_by(rule), _cross_check(rule, spec.id)) for rule in rules)
         self.cross = tuple((fields, check) for fields, check in cross if check is not None)
 
-    def issues(self, data: Any) -> Issues:
-        issues: Issues = []
-        self.fields(data, INPUT_PATH, issues)
-        if type(data) is dict or isinstance(data, Mapping):
-            for fields, cross in self.cross:
-                for name in fields:
-                    if name in data:
-                        cross(data, issues)
-                        break
-        return issues
-
 
 def _read_by(rule: CrossRule) -> tuple[str, ...]:
     """The input fields a compiled prose rule reads: absent all, the rule has nothing to do."""
@@ -270,7 +259,16 @@ def validate_input(
             raise UnknownModelError(model, suggest_models(model))
         issues = check_json_object(data)
     else:
-        issues = validator.issues(data)
+        # The model's checks: its fields, then each prose rule that reads a field present
+        # (in validate_input's own frame, the one caller).
+        issues = []
+        validator.fields(data, INPUT_PATH, issues)
+        if type(data) is dict or isinstance(data, Mapping):
+            for fields, cross in validator.cross:
+                for name in fields:
+                    if name in data:
+                        cross(data, issues)
+                        break
     if issues:
         raise InputValidationError(issues)
     # Strings and numbers are sent as they are: _plain is called for the others only. A
