@@ -536,7 +536,7 @@ async def test_each_job_gets_one_reusable_status_query() -> None:
     assert asked.count("t-0") > 1
 
 
-def test_a_watched_job_keeps_one_poll_record_and_its_heap_entries() -> None:
+async def test_a_watched_job_keeps_one_poll_record_and_its_heap_entries() -> None:
     """Watching a job adds one record (tracker, schedule and marks in one) and its heap entries.
 
     A job in flight keeps these for minutes, and every GC-tracked object it keeps is walked
