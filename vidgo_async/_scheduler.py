@@ -1,6 +1,6 @@
 """The one poller: two heaps of next-due times (urgent, routine) for every waiting job, one timer.
 
-No job owns a sleeping coroutine. The scheduler keeps ``(due, seq, entry)`` items in two
+No job owns a sleeping coroutine. The scheduler keeps one entry per due poll in two
 heaps and a fixed pool of ``max_concurrent`` workers pulls from them: one idle worker
 sleeps until the earliest entry, the others rest; a worker takes a due entry, a turn from
 the shared status gate, and issues the query itself (no task, semaphore or cancel scope per
@@ -14,6 +14,12 @@ behind younger routine checks. Each answer reschedules its job from the pure pol
 (``PollState``); a callback (or anything else) can move a job's entry to "now" with
 :meth:`Scheduler.poke`. So 10 000 waiting jobs cost one timer and two heaps, and never
 burst the status endpoint.
+
+A heap entry is one ``int``, ``due`` in microseconds shifted over a sequence number, so it
+sorts as ``(due, seq)`` would; a dict maps the live entries to their watch or deadline, and
+an entry it no longer holds is stale, dropped when it reaches the top. An int is not an
+object the garbage collector tracks: entries kept as tuples were two more tracked objects
+per waiting job, and every collection made while requests are in flight walks them.
 
 What an answer means is not decided here: each job's :class:`~vidgo_async._polling.PollTracker`
 (the one decision table) turns every answer or error into the next step, and the handler
@@ -104,7 +110,7 @@ class _Watch(PollTracker):
     collector to walk.
     """
 
-    __slots__ = ("active", "epoch", "final", "generation", "job", "learns", "poked", "read")
+    __slots__ = ("active", "due_key", "end_key", "epoch", "final", "job", "learns", "poked", "read")
 
     def __init__(
         self,
@@ -132,7 +138,9 @@ class _Watch(PollTracker):
         self.read: Read | None = None  # the job's status query, made at its first poll
         self.learns = learns  # re-aimed by the expected window (see Scheduler.relearn)
         self.epoch = -1  # the scheduler's window epoch it was last aimed at
-        self.generation = 0
+        # Its live heap entries: the next poll, and its promotion at the expected end.
+        self.due_key: int | None = None
+        self.end_key: int | None = None
         self.active = True
         self.poked = False
         self.final = False
@@ -141,15 +149,32 @@ class _Watch(PollTracker):
 class _Deadline:
     """A deadline timer of one job."""
 
-    __slots__ = ("active", "job")
+    __slots__ = ("active", "job", "key")
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.active = True
+        self.key = 0
 
 
-# (due, seq, item, generation): a watch's entry is live while its generation is the watch's.
-_Entry = tuple[float, int, "_Watch | _Deadline", int]
+_TICKS = 1e6  # per second: an entry's due is kept to the microsecond
+_SEQ_BITS = 40
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+# Dues this far away (about 142 years) are "never": the timer sleeps until woken.
+_NEVER_TICKS = 1 << 52
+_NEVER = _NEVER_TICKS / _TICKS
+
+
+def _entry_key(due: float, seq: int) -> int:
+    """A heap entry: ``due`` (floored to the microsecond) then ``seq``, in one int."""
+    ticks = _NEVER_TICKS if due >= _NEVER else math.floor(due * _TICKS)
+    return (ticks << _SEQ_BITS) | (seq & _SEQ_MASK)
+
+
+def _due_of(key: int) -> float:
+    """The due time of an entry (at most a microsecond early, so never woken too soon)."""
+    ticks = key >> _SEQ_BITS
+    return math.inf if ticks >= _NEVER_TICKS else ticks / _TICKS
 
 
 class Scheduler:
@@ -200,9 +225,10 @@ class Scheduler:
         self._epoch = 0
         self._notified = notified
         self._workers = max_concurrent
-        self._urgent: list[_Entry] = []
-        self._routine: list[_Entry] = []
+        self._urgent: list[int] = []
+        self._routine: list[int] = []
         self._heaps = (self._urgent, self._routine)  # in the order they are served
+        self._entries: dict[int, _Watch | _Deadline] = {}  # the live heap entries
         self._idle: anyio.Event | None = None
         self._timer_held = False
         self._seq = 0
@@ -268,6 +294,7 @@ class Scheduler:
         previous = self._watches.get(job)
         if previous is not None:
             previous.active = False
+            self._unqueue(previous)
         self._watches[job] = watch
         begun = watch.begin(now, task)  # the task held is the one watched
         # An end (the task held has ended) is seen at the first poll: the handler decides.
@@ -285,9 +312,10 @@ class Scheduler:
         old = self._deadlines.get(job)
         if old is not None:
             old.active = False
+            self._entries.pop(old.key, None)
         timer = _Deadline(job)
         self._deadlines[job] = timer
-        self._push(self._urgent, when, timer, 0)
+        timer.key = self._push(self._urgent, when, timer)
 
     def poke(self, job: Job) -> bool:
         """Move ``job``'s next status query to now; return whether it is being polled."""
@@ -295,8 +323,8 @@ class Scheduler:
         if watch is None:
             return False
         watch.poked = True
-        watch.generation += 1
-        self._push(self._urgent, self._clock.monotonic(), watch, watch.generation)
+        self._unqueue(watch)
+        watch.due_key = self._push(self._urgent, self._clock.monotonic(), watch)
         return True
 
     def relearn(self) -> None:
@@ -308,26 +336,44 @@ class Scheduler:
         watch = self._watches.pop(job, None)
         if watch is not None:
             watch.active = False
+            self._unqueue(watch)
         timer = self._deadlines.pop(job, None)
         if timer is not None:
             timer.active = False
+            self._entries.pop(timer.key, None)
 
     def _schedule(self, watch: _Watch, now: float, due: float) -> None:
-        """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end."""
+        """Queue ``watch``'s next poll at ``due``: urgent, or routine until its expected end.
+
+        The watch has no live entry (taken, or dropped by :meth:`_unqueue`).
+        """
         urgent_from = watch.urgent_from(now)
         if urgent_from is not None and due >= urgent_from:
-            self._push(self._urgent, due, watch, watch.generation)
+            watch.due_key = self._push(self._urgent, due, watch)
             return
-        self._push(self._routine, due, watch, watch.generation)
+        watch.due_key = self._push(self._routine, due, watch)
         if urgent_from is not None:
             # If the check still waits at the job's expected end, it becomes urgent there.
-            self._push(self._urgent, urgent_from, watch, watch.generation)
+            watch.end_key = self._push(self._urgent, urgent_from, watch)
 
-    def _push(self, heap: list[_Entry], due: float, item: _Watch | _Deadline, gen: int) -> None:
-        self._seq += 1
-        heapq.heappush(heap, (due, self._seq, item, gen))
+    def _push(self, heap: list[int], due: float, item: _Watch | _Deadline) -> int:
+        self._seq = seq = self._seq + 1
+        key = _entry_key(due, seq)
+        heapq.heappush(heap, key)
+        self._entries[key] = item
         if due < self._sleep_until and self._wake is not None:
             self._wake.cancel()
+        return key
+
+    def _unqueue(self, watch: _Watch) -> None:
+        """Make ``watch``'s queued entries stale (it is taken, rescheduled or forgotten)."""
+        entries = self._entries
+        if watch.due_key is not None:
+            entries.pop(watch.due_key, None)
+            watch.due_key = None
+        if watch.end_key is not None:
+            entries.pop(watch.end_key, None)
+            watch.end_key = None
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -373,25 +419,27 @@ class Scheduler:
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the earliest due urgent entry, else the earliest due routine one."""
-        stale = self._stale
+        entries = self._entries
         for heap in self._heaps:
-            while heap and stale(heap[0]):
-                heapq.heappop(heap)
-            if heap and heap[0][0] <= now:
-                item = heapq.heappop(heap)[2]
+            while heap and heap[0] not in entries:
+                heapq.heappop(heap)  # stale
+            # Due as _next_due reads it, so that a worker woken at that time finds it due.
+            if heap and _due_of(heap[0]) <= now:
+                item = entries.pop(heapq.heappop(heap))
                 if type(item) is _Watch:
-                    item.generation += 1  # taken: its other entry (if any) is stale now
+                    self._unqueue(item)  # taken: its other entry (if any) is stale now
                 return item
         return None
 
     def _next_due(self) -> float:
         """The earliest live entry's due time (``inf``: none), dropping stale heads."""
+        entries = self._entries
         earliest = math.inf
         for heap in self._heaps:
-            while heap and self._stale(heap[0]):
-                heapq.heappop(heap)
-            if heap and heap[0][0] < earliest:
-                earliest = heap[0][0]
+            while heap and heap[0] not in entries:
+                heapq.heappop(heap)  # stale
+            if heap:
+                earliest = min(earliest, _due_of(heap[0]))
         return earliest
 
     def _next(self, now: float) -> _Watch | _Deadline | None:
@@ -440,12 +488,6 @@ class Scheduler:
             self._sleep_until = math.inf
             self._timer_held = False
             self._rouse()
-
-    @staticmethod
-    def _stale(entry: _Entry) -> bool:
-        item = entry[2]
-        # A deadline's entries carry generation 0, which a deadline keeps for good.
-        return not item.active or (type(item) is _Watch and entry[3] != item.generation)
 
     async def _deadline_due(self, timer: _Deadline) -> None:
         job = timer.job
@@ -500,9 +542,9 @@ class Scheduler:
                 task.progress,
                 0.0 if watch.poked else decided,
             )
-        watch.generation += 1
+        self._unqueue(watch)  # a poke while the query was on the wire queued one
         if watch.poked:
-            self._push(self._urgent, now, watch, watch.generation)
+            watch.due_key = self._push(self._urgent, now, watch)
         else:
             self._schedule(watch, now, now + decided)
         return None
@@ -552,6 +594,6 @@ class Scheduler:
             step.error,
             step.delay,
         )
-        watch.generation += 1
+        self._unqueue(watch)
         now = self._clock.monotonic()
         self._schedule(watch, now, now + step.delay)
