@@ -556,3 +556,40 @@ async def test_a_watched_job_keeps_one_poll_record_and_no_tracked_heap_entry() -
     added = len(gc.get_objects()) - before
     assert len(scheduler) == 500
     assert added <= 500 + 10  # the record per job (heap entries are ints), a few in all
+
+
+async def test_entries_due_within_one_microsecond_keep_their_order() -> None:
+    """Dues kept to the microsecond: entries in the same microsecond go in the order queued."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(4)
+    scheduler = build(clock, api, handler, max_concurrent=1)
+    # 0.1 + 0.2 is not 0.3 in floats: the dues differ by less than a microsecond.
+    for n, delay in enumerate((0.1 + 0.2, 0.3, 0.3000004, 0.2999996)):
+        api.finishes_at(f"u-{n}", 0.0)
+        scheduler.watch(in_flight_job(f"u{n}", f"u-{n}", clock), first_delay=delay)
+    await run_until_done(scheduler, handler)
+    # The last one's microsecond comes first; the others share one, in the order queued.
+    assert [task_id for _, task_id in api.queries] == ["u-3", "u-0", "u-1", "u-2"]
+    assert all(at >= 0.2999996 - 1e-6 for at, _ in api.queries)  # at most 1 us early
+
+
+async def test_a_deadline_at_infinity_never_fires_and_a_new_deadline_replaces_the_old() -> None:
+    """An infinite deadline is accepted (never due); setting another drops the first."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(2)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 20.0)
+    never = in_flight_job("never", "t-1", clock)
+    scheduler.watch(never)
+    scheduler.set_deadline(never, float("inf"))
+    queued = Job(
+        GenerationRequest("seedance-2", {"prompt": "q"}), key="q", input={}, wall_clock=clock.time
+    )
+    scheduler.set_deadline(queued, 5.0)
+    scheduler.set_deadline(queued, 8.0)  # replaces the 5 s one
+    await run_until_done(scheduler, handler)
+    assert handler.timed_out == ["q"]
+    assert handler.seen["never"][-1].is_finished
+    assert clock.monotonic() >= 20.0
