@@ -43,6 +43,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -57,6 +58,7 @@ from ._journal_entry import (
     JournalEntry,
     JournalState,
     RecordedTask,
+    TerminalRecord,
     canonical_json,
     fingerprint,
     fingerprint_of_json,
@@ -323,43 +325,59 @@ class Journal(JournalStore):
                 f"fingerprint {fingerprint!r} does not match the model and input of job "
                 f"{key!r}; compute it with request_fingerprint(model, input)"
             )
-        now = self._clock()
-
-        def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
-            if entry is None:
-                return {
-                    "key": key, "fingerprint": fingerprint, "model": model,
-                    "input_json": input_json, "callback_token": callback_token,
-                    "state": JournalState.SUBMITTING.value, "attempts": 1,
-                    "created_at": now, "updated_at": now,
-                }  # fmt: skip
-            self.check_same(entry, fingerprint)
-            action = entry.rerun
-            if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
-                action = RerunAction.RESUBMIT
-            if action is not RerunAction.RESUBMIT:
-                held = f" as task {entry.task_id}" if entry.task_id else ""
-                raise JobClaimedError(
-                    f"job {key!r} is already recorded{held} (state {entry.state.value}) in the "
-                    f"journal {self._path}; it was not submitted again. HINT: "
-                    + (
-                        "poll its task (a rerun does) instead of submitting it again"
-                        if entry.task_id
-                        else "another run may be submitting it; rerun once it has ended"
-                    ),
-                    key=key,
-                    state=entry.state.value,
-                    task_id=entry.task_id,
-                    path=str(self._path),
-                )
-            return {
-                "state": JournalState.SUBMITTING.value, "callback_token": callback_token,
-                "task_id": None, "task_json": None, "error_type": None, "error_message": None,
-                "files_json": "[]", "attempts": entry.attempts + 1, "updated_at": now,
-                "submitted_at": None, "finished_at": None,
-            }  # fmt: skip
-
+        # A partial, not a closure: a few objects for the collector, not one cell per name
+        # (a write waits for its group's commit, so it outlives young collections).
+        change = partial(
+            self._intent_change, key, fingerprint, model, input_json, callback_token,
+            self._clock(), retry_in_doubt,
+        )  # fmt: skip
         return await self._commit(key, change)
+
+    def _intent_change(
+        self,
+        key: str,
+        fingerprint: str,
+        model: str,
+        input_json: str,
+        callback_token: str | None,
+        now: float,
+        retry_in_doubt: bool,
+        conn: sqlite3.Connection | None,
+        entry: JournalEntry | None,
+    ) -> dict[str, Any]:
+        """:meth:`record_intent`'s write over the row as stored (``entry``; ``None``: none)."""
+        if entry is None:
+            return {
+                "key": key, "fingerprint": fingerprint, "model": model,
+                "input_json": input_json, "callback_token": callback_token,
+                "state": JournalState.SUBMITTING.value, "attempts": 1,
+                "created_at": now, "updated_at": now,
+            }  # fmt: skip
+        self.check_same(entry, fingerprint)
+        action = entry.rerun
+        if action is RerunAction.LEAVE and retry_in_doubt and entry.task_id is None:
+            action = RerunAction.RESUBMIT
+        if action is not RerunAction.RESUBMIT:
+            held = f" as task {entry.task_id}" if entry.task_id else ""
+            raise JobClaimedError(
+                f"job {key!r} is already recorded{held} (state {entry.state.value}) in the "
+                f"journal {self._path}; it was not submitted again. HINT: "
+                + (
+                    "poll its task (a rerun does) instead of submitting it again"
+                    if entry.task_id
+                    else "another run may be submitting it; rerun once it has ended"
+                ),
+                key=key,
+                state=entry.state.value,
+                task_id=entry.task_id,
+                path=str(self._path),
+            )
+        return {
+            "state": JournalState.SUBMITTING.value, "callback_token": callback_token,
+            "task_id": None, "task_json": None, "error_type": None, "error_message": None,
+            "files_json": "[]", "attempts": entry.attempts + 1, "updated_at": now,
+            "submitted_at": None, "finished_at": None,
+        }  # fmt: skip
 
     async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
         """Record the ``task_id`` the API gave for ``key``; call it before counting it in flight.
@@ -372,40 +390,45 @@ class Journal(JournalStore):
             JournalError: no intent was recorded, the job already holds another task id, or
                 another job holds this one.
         """
-        now = self._clock()
-
-        def change(
-            conn: sqlite3.Connection | None, entry: JournalEntry | None
-        ) -> dict[str, Any] | None:
-            if entry is None:
-                raise self._missing(key, "record a task id")
-            if entry.task_id == task_id:
-                return None
-            if entry.task_id is not None:
-                raise self._error(
-                    f"job {key!r} already holds task {entry.task_id}; refusing to record a "
-                    f"second task {task_id} for it"
-                )
-            # Without a connection (the read-free attempt) the store writes the task id only
-            # if no other row holds it, and otherwise asks again with one.
-            holder = (
-                None
-                if conn is None
-                else conn.execute(
-                    "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
-                ).fetchone()
-            )
-            if holder is not None:
-                raise self._error(
-                    f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
-                    f"it for job {key!r} too"
-                )
-            return {
-                "state": JournalState.IN_FLIGHT.value, "task_id": task_id, "error_type": None,
-                "error_message": None, "submitted_at": now, "updated_at": now,
-            }  # fmt: skip
-
+        change = partial(self._submitted_change, key, task_id, self._clock())
         return await self._commit(key, change)
+
+    def _submitted_change(
+        self,
+        key: str,
+        task_id: str,
+        now: float,
+        conn: sqlite3.Connection | None,
+        entry: JournalEntry | None,
+    ) -> dict[str, Any] | None:
+        """:meth:`record_submitted`'s write over the row as stored."""
+        if entry is None:
+            raise self._missing(key, "record a task id")
+        if entry.task_id == task_id:
+            return None
+        if entry.task_id is not None:
+            raise self._error(
+                f"job {key!r} already holds task {entry.task_id}; refusing to record a "
+                f"second task {task_id} for it"
+            )
+        # Without a connection (the read-free attempt) the store writes the task id only
+        # if no other row holds it, and otherwise asks again with one.
+        holder = (
+            None
+            if conn is None
+            else conn.execute(
+                "SELECT key FROM jobs WHERE task_id = ? AND key != ? LIMIT 1", (task_id, key)
+            ).fetchone()
+        )
+        if holder is not None:
+            raise self._error(
+                f"task {task_id} already belongs to job {holder[0]!r}; refusing to record "
+                f"it for job {key!r} too"
+            )
+        return {
+            "state": JournalState.IN_FLIGHT.value, "task_id": task_id, "error_type": None,
+            "error_message": None, "submitted_at": now, "updated_at": now,
+        }  # fmt: skip
 
     async def record_unknown(self, key: str, error: BaseException | str) -> JournalEntry:
         """Record that the submit for ``key`` was sent but its outcome is unknown.
@@ -473,40 +496,46 @@ class Journal(JournalStore):
         outcome twice only refreshes it (duplicates collapse).
         """
         record = terminal_record(state, task, files, error_type=error_type, message=message)
-        state, task_id, files_json = record.state, record.task_id, record.files_json
         # The task's JSON as recorded; carrying the task itself when it reads back as
         # itself, so the writer does not read the JSON back to build the entry.
         recorded_task = record.task_json
         if recorded_task is not None and isinstance(task, Task):
             recorded_task = RecordedTask.of(task, recorded_task)
-        now = self._clock()
-
-        def change(
-            conn: sqlite3.Connection | None, entry: JournalEntry | None
-        ) -> dict[str, Any] | None:
-            if entry is None:
-                raise self._missing(key, "record an outcome")
-            if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
-                raise self._error(
-                    f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
-                )
-            if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
-                return None
-            updates: dict[str, Any] = {
-                "state": state.value, "error_type": record.error_type,
-                "error_message": record.message, "updated_at": now,
-            }  # fmt: skip
-            if entry.task_id is None and task_id is not None:
-                updates["task_id"] = task_id
-            if recorded_task is not None:
-                updates["task_json"] = recorded_task
-            if files_json != "[]":
-                updates["files_json"] = files_json
-            if state not in (JournalState.TIMEOUT, JournalState.LOST):
-                updates["finished_at"] = now
-            return updates
-
+        change = partial(self._terminal_change, key, record, recorded_task, self._clock())
         return await self._commit(key, change)
+
+    def _terminal_change(
+        self,
+        key: str,
+        record: TerminalRecord,
+        recorded_task: str | RecordedTask | None,
+        now: float,
+        conn: sqlite3.Connection | None,
+        entry: JournalEntry | None,
+    ) -> dict[str, Any] | None:
+        """:meth:`record_terminal`'s write over the row as stored."""
+        state, task_id, files_json = record.state, record.task_id, record.files_json
+        if entry is None:
+            raise self._missing(key, "record an outcome")
+        if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
+            raise self._error(
+                f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
+            )
+        if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
+            return None
+        updates: dict[str, Any] = {
+            "state": state.value, "error_type": record.error_type,
+            "error_message": record.message, "updated_at": now,
+        }  # fmt: skip
+        if entry.task_id is None and task_id is not None:
+            updates["task_id"] = task_id
+        if recorded_task is not None:
+            updates["task_json"] = recorded_task
+        if files_json != "[]":
+            updates["files_json"] = files_json
+        if state not in (JournalState.TIMEOUT, JournalState.LOST):
+            updates["finished_at"] = now
+        return updates
 
     async def record_download(self, key: str, *paths: str | Path) -> JournalEntry:
         """Record the local files downloaded for ``key`` (replacing any earlier list)."""
