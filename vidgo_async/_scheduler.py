@@ -165,14 +165,9 @@ _NEVER_TICKS = 1 << 52
 _NEVER = _NEVER_TICKS / _TICKS
 
 
-def _entry_key(due: float, seq: int) -> int:
-    """A heap entry: ``due`` (floored to the microsecond) then ``seq``, in one int."""
-    ticks = _NEVER_TICKS if due >= _NEVER else math.floor(due * _TICKS)
-    return (ticks << _SEQ_BITS) | (seq & _SEQ_MASK)
-
-
 def _due_of(key: int) -> float:
-    """The due time of an entry (at most a microsecond early, so never woken too soon)."""
+    """An entry's due time, floored to the microsecond: what the timer sleeps until and
+    what a take compares with the clock, so that a worker woken then finds it due."""
     ticks = key >> _SEQ_BITS
     return math.inf if ticks >= _NEVER_TICKS else ticks / _TICKS
 
@@ -358,7 +353,9 @@ class Scheduler:
 
     def _push(self, heap: list[int], due: float, item: _Watch | _Deadline) -> int:
         self._seq = seq = self._seq + 1
-        key = _entry_key(due, seq)
+        # The entry: ``due`` floored to the microsecond, then ``seq``, in one int.
+        ticks = _NEVER_TICKS if due >= _NEVER else math.floor(due * _TICKS)
+        key = (ticks << _SEQ_BITS) | (seq & _SEQ_MASK)
         heapq.heappush(heap, key)
         self._entries[key] = item
         if due < self._sleep_until and self._wake is not None:
@@ -423,8 +420,9 @@ class Scheduler:
         for heap in self._heaps:
             while heap and heap[0] not in entries:
                 heapq.heappop(heap)  # stale
-            # Due as _next_due reads it, so that a worker woken at that time finds it due.
-            if heap and _due_of(heap[0]) <= now:
+            # Due as _next_due reads it (_due_of, inlined), so that a worker woken at that
+            # time finds it due.
+            if heap and (heap[0] >> _SEQ_BITS) / _TICKS <= now:
                 item = entries.pop(heapq.heappop(heap))
                 if type(item) is _Watch:
                     self._unqueue(item)  # taken: its other entry (if any) is stale now
@@ -542,7 +540,8 @@ class Scheduler:
                 task.progress,
                 0.0 if watch.poked else decided,
             )
-        self._unqueue(watch)  # a poke while the query was on the wire queued one
+        if watch.due_key is not None:  # a poke while the query was on the wire queued one
+            self._unqueue(watch)
         if watch.poked:
             watch.due_key = self._push(self._urgent, now, watch)
         else:
