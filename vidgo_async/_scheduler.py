@@ -147,13 +147,12 @@ class _Watch(PollTracker):
 
 
 class _Deadline:
-    """A deadline timer of one job."""
+    """A deadline timer of one job: live while its heap entry ``key`` is."""
 
-    __slots__ = ("active", "job", "key")
+    __slots__ = ("job", "key")
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.active = True
         self.key = 0
 
 
@@ -306,7 +305,6 @@ class Scheduler:
         """
         old = self._deadlines.get(job)
         if old is not None:
-            old.active = False
             self._entries.pop(old.key, None)
         timer = _Deadline(job)
         self._deadlines[job] = timer
@@ -334,7 +332,6 @@ class Scheduler:
             self._unqueue(watch)
         timer = self._deadlines.pop(job, None)
         if timer is not None:
-            timer.active = False
             self._entries.pop(timer.key, None)
 
     def _schedule(self, watch: _Watch, now: float, due: float) -> None:
