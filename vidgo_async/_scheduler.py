@@ -417,9 +417,8 @@ class Scheduler:
         for heap in self._heaps:
             while heap and heap[0] not in entries:
                 heapq.heappop(heap)  # stale
-            # Due as _next_due reads it (_due_of, inlined), so that a worker woken at that
-            # time finds it due.
-            if heap and (heap[0] >> _SEQ_BITS) / _TICKS <= now:
+            # Due as _next_due reads it, so that a worker woken at that time finds it due.
+            if heap and _due_of(heap[0]) <= now:
                 item = entries.pop(heapq.heappop(heap))
                 if type(item) is _Watch:
                     self._unqueue(item)  # taken: its other entry (if any) is stale now
