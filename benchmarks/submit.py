@@ -6,6 +6,12 @@ input validation, job bookkeeping, events, the submit gate, the transport and th
 included. The bare side POSTs the same JSON bodies with C workers over a session with the
 client's pool settings; C is the client's pool size (100), the concurrency the
 orchestrator's submits get. Both submit the same kind of job to the same emulator.
+
+``submit_client_cpu_ratio`` (informative) splits the figure: the same N submits through
+``VidgoClient.submit`` with the same C workers, against the same bare loop, interleaved on
+their own. It is the client's share (validation, the envelope, the ``Task``); what
+``submit_cpu_ratio`` adds on top is the orchestrator's per-job bookkeeping (the job, its
+events, the ``max_in_flight`` token, the gate, arming its poll, and letting it go at exit).
 """
 
 from __future__ import annotations
@@ -75,19 +81,32 @@ async def run(emu: EmulatorProcess, *, jobs: int, reps: int) -> dict[str, float]
             if seen["other"]:
                 raise RuntimeError(f"{seen['other']} submits failed in the benchmark")
 
+        async def client_one(index: int) -> None:
+            body = bodies[index]
+            await client.submit(body["model"], body["input"])
+
         async def ours() -> Measure:
             return await timed(lambda: ours_batch(jobs))
+
+        async def client_only() -> Measure:
+            return await timed(lambda: _workers(jobs, CONCURRENCY, client_one))
 
         async def bare() -> Measure:
             return await timed(lambda: _workers(jobs, CONCURRENCY, bare_one))
 
         await ours_batch(min(jobs, 200))
+        await _workers(min(jobs, 200), CONCURRENCY, client_one)
         await _workers(min(jobs, 200), CONCURRENCY, bare_one)
         await emu.acall("forget")
         pairs = await interleaved(ours, bare, reps)
+        await emu.acall("forget")
+        client_pairs = await interleaved(client_only, bare, reps)
     return {
         "submit_ratio": median_ratio([(b.wall, a.wall) for a, b in pairs]),
         "submit_cpu_ratio": median_ratio([(a.cpu, b.cpu) for a, b in pairs]),
+        "submit_client_cpu_ratio": median_ratio([(a.cpu, b.cpu) for a, b in client_pairs]),
+        "submit_cpu_us_per_job": 1e6 * median([a.cpu for a, _ in pairs]) / jobs,
+        "submit_bare_cpu_us_per_job": 1e6 * median([b.cpu for _, b in pairs]) / jobs,
         "submit_per_s": jobs / median([a.wall for a, _ in pairs]),
         "submit_bare_per_s": jobs / median([b.wall for _, b in pairs]),
         "submit_jobs": jobs,

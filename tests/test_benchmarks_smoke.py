@@ -27,6 +27,8 @@ REQUIRED_KEYS = (
     "scale_lag_p99_fraction",
     "rss_mb_scale",
 )
+# Not asked for by the issue, but read by the README: the submit figure's client-only share.
+SPLIT_KEYS = ("submit_client_cpu_ratio", "submit_cpu_us_per_job", "submit_bare_cpu_us_per_job")
 
 
 @pytest.mark.slow
@@ -46,9 +48,9 @@ def test_smoke_run_ends_with_json_holding_every_required_figure() -> None:
     lines = done.stdout.strip().splitlines()
     assert len(lines) > 1, "the table is missing"
     figures = json.loads(lines[-1])
-    missing = [key for key in REQUIRED_KEYS if key not in figures]
+    missing = [key for key in (*REQUIRED_KEYS, *SPLIT_KEYS) if key not in figures]
     assert not missing, f"missing keys: {missing}"
-    for key in REQUIRED_KEYS:
+    for key in (*REQUIRED_KEYS, *SPLIT_KEYS):
         value = figures[key]
         assert isinstance(value, int | float), key
         assert not isinstance(value, bool), key
