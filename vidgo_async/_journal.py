@@ -70,6 +70,14 @@ from ._journal_file import (
     DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SCHEMA_VERSION,
 )
+from ._journal_rules import (
+    describe_unknown,
+    downloads_apply,
+    failure_applies,
+    outcome_applies,
+    submitted_applies,
+    unknown_applies,
+)
 from ._journal_store import JournalStore
 from ._models import Task
 
@@ -402,15 +410,8 @@ class Journal(JournalStore):
         entry: JournalEntry | None,
     ) -> dict[str, Any] | None:
         """:meth:`record_submitted`'s write over the row as stored."""
-        if entry is None:
-            raise self._missing(key, "record a task id")
-        if entry.task_id == task_id:
-            return None
-        if entry.task_id is not None:
-            raise self._error(
-                f"job {key!r} already holds task {entry.task_id}; refusing to record a "
-                f"second task {task_id} for it"
-            )
+        if not submitted_applies(key, entry, task_id, self._error):
+            return None  # it holds this task already
         # Without a connection (the read-free attempt) the store writes the task id only
         # if no other row holds it, and otherwise asks again with one.
         holder = (
@@ -435,15 +436,13 @@ class Journal(JournalStore):
 
         Does nothing when the job already has a task id (a late, stale report).
         """
-        error_type, message = _describe(error)
+        error_type, message = describe_unknown(error)
         now = self._clock()
 
         def change(
             conn: sqlite3.Connection | None, entry: JournalEntry | None
         ) -> dict[str, Any] | None:
-            if entry is None:
-                raise self._missing(key, "record an unknown submit")
-            if entry.task_id is not None:
+            if not unknown_applies(key, entry, self._error):
                 return None
             return {
                 "state": JournalState.UNKNOWN.value, "error_type": error_type,
@@ -465,9 +464,7 @@ class Journal(JournalStore):
         def change(
             conn: sqlite3.Connection | None, entry: JournalEntry | None
         ) -> dict[str, Any] | None:
-            if entry is None:
-                raise self._missing(key, "record a failure")
-            if entry.state is JournalState.FINISHED:
+            if not failure_applies(key, entry, self._error):
                 return None
             updates: dict[str, Any] = {
                 "state": JournalState.FAILED.value, "error_type": error_type,
@@ -515,14 +512,9 @@ class Journal(JournalStore):
     ) -> dict[str, Any] | None:
         """:meth:`record_terminal`'s write over the row as stored."""
         state, task_id, files_json = record.state, record.task_id, record.files_json
-        if entry is None:
-            raise self._missing(key, "record an outcome")
-        if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
-            raise self._error(
-                f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
-            )
-        if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
+        if not outcome_applies(key, entry, state, task_id, self._error):
             return None
+        assert entry is not None  # noqa: S101 - the rule refuses a missing row
         updates: dict[str, Any] = {
             "state": state.value, "error_type": record.error_type,
             "error_message": record.message, "updated_at": now,
@@ -543,8 +535,7 @@ class Journal(JournalStore):
         now = self._clock()
 
         def change(conn: sqlite3.Connection | None, entry: JournalEntry | None) -> dict[str, Any]:
-            if entry is None:
-                raise self._missing(key, "record downloads")
+            downloads_apply(key, entry, self._error)
             return {"files_json": files_json, "updated_at": now}
 
         return await self._commit(key, change)
@@ -607,9 +598,3 @@ class Journal(JournalStore):
             return None if row is None else (str(row[0]), float(row[1]))
 
         return await self._run(query)
-
-
-def _describe(error: BaseException | str) -> tuple[str, str]:
-    if isinstance(error, BaseException):
-        return type(error).__name__, str(error)
-    return "SubmitOutcomeUnknownError", error

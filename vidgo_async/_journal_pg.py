@@ -55,6 +55,14 @@ from ._journal_pg_rows import (
     redact_url,
 )
 from ._journal_pg_schema import PG_SCHEMA_VERSION, migrate
+from ._journal_rules import (
+    describe_unknown,
+    downloads_apply,
+    failure_applies,
+    outcome_applies,
+    submitted_applies,
+    unknown_applies,
+)
 from ._models import Task
 
 __all__ = ["PG_SCHEMA_VERSION", "PostgresJournal", "default_owner", "redact_url"]
@@ -401,23 +409,13 @@ class PostgresJournal:
             path=self._shown,
         )
 
-    def _missing(self, key: str, action: str) -> JournalError:
-        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
-
     async def record_submitted(self, key: str, task_id: str) -> JournalEntry:
         """Record the ``task_id`` for ``key``; a task id another job holds is refused."""
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
-            if entry is None:
-                raise self._missing(key, "record a task id")
-            if entry.task_id == task_id:
-                return
-            if entry.task_id is not None:
-                raise self._error(
-                    f"job {key!r} already holds task {entry.task_id}; refusing to record a "
-                    f"second task {task_id} for it"
-                )
+            if not submitted_applies(key, entry, task_id, self._error):
+                return  # it holds this task already
             await conn.execute(
                 "UPDATE vidgo_jobs SET state = 'in_flight', task_id = %s, error_type = NULL, "
                 "error_message = NULL, submitted_at = %s, updated_at = %s WHERE key = %s",
@@ -428,16 +426,11 @@ class PostgresJournal:
 
     async def record_unknown(self, key: str, error: BaseException | str) -> JournalEntry:
         """Record that the submit for ``key`` was sent but its outcome is unknown; frees its slot."""
-        if isinstance(error, BaseException):
-            error_type, message = type(error).__name__, str(error)
-        else:
-            error_type, message = "SubmitOutcomeUnknownError", error
+        error_type, message = describe_unknown(error)
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
-            if entry is None:
-                raise self._missing(key, "record an unknown submit")
-            if entry.task_id is not None:
+            if not unknown_applies(key, entry, self._error):
                 return
             await conn.execute(
                 "UPDATE vidgo_jobs SET state = 'unknown', error_type = %s, error_message = %s, "
@@ -456,9 +449,7 @@ class PostgresJournal:
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
-            if entry is None:
-                raise self._missing(key, "record a failure")
-            if entry.state is JournalState.FINISHED:
+            if not failure_applies(key, entry, self._error):
                 return
             await conn.execute(
                 "UPDATE vidgo_jobs SET state = 'failed', error_type = %s, error_message = %s, "
@@ -489,13 +480,7 @@ class PostgresJournal:
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
-            if entry is None:
-                raise self._missing(key, "record an outcome")
-            if entry.task_id is not None and task_id is not None and entry.task_id != task_id:
-                raise self._error(
-                    f"job {key!r} holds task {entry.task_id}, not {task_id}; outcome not recorded"
-                )
-            if entry.state is JournalState.FINISHED and state is not JournalState.FINISHED:
+            if not outcome_applies(key, entry, state, task_id, self._error):
                 return
             keep_files = files_json == "[]"
             await conn.execute(
@@ -521,8 +506,7 @@ class PostgresJournal:
         now = self._clock()
 
         async def change(conn: _Conn, entry: JournalEntry | None) -> None:
-            if entry is None:
-                raise self._missing(key, "record downloads")
+            downloads_apply(key, entry, self._error)
             await conn.execute(
                 "UPDATE vidgo_jobs SET files_json = %s, updated_at = %s WHERE key = %s",
                 (files_json, now, key),

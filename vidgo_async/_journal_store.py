@@ -393,9 +393,6 @@ class JournalStore:
         except ValueError as exc:
             raise self._error(str(exc)) from exc
 
-    def _missing(self, key: str, action: str) -> JournalError:
-        return self._error(f"cannot {action} for job {key!r}: no intent was recorded for it")
-
 
 def _commit_batch(
     conn: sqlite3.Connection,
