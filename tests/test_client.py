@@ -360,6 +360,18 @@ async def test_wait_raises_task_failed_with_the_server_message() -> None:
     assert info.value.task.error_message == "The prompt violates our content policy"
 
 
+async def test_wait_rides_out_an_answer_nested_too_deeply() -> None:
+    """A status answer nested past Python's parser is one unreadable answer: wait polls on."""
+    nested = b'{"code":200,"data":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    clock = VirtualClock()
+    async with make_client(clock, poll=PollPolicy(timeout=600)) as client:
+        with aioresponses() as mocked:
+            mocked.get(status_url("t1"), body=nested, content_type="application/json")
+            mocked.get(status_url("t1"), payload=envelope(task_data("t1", "finished")))
+            task = await client.wait("t1")
+    assert task.status is TaskStatus.FINISHED
+
+
 async def test_wait_rides_out_transient_errors() -> None:
     """503s, 429s, resets and timeouts on status queries never fail a wait (T07)."""
     clock = VirtualClock()

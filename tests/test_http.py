@@ -207,6 +207,31 @@ async def test_non_json_success_is_a_validation_error() -> None:
                 await client.balance()
 
 
+# JSON nested deeper than Python's parser goes, far under the 1 MiB cap.
+DEEPLY_NESTED = b'{"code":200,"data":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+
+def test_decode_reads_too_deeply_nested_json_as_not_json() -> None:
+    """JSON nested past Python's recursion limit decodes as "not JSON", not a RecursionError."""
+    value, text = _decode(DEEPLY_NESTED)
+    assert value is None
+    assert text == DEEPLY_NESTED.decode()
+
+
+async def test_too_deeply_nested_answers_map_into_the_error_tree() -> None:
+    """A 200 or a 500 nested too deeply raises from the error tree, never RecursionError."""
+    async with make_client() as client:
+        with aioresponses() as mocked:
+            mocked.get(BALANCE_URL, body=DEEPLY_NESTED, content_type="application/json")
+            mocked.get(
+                BALANCE_URL, status=400, body=DEEPLY_NESTED, content_type="application/json"
+            )
+            with pytest.raises(APIResponseValidationError, match="not a JSON object"):
+                await client.balance()
+            with pytest.raises(BadRequestError):
+                await client.balance()
+
+
 STATUS_CASES: list[tuple[int, type[APIStatusError]]] = [
     (400, BadRequestError),
     (401, AuthenticationError),

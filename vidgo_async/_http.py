@@ -354,7 +354,11 @@ def _describe_error_body(body: object, text: str, reason: str) -> tuple[str, str
 
 
 def _decode(raw: bytes) -> tuple[object, str]:
-    """Return (parsed JSON or None, text); ``None`` also when the body is not JSON."""
+    """Return (parsed JSON or None, text); ``None`` also when the body is not JSON.
+
+    JSON nested deeper than Python's parser goes (``RecursionError``, a body of a few kB)
+    is not readable JSON either: an unreadable answer, never an error outside the tree.
+    """
     text = raw.decode("utf-8", errors="replace")
     try:
         # The usual body is one JSON value from its first to its last character: the C
@@ -365,10 +369,12 @@ def _decode(raw: bytes) -> tuple[object, str]:
             return value, text
     except (StopIteration, ValueError):
         pass
+    except RecursionError:
+        return None, text
     try:
         # An empty or blank body is not JSON either: json.loads raises for it.
         return json.loads(text), text
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, text
 
 
