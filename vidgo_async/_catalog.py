@@ -18,7 +18,7 @@ import attrs
 
 from ._cross_rules import rules_for
 
-__all__ = ["Catalog", "FieldSpec", "ModelSpec", "catalog", "list_models"]
+__all__ = ["Catalog", "FieldSpec", "ModelSpec", "catalog", "list_models", "number_text"]
 
 _CATALOG_FILE = "_catalog.json"
 
@@ -74,12 +74,20 @@ class FieldSpec:
         return " ".join(parts)
 
 
+def number_text(value: float) -> str:
+    """Write a documented bound exactly as the docs give it (``2147483647``, not ``2.14748e+09``)."""
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return repr(value)
+
+
 def _range(low: float | None, high: float | None, unit: str) -> str:
     if low is not None and high is not None:
-        return f"{low:g}–{high:g}{unit}"
+        return f"{number_text(low)}–{number_text(high)}{unit}"
     if low is not None:
-        return f"≥ {low:g}{unit}"
-    return f"≤ {high:g}{unit}"
+        return f"≥ {number_text(low)}{unit}"
+    assert high is not None  # noqa: S101 - a range has at least one bound
+    return f"≤ {number_text(high)}{unit}"
 
 
 @attrs.frozen(kw_only=True)

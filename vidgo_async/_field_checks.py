@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._catalog import FieldSpec
+from ._catalog import FieldSpec, number_text
 from ._errors import ValidationIssue
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "compile_field",
     "json_issues",
     "object_check",
+    "schema_regex",
     "text_issue",
     "url_rule",
 ]
@@ -127,11 +128,37 @@ def json_issues(value: object, path: str, issues: Issues, depth: int = 0) -> Non
 # -- compiling a field -------------------------------------------------------------------
 
 
+def schema_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a JSON-schema ``pattern`` (an ECMA-262 regex) with ECMA's meaning.
+
+    Two readings differ in Python: ``\\d``/``\\w`` match any Unicode digit or letter
+    (ECMA: ASCII only), and ``$`` also matches before a final newline (ECMA: only at the
+    end). So the pattern is compiled ASCII-only, and every ``$`` outside a character
+    class becomes ``\\Z``: ``"1024x1024\\n"`` and full-width digits do not pass a size rule.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out), re.ASCII)
+
+
 def _string_check(spec: FieldSpec) -> Check:
     enum = frozenset(spec.enum) if spec.enum is not None else None
     enum_text = f"must be one of {choices_text(spec.enum)}" if spec.enum is not None else ""
     min_length, max_length = spec.min_length, spec.max_length
-    regex = re.compile(spec.pattern) if spec.pattern is not None else None
+    regex = schema_regex(spec.pattern) if spec.pattern is not None else None
     is_url = spec.format == "uri"
 
     def check(value: Any, path: str, issues: Issues) -> None:
@@ -162,7 +189,7 @@ def _string_check(spec: FieldSpec) -> Check:
                 )
             )
         if regex is not None and regex.search(value) is None:
-            issues.append(ValidationIssue(path, f"must match {regex.pattern}", value))
+            issues.append(ValidationIssue(path, f"must match {spec.pattern}", value))
         if is_url:
             url_issue = _url_issue(value, path)
             if url_issue is not None:
@@ -173,10 +200,11 @@ def _string_check(spec: FieldSpec) -> Check:
 
 def _bounds_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f"from {low:g} to {high:g}"
+        return f"from {number_text(low)} to {number_text(high)}"
     if low is not None:
-        return f"of at least {low:g}"
-    return f"of at most {high:g}"
+        return f"of at least {number_text(low)}"
+    assert high is not None  # noqa: S101 - a bounds text has at least one bound
+    return f"of at most {number_text(high)}"
 
 
 def _number_check(spec: FieldSpec) -> Check:
