@@ -86,3 +86,21 @@ def test_catalog_ships_inside_the_package() -> None:
     assert (Path(vidgo_async.__file__).parent / "_catalog.json").is_file()
     models = vidgo_async.list_models()
     assert [spec.id for spec in models] == sorted(spec.id for spec in models)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"exclusiveMaximum": 15}, {"multipleOf": 5}, {"uniqueItems": True}, {"not": {"enum": [15]}}],
+)
+def test_sync_tool_refuses_a_rule_keyword_it_does_not_know(rule: dict[str, object]) -> None:
+    """A schema keyword the catalog would drop fails the sync instead of passing unseen."""
+    tool = _sync_tool()
+    with pytest.raises(tool.CatalogError, match="unsupported JSON-schema keywords"):
+        tool._field({}, {"type": "integer", "description": "seconds", **rule}, "doc:input")
+
+
+def test_sync_tool_keeps_prose_keywords_out_of_the_catalog() -> None:
+    """Descriptions, titles and examples carry no rule and are left out of a field."""
+    prose = {"description": "d", "title": "t", "example": 5, "examples": [5], "deprecated": False}
+    field = _sync_tool()._field({}, {"type": "integer", "minimum": 4, **prose}, "doc:input")
+    assert field == {"type": "integer", "minimum": 4}

@@ -42,6 +42,9 @@ _SCALAR_KEYWORDS = {
     "format": "format",
     "default": "default",
 }
+# Keywords read elsewhere in this script (structure) and prose that carries no rule.
+_STRUCTURE_KEYWORDS = {"items", "properties", "required", "additionalProperties", "oneOf", "anyOf"}
+_PROSE_KEYWORDS = {"description", "title", "example", "examples", "deprecated"}
 
 
 class CatalogError(Exception):
@@ -68,6 +71,14 @@ def _field(doc: dict[str, Any], node: Any, where: str) -> dict[str, Any]:
     node = _resolve(doc, node)
     if not isinstance(node, dict):
         raise CatalogError(f"{where}: schema is not an object")
+    # A keyword this script does not know may be a rule (exclusiveMaximum, multipleOf,
+    # uniqueItems, not, ...) that the catalog would silently drop: fail instead.
+    unknown = sorted(set(node) - _SCALAR_KEYWORDS.keys() - _STRUCTURE_KEYWORDS - _PROSE_KEYWORDS)
+    if unknown:
+        raise CatalogError(
+            f"{where}: unsupported JSON-schema keywords {unknown}; teach this script "
+            "and the validation what they mean before syncing"
+        )
     out: dict[str, Any] = {}
     for key, name in _SCALAR_KEYWORDS.items():
         if key in node:
@@ -82,8 +93,6 @@ def _field(doc: dict[str, Any], node: Any, where: str) -> dict[str, Any]:
             out["any_of_required"] = [sorted(v["required"]) for v in variants]
         else:
             out["one_of"] = [_field(doc, v, f"{where}|{i}") for i, v in enumerate(variants)]
-    if "allOf" in node:
-        raise CatalogError(f"{where}: allOf is not supported")
     return out
 
 
