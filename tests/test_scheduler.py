@@ -22,8 +22,8 @@ from vidgo_async import (
 )
 from vidgo_async._clock import VirtualClock
 from vidgo_async._gates import RateGate
-from vidgo_async._http import RetryBudget
 from vidgo_async._jobs import GenerationRequest, Job
+from vidgo_async._retry import RetryBudget
 from vidgo_async._scheduler import Scheduler
 
 POLICY = PollPolicy(initial_delay=2, multiplier=1.5, max_interval=30, min_interval=1, jitter=0.2)

@@ -26,7 +26,7 @@ from vidgo_async import (
     PollPolicy,
     SubmitOutcomeUnknownError,
 )
-from vidgo_async._http import Response
+from vidgo_async._answers import Response
 from vidgo_async._jobs import JobAbandonedError
 
 # No poll is due while these tests run.

@@ -9,9 +9,9 @@ from vidgo_async import GenerationRequest, JobEvent, JobState, PollPolicy, Task,
 from vidgo_async._clock import VirtualClock
 from vidgo_async._errors import TaskLostError
 from vidgo_async._gates import RateGate
-from vidgo_async._http import RetryBudget
 from vidgo_async._jobbook import JobBook
 from vidgo_async._jobs import Job
+from vidgo_async._retry import RetryBudget
 from vidgo_async._scheduler import Fetch
 from vidgo_async._tracking import Tracking
 

@@ -22,6 +22,7 @@ import aiohttp
 import attrs
 from aiohttp.abc import AbstractResolver
 
+from ._answers import Response
 from ._clock import Clock
 from ._config import (
     API_KEY_ENV,
@@ -43,10 +44,11 @@ from ._errors import (
     VidgoError,
 )
 from ._hosts import is_loopback_host
-from ._http import Response, RetryBudget, Transport, normalise_base_url
+from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
 from ._polling import PollTracker, StepKind
+from ._retry import RetryBudget
 from ._rules import check_callback_url
 from ._status_reader import StatusAnswer, StatusReader, status_answer, status_path
 from ._uploads import Uploader, UploadSource

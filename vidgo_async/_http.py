@@ -2,15 +2,9 @@
 
 The transport knows nothing of models: it returns the envelope's ``data`` as plain JSON
 and raises the error tree of ``_errors``. aiohttp's exceptions are translated to that tree
-in exactly one place, :func:`translate_exception`.
-
-Retry rules (see ``RetryPolicy``): a GET is repeated on connection errors, timeouts and
-the retryable statuses. A submit (``idempotent=False``) costs money and the API has no
-idempotency key, so it is repeated only when it provably created nothing (the connection
-could not be opened, or a 429); any other failure after the request may have reached the
-server is raised as ``SubmitOutcomeUnknownError`` unless ``retry_ambiguous_submits``.
-Every retry spends tokens from the client's :class:`RetryBudget`, so a hard outage does
-not turn into a retry storm.
+in exactly one place, :func:`translate_exception`; what an answer means is decided in
+``_answers``, and whether and when to send again in ``_retry`` (a submit that may have
+created a task is never repeated unless ``RetryPolicy.retry_ambiguous_submits``).
 """
 
 from __future__ import annotations
@@ -19,16 +13,16 @@ import asyncio
 import json
 import logging
 import platform
-import re
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._backoff import full_jitter, parse_retry_after
+from ._answers import AnswerMemo, RawAnswer, Response, interpret
+from ._backoff import parse_retry_after
 from ._clock import Clock
 from ._config import DEFAULT_MAX_JSON_BYTES, RetryPolicy, Timeout
 from ._errors import (
@@ -38,19 +32,14 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     RateLimitError,
-    ServerError,
-    SubmitOutcomeUnknownError,
-    status_error_class,
 )
 from ._hosts import is_loopback_host
+from ._retry import RetryBudget, may_have_created, outcome_unknown, retry_delay
 from ._version import __version__
 
 __all__ = [
     "USER_AGENT",
-    "AnswerMemo",
     "RawBody",
-    "Response",
-    "RetryBudget",
     "Transport",
     "client_timeout",
     "normalise_base_url",
@@ -65,12 +54,6 @@ USER_AGENT = (
     f"vidgo-async/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
 _CHUNK_SIZE = 64 * 1024
-# json.loads(text) is this scanner at index 0 plus whitespace and trailing-data checks.
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_SNIPPET_LENGTH = 200
-# A Retry-After slept through gets up to this fraction on top, so that clients told the
-# same value do not all come back in the same millisecond.
-_RETRY_AFTER_SPREAD = 0.1
 
 
 def normalise_base_url(url: str, *, allow_insecure: bool = False) -> str:
@@ -156,44 +139,6 @@ def translate_exception(exc: BaseException, *, method: str, url: str) -> APIConn
     )
 
 
-@attrs.define
-class RetryBudget:
-    """A token bucket shared by every retry of one client (after botocore).
-
-    Each retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout) and each
-    request that succeeds on its first try gives ``success_refund`` back. An empty bucket
-    means "stop retrying": during an outage the client fails fast instead of multiplying
-    its load on the server.
-    """
-
-    capacity: int = 500
-    retry_cost: int = 5
-    timeout_cost: int = 10
-    success_refund: int = 1
-    tokens: int = attrs.field(default=-1)
-
-    def __attrs_post_init__(self) -> None:
-        if self.tokens < 0:
-            self.tokens = self.capacity
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the bucket can no longer pay for an ordinary retry."""
-        return self.tokens < self.retry_cost
-
-    def try_acquire(self, *, timeout: bool = False) -> bool:
-        """Take the cost of one retry; ``False`` (and nothing taken) when the bucket is too low."""
-        cost = self.timeout_cost if timeout else self.retry_cost
-        if self.tokens < cost:
-            return False
-        self.tokens -= cost
-        return True
-
-    def record_success(self) -> None:
-        """Refund a token for a request that succeeded on its first try."""
-        self.tokens = min(self.capacity, self.tokens + self.success_refund)
-
-
 class _Secret:
     """Hold the API key so that no repr, ``vars()`` dump or debugger shows it.
 
@@ -218,49 +163,6 @@ class _Secret:
     __str__ = __repr__
 
 
-class Response:
-    """One decoded answer: the envelope's ``data``, the HTTP status and the headers.
-
-    ``headers`` are matched case-insensitively; ``retry_after`` is the server's
-    ``Retry-After`` (or ``retry-after-ms``) in seconds, when it sent a usable one.
-    A plain slotted class, built on every request (no frozen attrs ``__init__``); read it,
-    never change it.
-    """
-
-    __slots__ = ("data", "headers", "retry_after", "status")
-
-    def __init__(
-        self,
-        status: int,
-        data: Any,
-        headers: Mapping[str, str],
-        retry_after: float | None = None,
-    ) -> None:
-        self.status = status
-        self.data = data
-        self.headers = headers
-        self.retry_after = retry_after
-
-    def __repr__(self) -> str:
-        return f"Response(status={self.status!r}, data={self.data!r}, retry_after={self.retry_after!r})"
-
-
-class AnswerMemo(Generic[T]):
-    """The last answer of one repeated query and what its reader made of it.
-
-    See :meth:`Transport.send_once_memo`: an answer byte-identical to this one (same HTTP
-    status, body and poll hint) is not decoded, checked or read again.
-    """
-
-    __slots__ = ("body", "retry_after", "status", "value")
-
-    def __init__(self) -> None:
-        self.body: bytes | None = None
-        self.status = 0
-        self.retry_after: float | None = None
-        self.value: T | None = None
-
-
 @attrs.frozen
 class RawBody:
     """A request body that is not JSON (e.g. a multipart upload): its bytes and content type.
@@ -270,147 +172,6 @@ class RawBody:
 
     data: bytes
     content_type: str
-
-
-class _RawResponse:
-    """One answer as read off the wire (a plain slotted class: built on every request)."""
-
-    __slots__ = ("body", "headers", "method", "reason", "retry_after", "status", "truncated", "url")
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        body: bytes,
-        truncated: bool,
-        headers: Mapping[str, str],
-        method: str,
-        url: str,
-        retry_after: float | None,
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.body = body
-        self.truncated = truncated
-        self.headers = headers
-        self.method = method
-        self.url = url
-        self.retry_after = retry_after
-
-
-def _html_title(text: str) -> str | None:
-    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    return " ".join(match.group(1).split()) if match else None
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _SNIPPET_LENGTH else flat[: _SNIPPET_LENGTH - 3] + "..."
-
-
-def _detail_message(detail: object) -> str | None:
-    """Render a FastAPI ``detail`` (a string or a list of ``{loc, msg}``) as one line."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        parts = []
-        for item in detail[:10]:
-            if isinstance(item, Mapping):
-                loc = item.get("loc")
-                where = ".".join(str(p) for p in loc) if isinstance(loc, list) else None
-                msg = str(item.get("msg", item))
-                parts.append(f"{where}: {msg}" if where else msg)
-            else:
-                parts.append(str(item))
-        return "; ".join(parts) or None
-    return None
-
-
-def _describe_error_body(body: object, text: str, reason: str) -> tuple[str, str | None]:
-    """Return (message, error type) from any error body: unified, FastAPI, plain or HTML."""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping):
-            message = error.get("message")
-            error_type = error.get("type")
-            return (
-                str(message) if message is not None else reason,
-                error_type if isinstance(error_type, str) else None,
-            )
-        if isinstance(error, str):
-            return error, None
-        detail = _detail_message(body.get("detail"))
-        if detail:
-            return detail, None
-        for key in ("message", "msg"):
-            if isinstance(body.get(key), str):
-                return str(body[key]), None
-        return reason, None
-    if text.strip():
-        title = _html_title(text)
-        shown = title if title else _snippet(text)
-        return f"{reason} (non-JSON answer: {shown})", None
-    return reason, None
-
-
-def _decode(raw: bytes) -> tuple[object, str]:
-    """Return (parsed JSON or None, text); ``None`` also when the body is not JSON.
-
-    JSON nested deeper than Python's parser goes (``RecursionError``, a body of a few kB)
-    is not readable JSON either: an unreadable answer, never an error outside the tree.
-    """
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        # The usual body is one JSON value from its first to its last character: the C
-        # scanner alone reads it, without json.loads' layers. Anything else (whitespace
-        # around it, trailing data, no JSON at all) goes through json.loads, which decides.
-        value, end = _scan_json(text, 0)
-        if end == len(text):
-            return value, text
-    except (StopIteration, ValueError):
-        pass
-    except RecursionError:
-        return None, text
-    try:
-        # An empty or blank body is not JSON either: json.loads raises for it.
-        return json.loads(text), text
-    except (ValueError, RecursionError):
-        return None, text
-
-
-def _as_status_code(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _error_for(
-    status: int,
-    body: object,
-    text: str,
-    raw: _RawResponse,
-    retry_after: float | None,
-) -> APIStatusError:
-    reason = raw.reason or f"HTTP {status}"
-    message, error_type = _describe_error_body(body, text, reason)
-    shown_body: object = body if body is not None else _snippet(text)
-    request_id = raw.headers.get("x-request-id") or raw.headers.get("request-id")
-    cls = status_error_class(status)
-    fields: dict[str, Any] = {
-        "status_code": status,
-        "error_type": error_type,
-        "body": shown_body,
-        "method": raw.method,
-        "url": raw.url,
-        "request_id": request_id,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **fields)
-    return cls(message, **fields)
 
 
 class Transport:
@@ -521,7 +282,7 @@ class Transport:
         json_body: Mapping[str, Any] | None,
         timeout: Timeout | None,
         content: RawBody | None = None,
-    ) -> _RawResponse:
+    ) -> RawAnswer:
         """Send one request and read its answer (``timeout=None``: the default limits)."""
         session = self._session
         if session is None or self._closed:
@@ -569,7 +330,7 @@ class Transport:
                 if truncated:
                     # Drop the connection rather than drain a body we refused to read.
                     response.close()
-                raw = _RawResponse(
+                raw = RawAnswer(
                     response.status,
                     response.reason or "",
                     body,
@@ -600,51 +361,6 @@ class Transport:
             return None  # the usual answer: nothing to parse, no clock to read
         return parse_retry_after(headers, now=self.clock.time())
 
-    def _interpret(self, raw: _RawResponse) -> Response:
-        """Unwrap the envelope of an answer or raise the matching error."""
-        retry_after = raw.retry_after
-        if 300 <= raw.status < 400:
-            location = raw.headers.get("Location") or raw.headers.get("location") or "?"
-            raise APIStatusError(
-                f"The API answered with a redirect to {_snippet(location)!r}, which was not "
-                "followed: API calls never follow redirects, so the key never leaves "
-                f"{self.base_url}. HINT: check base_url.",
-                status_code=raw.status,
-                method=raw.method,
-                url=raw.url,
-            )
-        if raw.status >= 400 or raw.status < 200:
-            body, text = (None, "") if raw.truncated else _decode(raw.body)
-            raise _error_for(raw.status, body, text, raw, retry_after)
-        if raw.truncated:
-            raise APIResponseValidationError(
-                f"The API answer is larger than {self.max_json_bytes} bytes; it was not read.",
-                method=raw.method,
-                url=raw.url,
-            )
-        body, text = _decode(raw.body)
-        if type(body) is not dict and not isinstance(body, Mapping):
-            raise APIResponseValidationError(
-                f"The API answered HTTP {raw.status} with a body that is not a JSON object: "
-                f"{_snippet(text)!r}",
-                body=body if body is not None else _snippet(text),
-                method=raw.method,
-                url=raw.url,
-            )
-        code = body.get("code")
-        if type(code) is not int:
-            code = _as_status_code(code)
-        if code is not None and code >= 400:
-            raise _error_for(code, body, text, raw, retry_after)
-        if "data" in body:
-            return Response(raw.status, body["data"], raw.headers, retry_after)
-        if "code" in body:
-            raise APIResponseValidationError(
-                "The API answer has a code but no data.", body=body, method=raw.method, url=raw.url
-            )
-        # Tolerate an unwrapped object (the platform's docs show both shapes).
-        return Response(raw.status, body, raw.headers, retry_after)
-
     async def send_once(
         self,
         method: str,
@@ -654,7 +370,8 @@ class Transport:
         timeout: Timeout | None = None,
     ) -> Response:
         """Send one request without retries; return the decoded answer or raise its error."""
-        return self._interpret(await self._attempt(method, path, json_body, timeout))
+        raw = await self._attempt(method, path, json_body, timeout)
+        return interpret(raw, self.base_url, self.max_json_bytes)
 
     async def send_once_memo(
         self, path: str, memo: AnswerMemo[T], read: Callable[[Response], T]
@@ -677,26 +394,10 @@ class Transport:
             and not raw.truncated
         ):
             return value
-        value = read(self._interpret(raw))
+        value = read(interpret(raw, self.base_url, self.max_json_bytes))
         memo.body, memo.status, memo.retry_after = raw.body, raw.status, raw.retry_after
         memo.value = value
         return value
-
-    def _retryable(self, exc: APIError, *, idempotent: bool, policy: RetryPolicy) -> bool:
-        if isinstance(exc, APIConnectionError):
-            return idempotent or not exc.request_sent or policy.retry_ambiguous_submits
-        if isinstance(exc, APIStatusError) and exc.status_code in policy.retry_statuses:
-            if idempotent or isinstance(exc, RateLimitError):
-                return True
-            return policy.retry_ambiguous_submits
-        return False
-
-    @staticmethod
-    def _ambiguous(exc: APIError) -> bool:
-        """Whether a failed submit may have created a task."""
-        if isinstance(exc, APIConnectionError):
-            return exc.request_sent
-        return isinstance(exc, ServerError)
 
     @overload
     async def request(
@@ -758,20 +459,30 @@ class Transport:
             try:
                 raw = await self._attempt(method, path, json_body, timeout, content)
                 retry_after = raw.retry_after
-                response = self._interpret(raw)
+                response = interpret(raw, self.base_url, self.max_json_bytes)
             except APIResponseValidationError as exc:
                 if idempotent:
                     raise
                 # A 2xx whose body cannot be read: the task was most likely created.
-                raise _outcome_unknown(json_body, exc) from exc
+                raise outcome_unknown(json_body, exc) from exc
             except (APIConnectionError, APIStatusError) as exc:
-                if not idempotent and self._ambiguous(exc):
+                if not idempotent and may_have_created(exc):
                     ambiguous = exc
                 if isinstance(exc, RateLimitError):
                     retry_after = exc.retry_after
-                delay = self._retry_delay(exc, attempt, retry_after, idempotent, policy)
+                delay = retry_delay(
+                    exc,
+                    attempt,
+                    retry_after,
+                    idempotent=idempotent,
+                    policy=policy,
+                    budget=self.retry_budget,
+                    rng=self.clock.rng,
+                )
                 if delay is None:
-                    raise self._final_error(exc, ambiguous, json_body) from exc
+                    if ambiguous is not None:
+                        raise outcome_unknown(json_body, ambiguous) from exc
+                    raise
                 logger.info(
                     "vidgo retrying %s %s in %.2f s (attempt %d of %d) after: %s",
                     method,
@@ -795,44 +506,4 @@ class Transport:
                 if idempotent:
                     raise
                 # A 2xx without what the caller needs (a task id): most likely created.
-                raise _outcome_unknown(json_body, exc) from exc
-
-    def _retry_delay(
-        self,
-        exc: APIError,
-        attempt: int,
-        retry_after: float | None,
-        idempotent: bool,
-        policy: RetryPolicy,
-    ) -> float | None:
-        """Return the wait before the next attempt, or ``None`` when not retrying."""
-        if attempt >= policy.max_attempts:
-            return None
-        if not self._retryable(exc, idempotent=idempotent, policy=policy):
-            return None
-        if retry_after is not None and retry_after > policy.max_retry_after:
-            return None
-        if not self.retry_budget.try_acquire(timeout=isinstance(exc, APITimeoutError)):
-            logger.warning("vidgo retry budget exhausted: not retrying %s %s", exc.method, exc.url)
-            return None
-        if retry_after is not None:
-            return retry_after * (1.0 + _RETRY_AFTER_SPREAD * self.clock.rng.random())
-        return full_jitter(
-            attempt, base=policy.initial_delay, cap=policy.max_delay, rng=self.clock.rng
-        )
-
-    @staticmethod
-    def _final_error(
-        exc: APIError, ambiguous: APIError | None, json_body: Mapping[str, Any] | None
-    ) -> BaseException:
-        if ambiguous is not None:
-            return _outcome_unknown(json_body, ambiguous)
-        return exc
-
-
-def _outcome_unknown(
-    json_body: Mapping[str, Any] | None, cause: BaseException
-) -> SubmitOutcomeUnknownError:
-    """The error of a request that may have created something (its body as the payload)."""
-    payload = dict(json_body or {})
-    return SubmitOutcomeUnknownError(str(payload.get("model", "?")), payload, cause)
+                raise outcome_unknown(json_body, exc) from exc

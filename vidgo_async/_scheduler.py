@@ -70,7 +70,7 @@ class SchedulerClock(Protocol):
 
 
 class Budget(Protocol):
-    """The client's retry budget (``_http.RetryBudget``)."""
+    """The client's retry budget (``_retry.RetryBudget``)."""
 
     tokens: int
     capacity: int

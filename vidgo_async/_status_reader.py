@@ -12,9 +12,10 @@ from collections.abc import Coroutine
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
+from ._answers import AnswerMemo, Response
 from ._converter import structure
 from ._errors import InputValidationError, ValidationIssue
-from ._http import AnswerMemo, Response, Transport
+from ._http import Transport
 from ._models import Task
 
 __all__ = ["STATUS_PATH", "StatusAnswer", "StatusReader", "status_answer", "status_path"]
