@@ -8,7 +8,8 @@ them. A submitter takes its next job itself: one submitter at a time holds the *
 (queue, token, gate turn, in that order), so jobs keep their order, and a submitter that
 finishes while the others are busy takes the next job with no task woken and no event
 made. A submit refused with 429 created nothing: the job goes back to the head of the
-queue behind the gate, which slows everyone down.
+queue behind the gate, which slows everyone down (a job whose deadline passed while its
+submit was on the wire times out instead: it is never sent after its deadline).
 """
 
 from __future__ import annotations
@@ -334,9 +335,15 @@ class Dispatcher:
         book = self._book
         if isinstance(exc, RateLimitError):
             self._gate.on_throttle(exc.retry_after, issued_at=issued)
-            logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             job.requeue(exc)
             book.unhold(job)
+            if job.expired:
+                # Its deadline passed while the submit was on the wire, and the 429 proves
+                # nothing was created: it ends as a queued job whose deadline passed, unsent.
+                logger.info("vidgo submit of job %r rate limited after its deadline", job.key)
+                await self._tracking.deadline_passed(job)
+                return
+            logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             self._queue.appendleft(job)
             self._wake_taker()
         elif isinstance(exc, SubmitOutcomeUnknownError):
