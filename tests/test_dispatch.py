@@ -1,5 +1,5 @@
-"""The dispatcher's submit path at its edges: a deadline that passes while a submit is on
-the wire.
+"""The dispatcher's submit path at its edges: a task-id write that fails or is cut short, a
+deadline that passes while a submit is on the wire.
 
 A virtual clock drives every deadline (the poller's sleeps jump time); fake submits stand
 in for the API, so nothing here sleeps for real.
@@ -7,16 +7,21 @@ in for the API, so nothing here sleeps for real.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import pytest
 from _client_support import make_client
 
-from vidgo_async import PollPolicy, RateLimitError
-from vidgo_async._jobs import GenerationRequest, JobEvent, JobState
+from vidgo_async import JournalError, PollPolicy, RateLimitError
+from vidgo_async._jobs import GenerationRequest, Job, JobEvent, JobState
+from vidgo_async._journal import Journal, JournalState
 from vidgo_async._models import Task, TaskStatus
 from vidgo_async._orchestrator import Orchestrator
+from vidgo_async._resume import JournalRecorder
 
 # No poll is due while these tests run.
 NO_POLLING = PollPolicy(initial_delay=3600.0, timeout=None)
@@ -48,6 +53,80 @@ async def _until(condition: Any) -> None:
     with anyio.fail_after(5):
         while not condition():
             await anyio.lowlevel.checkpoint()
+
+
+# -- a task id the journal could not write -----------------------------------------------
+
+
+class TaskIdWriteFails(JournalRecorder):
+    """A journal whose task-id write for ``k1`` fails (the disk is full)."""
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        if job.key == "k1":
+            raise JournalError("database or disk is full")
+        await super().after_submit(job, task)
+
+
+async def test_a_task_id_the_journal_could_not_write_stays_on_the_job_and_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job goes on in flight with its task id, logged at ERROR; the batch goes on."""
+    caplog.set_level(logging.INFO, logger="vidgo_async")
+    submits = Submits()
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        async with (
+            make_client() as client,
+            Orchestrator(client, journal=TaskIdWriteFails(journal), poll=NO_POLLING) as orch,
+        ):
+            orch._dispatcher.submit = submits
+            with anyio.fail_after(5):
+                first, second = await orch.run([_request("k1"), _request("k2")])
+        entry = await journal.get("k1")
+    assert [first.state, second.state] == [JobState.FINISHED, JobState.FINISHED]
+    assert first.task_id == "task-k1"
+    assert len(submits.sent) == 2  # sent once each
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("task-k1" in line and "'k1'" in line for line in errors)
+    # The end is written with the task id: the journal holds it after all.
+    assert entry is not None
+    assert (entry.state, entry.task_id) == (JournalState.FINISHED, "task-k1")
+
+
+class HeldTaskIdWrite:
+    """A cancel-safe recorder whose task-id write waits until the orchestrator stops."""
+
+    cancel_safe = True
+
+    def __init__(self) -> None:
+        self.waiting = anyio.Event()
+
+    async def before_submit(self, job: Job) -> None:
+        return None
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        self.waiting.set()
+        await anyio.sleep_forever()
+
+    async def after_end(self, job: Job) -> None:
+        return None
+
+
+async def test_a_stop_during_the_task_id_write_reports_the_job_in_flight_with_its_task_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopped while the task id was written: the job is reported in flight, task id included."""
+    recorder = HeldTaskIdWrite()
+    async with make_client() as client:
+        async with Orchestrator(client, journal=recorder, poll=NO_POLLING) as orch:
+            orch._dispatcher.submit = Submits(TaskStatus.RUNNING)
+            handle = orch.start(_request("k1"))
+            with anyio.fail_after(5):
+                await recorder.waiting.wait()
+        assert handle.state is JobState.IN_FLIGHT
+        assert handle.task_id == "task-k1"
+        assert [r.task_id for r in orch.unfinished()] == ["task-k1"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("k1=task-k1" in line for line in warnings)
 
 
 # -- a deadline that passes while the submit is on the wire ------------------------------

@@ -10,6 +10,13 @@ finishes while the others are busy takes the next job with no task woken and no 
 made. A submit refused with 429 created nothing: the job goes back to the head of the
 queue behind the gate, which slows everyone down (a job whose deadline passed while its
 submit was on the wire times out instead: it is never sent after its deadline).
+
+With a journal, the intent is written before the submit and the task id before the job
+counts as in flight. A task id the journal fails to write (disk full, a dropped
+connection) is never dropped: it is logged at ERROR, and the job goes on in flight with it
+(the API holds the task, so it is not lost; its end is written with the task id), and the
+run goes on. Other jobs are not stopped by it: a journal that cannot write stops each new
+submit at its intent (that job fails, unsent), so nothing is paid for unrecorded.
 """
 
 from __future__ import annotations
@@ -218,11 +225,20 @@ class Dispatcher:
                 self._gate.on_success(now)
                 recorder = book.journal
                 if recorder is not None:
-                    if book.journal_cancel_safe:
-                        await recorder.after_submit(job, task)
-                    else:
-                        with anyio.CancelScope(shield=True):
+                    try:
+                        if book.journal_cancel_safe:
                             await recorder.after_submit(job, task)
+                        else:
+                            with anyio.CancelScope(shield=True):
+                                await recorder.after_submit(job, task)
+                    except anyio.get_cancelled_exc_class():
+                        # Stopped once the answer came: in flight, so the stop reports the task id.
+                        job.submitted(task, monotonic=self._clock.monotonic())
+                        raise
+                    except Exception as exc:
+                        # Whatever the recorder's failure, the task exists and is paid for:
+                        # its id is kept on the job and reported, never dropped.
+                        _unrecorded(job, task, exc)
                     now = self._clock.monotonic()  # the task id is on disk: in flight from now
                 job.submitted(task, monotonic=now)
                 tracking = self._tracking
@@ -370,6 +386,19 @@ class Dispatcher:
         unknown = SubmitOutcomeUnknownError(job.model, payload, exc)
         with anyio.CancelScope(shield=True):
             await self._book.end(job, lambda: job.outcome_unknown(unknown))
+
+
+def _unrecorded(job: Job, task: Task, error: Exception) -> None:
+    """Report a task id the recorder could not write; the job goes on in flight with it."""
+    logger.error(
+        "vidgo could not record task %s of job %r in the journal: %s. The job goes on and "
+        "its end is recorded with the task id if the journal can; until then a rerun reports "
+        "the job in doubt: adopt task %s, do not submit it again",
+        task.task_id,
+        job.key,
+        error,
+        task.task_id,
+    )
 
 
 def _is_queued(job: Job) -> bool:
