@@ -1,5 +1,5 @@
-"""The dispatcher's submit path at its edges: a task-id write that fails or is cut short, a
-deadline that passes while a submit is on the wire.
+"""The dispatcher's submit path at its edges: a journal write that fails or is cut short,
+a deadline that passes while a submit or an intent write is on its way.
 
 A virtual clock drives every deadline (the poller's sleeps jump time); fake submits stand
 in for the API, so nothing here sleeps for real.
@@ -21,7 +21,7 @@ from vidgo_async._jobs import GenerationRequest, Job, JobEvent, JobState
 from vidgo_async._journal import Journal, JournalState
 from vidgo_async._models import Task, TaskStatus
 from vidgo_async._orchestrator import Orchestrator
-from vidgo_async._resume import JournalRecorder
+from vidgo_async._resume import JournalRecorder, plan_resume
 
 # No poll is due while these tests run.
 NO_POLLING = PollPolicy(initial_delay=3600.0, timeout=None)
@@ -165,3 +165,56 @@ async def test_a_429_after_the_deadline_times_the_job_out_instead_of_sending_it_
     assert isinstance(result.error, TimeoutError)
     assert len(submits.sent) == 1
     assert events.count("submitting") == 1
+
+
+# -- a job that ends while its intent is written -----------------------------------------
+
+
+class HeldIntent(JournalRecorder):
+    """The intent is written, then its commit is held (a busy disk) until released."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.written = anyio.Event()
+        self.release = anyio.Event()
+
+    async def before_submit(self, job: Job) -> None:
+        await super().before_submit(job)
+        self.written.set()
+        await self.release.wait()
+
+
+@pytest.mark.parametrize("ending", ["deadline", "cancel", "stop"])
+async def test_a_job_that_ends_while_its_intent_is_written_has_the_intent_withdrawn(
+    tmp_path: Path, ending: str
+) -> None:
+    """Ended mid intent write (its deadline, a cancel, the stop): never sent, a rerun submits it."""
+    request = _request("k1")
+    submits = Submits()
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        recorder = HeldIntent(journal)
+        async with (
+            make_client() as client,
+            Orchestrator(client, journal=recorder, poll=NO_POLLING) as orch,
+        ):
+            orch._dispatcher.submit = submits
+            handle = orch.start(request, deadline=5.0 if ending == "deadline" else None)
+            with anyio.fail_after(5):
+                await recorder.written.wait()
+            if ending == "deadline":
+                await _until(lambda: handle.state is not JobState.QUEUED)
+            elif ending == "cancel":
+                assert handle.cancel()
+            if ending != "stop":  # the stop: leaving the block cuts the held write short
+                recorder.release.set()
+                dispatcher = orch._dispatcher
+                await _until(lambda: dispatcher._free == dispatcher.submitters)  # all idle
+                assert not orch._book.recorded  # the ended job is not kept there
+                assert await journal.get("k1") is None  # withdrawn while the run goes on
+        plan = await plan_resume(journal, [request])
+        entry = await journal.get("k1")
+    expected = {"deadline": JobState.TIMEOUT, "cancel": JobState.CANCELLED}
+    assert handle.state is expected.get(ending, JobState.CANCELLED)
+    assert submits.sent == []
+    assert entry is None, f"intent left {entry.state.value}"
+    assert plan.submit == [request]

@@ -12,7 +12,8 @@ queue behind the gate, which slows everyone down (a job whose deadline passed wh
 submit was on the wire times out instead: it is never sent after its deadline).
 
 With a journal, the intent is written before the submit and the task id before the job
-counts as in flight. A task id the journal fails to write (disk full, a dropped
+counts as in flight. A job that ended while its intent was written is never sent: its
+intent is withdrawn. A task id the journal fails to write (disk full, a dropped
 connection) is never dropped: it is logged at ERROR, and the job goes on in flight with it
 (the API holds the task, so it is not lost; its end is written with the task id), and the
 run goes on. Other jobs are not stopped by it: a journal that cannot write stops each new
@@ -330,6 +331,15 @@ class Dispatcher:
             return True
         try:
             await journal.before_submit(job)
+        except anyio.get_cancelled_exc_class():
+            # The stop cut the intent's write short: the job is never sent. Recording its
+            # end (the stop's, for a queued job) withdraws the intent if it was written.
+            if job.state is JobState.QUEUED:
+                book.recorded.add(job)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await book.record_end(job, log_errors=True)
+            raise
         except JobClaimedError as exc:
             # Another submit or task holds the job: nothing is sent for it here.
             logger.warning("vidgo did not submit job %r: %s", job.key, exc)
@@ -343,8 +353,13 @@ class Dispatcher:
             if job.state is JobState.QUEUED:
                 await book.end(job, lambda: job.fail(refused))
             return False
+        if job.state is not JobState.QUEUED:
+            # It ended while its intent was written (its deadline, a cancel) and is never
+            # sent: recording that end withdraws the intent, so a rerun submits it afresh.
+            await book.record_end(job, log_errors=True)
+            return False
         book.recorded.add(job)
-        return job.state is JobState.QUEUED  # not cancelled while the intent was written
+        return True
 
     async def _refused(self, job: Job, issued: float, exc: Exception) -> None:
         """Apply a submit that raised: re-queue it (429), wait for its callback, or end it."""
