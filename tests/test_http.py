@@ -223,9 +223,7 @@ async def test_too_deeply_nested_answers_map_into_the_error_tree() -> None:
     async with make_client() as client:
         with aioresponses() as mocked:
             mocked.get(BALANCE_URL, body=DEEPLY_NESTED, content_type="application/json")
-            mocked.get(
-                BALANCE_URL, status=400, body=DEEPLY_NESTED, content_type="application/json"
-            )
+            mocked.get(BALANCE_URL, status=400, body=DEEPLY_NESTED, content_type="application/json")
             with pytest.raises(APIResponseValidationError, match="not a JSON object"):
                 await client.balance()
             with pytest.raises(BadRequestError):
