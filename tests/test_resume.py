@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from vidgo_async import JournalConflictError, PollPolicy, TaskStatus
-from vidgo_async._jobs import GenerationRequest, JobState, request_fingerprint
+from vidgo_async._jobs import (
+    GenerationRequest,
+    Job,
+    JobAbandonedError,
+    JobState,
+    request_fingerprint,
+)
 from vidgo_async._journal import Journal, JournalState
 from vidgo_async._orchestrator import Orchestrator
 from vidgo_async._resume import JournalRecorder, plan_resume
@@ -219,3 +225,23 @@ async def test_fingerprint_input_names_the_job_whatever_input_is_sent(tmp_path: 
         plan = await plan_resume(journal, [sent("https://cdn.example/2.png")])
     assert first.state is JobState.FINISHED
     assert (len(plan.done), plan.conflicts) == (1, [])
+
+
+async def test_the_recorder_withdraws_only_an_intent_it_wrote(tmp_path: Path) -> None:
+    """A job cancelled unsent withdraws this recorder's intent, never one another submit wrote."""
+    mine, theirs = _request(1), _request(2)
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        recorder = JournalRecorder(journal)
+        data = dict(theirs.input)
+        # Another submit (an earlier run, another process) holds k2's intent.
+        await journal.record_intent("k2", request_fingerprint(MODEL, data), MODEL, data)
+        jobs = [Job(r, key=r.key or "", input=r.input, wall_clock=lambda: 0.0) for r in (mine, theirs)]  # fmt: skip
+        await recorder.before_submit(jobs[0])  # only k1's intent is this recorder's
+        for job in jobs:
+            # Ended unsent: a stop cut k2's own intent write short, before it was made.
+            job.cancel(JobAbandonedError(job.key, None, reason="stopped"))
+            await recorder.after_end(job)
+        mine_entry, theirs_entry = await journal.get("k1"), await journal.get("k2")
+    assert mine_entry is None  # withdrawn: a rerun submits it afresh
+    assert theirs_entry is not None
+    assert theirs_entry.state is JournalState.SUBMITTING  # still in doubt: never paid twice

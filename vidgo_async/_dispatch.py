@@ -8,7 +8,16 @@ them. A submitter takes its next job itself: one submitter at a time holds the *
 (queue, token, gate turn, in that order), so jobs keep their order, and a submitter that
 finishes while the others are busy takes the next job with no task woken and no event
 made. A submit refused with 429 created nothing: the job goes back to the head of the
-queue behind the gate, which slows everyone down.
+queue behind the gate, which slows everyone down (a job whose deadline passed while its
+submit was on the wire times out instead: it is never sent after its deadline).
+
+With a journal, the intent is written before the submit and the task id before the job
+counts as in flight. A job that ended while its intent was written is never sent: its
+intent is withdrawn. A task id the journal fails to write (disk full, a dropped
+connection) is never dropped: it is logged at ERROR, and the job goes on in flight with it
+(the API holds the task, so it is not lost; its end is written with the task id), and the
+run goes on. Other jobs are not stopped by it: a journal that cannot write stops each new
+submit at its intent (that job fails, unsent), so nothing is paid for unrecorded.
 """
 
 from __future__ import annotations
@@ -217,11 +226,20 @@ class Dispatcher:
                 self._gate.on_success(now)
                 recorder = book.journal
                 if recorder is not None:
-                    if book.journal_cancel_safe:
-                        await recorder.after_submit(job, task)
-                    else:
-                        with anyio.CancelScope(shield=True):
+                    try:
+                        if book.journal_cancel_safe:
                             await recorder.after_submit(job, task)
+                        else:
+                            with anyio.CancelScope(shield=True):
+                                await recorder.after_submit(job, task)
+                    except anyio.get_cancelled_exc_class():
+                        # Stopped once the answer came: in flight, so the stop reports the task id.
+                        job.submitted(task, monotonic=self._clock.monotonic())
+                        raise
+                    except Exception as exc:
+                        # Whatever the recorder's failure, the task exists and is paid for:
+                        # its id is kept on the job and reported, never dropped.
+                        _unrecorded(job, task, exc)
                     now = self._clock.monotonic()  # the task id is on disk: in flight from now
                 job.submitted(task, monotonic=now)
                 tracking = self._tracking
@@ -313,6 +331,15 @@ class Dispatcher:
             return True
         try:
             await journal.before_submit(job)
+        except anyio.get_cancelled_exc_class():
+            # The stop cut the intent's write short: the job is never sent. Recording its
+            # end (the stop's, for a queued job) withdraws the intent if it was written.
+            if job.state is JobState.QUEUED:
+                book.recorded.add(job)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await book.record_end(job, log_errors=True)
+            raise
         except JobClaimedError as exc:
             # Another submit or task holds the job: nothing is sent for it here.
             logger.warning("vidgo did not submit job %r: %s", job.key, exc)
@@ -326,17 +353,28 @@ class Dispatcher:
             if job.state is JobState.QUEUED:
                 await book.end(job, lambda: job.fail(refused))
             return False
+        if job.state is not JobState.QUEUED:
+            # It ended while its intent was written (its deadline, a cancel) and is never
+            # sent: recording that end withdraws the intent, so a rerun submits it afresh.
+            await book.record_end(job, log_errors=True)
+            return False
         book.recorded.add(job)
-        return job.state is JobState.QUEUED  # not cancelled while the intent was written
+        return True
 
     async def _refused(self, job: Job, issued: float, exc: Exception) -> None:
         """Apply a submit that raised: re-queue it (429), wait for its callback, or end it."""
         book = self._book
         if isinstance(exc, RateLimitError):
             self._gate.on_throttle(exc.retry_after, issued_at=issued)
-            logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             job.requeue(exc)
             book.unhold(job)
+            if job.expired:
+                # Its deadline passed while the submit was on the wire, and the 429 proves
+                # nothing was created: it ends as a queued job whose deadline passed, unsent.
+                logger.info("vidgo submit of job %r rate limited after its deadline", job.key)
+                await self._tracking.deadline_passed(job)
+                return
+            logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             self._queue.appendleft(job)
             self._wake_taker()
         elif isinstance(exc, SubmitOutcomeUnknownError):
@@ -363,6 +401,19 @@ class Dispatcher:
         unknown = SubmitOutcomeUnknownError(job.model, payload, exc)
         with anyio.CancelScope(shield=True):
             await self._book.end(job, lambda: job.outcome_unknown(unknown))
+
+
+def _unrecorded(job: Job, task: Task, error: Exception) -> None:
+    """Report a task id the recorder could not write; the job goes on in flight with it."""
+    logger.error(
+        "vidgo could not record task %s of job %r in the journal: %s. The job goes on and "
+        "its end is recorded with the task id if the journal can; until then a rerun reports "
+        "the job in doubt: adopt task %s, do not submit it again",
+        task.task_id,
+        job.key,
+        error,
+        task.task_id,
+    )
 
 
 def _is_queued(job: Job) -> bool:

@@ -33,8 +33,9 @@ class JobRecorder(Protocol):
     ``before_submit`` runs before the submit is sent (intent + fingerprint; raising
     ``JobClaimedError`` means another submit or task holds the job: it is not sent),
     ``after_submit`` before the job counts as in flight (the task id), ``after_end`` once
-    the job has ended (called for jobs that went through ``before_submit`` and for jobs
-    re-attached with ``Orchestrator.attach``).
+    the job has ended (called for jobs that went through ``before_submit``, for jobs
+    whose ``before_submit`` a stop cut short, and for jobs re-attached with
+    ``Orchestrator.attach``; an intent is withdrawn only by the recorder that wrote it).
     """
 
     async def before_submit(self, job: Job) -> None: ...

@@ -99,9 +99,10 @@ class JournalRecorder:
         await self.journal.record_submitted(job.key, task.task_id)
 
     async def after_end(self, job: Job) -> None:
-        """Record how the job ended."""
+        """Record how the job ended (withdrawing an intent only if this recorder wrote it)."""
+        claimed = job.key in self._claimed
         self._claimed.discard(job.key)
-        write = self._end_write(job.key, job.state, job.task, job.error)
+        write = self._end_write(job.key, job.state, job.task, job.error, withdraw=claimed)
         if write is not None:
             await write
 
@@ -116,11 +117,19 @@ class JournalRecorder:
             await write
 
     def _end_write(
-        self, key: str, state: JobState, task: Task | None, error: BaseException | None
+        self,
+        key: str,
+        state: JobState,
+        task: Task | None,
+        error: BaseException | None,
+        *,
+        withdraw: bool = True,
     ) -> Awaitable[object] | None:
         """The journal call recording how a job ended, for the caller to await (or none).
 
         Returned rather than awaited here: one coroutine layer less on every job's end.
+        ``withdraw``: whether an intent may be withdrawn (not one another submit wrote, e.g.
+        when a stop cut this recorder's own intent write short before it was made).
         """
         journal = self.journal
         if state is JobState.FINISHED:
@@ -134,7 +143,7 @@ class JournalRecorder:
             return journal.record_terminal(key, ended, task, error_type=error_type, message=message)
         if state is JobState.FAILED:
             return journal.record_failed(key, error_type or "Error", message or "")
-        if state is not JobState.IN_FLIGHT:
+        if state is not JobState.IN_FLIGHT and withdraw:
             return self._withdraw(key)
         return None
 

@@ -1,0 +1,220 @@
+"""The dispatcher's submit path at its edges: a journal write that fails or is cut short,
+a deadline that passes while a submit or an intent write is on its way.
+
+A virtual clock drives every deadline (the poller's sleeps jump time); fake submits stand
+in for the API, so nothing here sleeps for real.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from _client_support import make_client
+
+from vidgo_async import JournalError, PollPolicy, RateLimitError
+from vidgo_async._jobs import GenerationRequest, Job, JobEvent, JobState
+from vidgo_async._journal import Journal, JournalState
+from vidgo_async._models import Task, TaskStatus
+from vidgo_async._orchestrator import Orchestrator
+from vidgo_async._resume import JournalRecorder, plan_resume
+
+# No poll is due while these tests run.
+NO_POLLING = PollPolicy(initial_delay=3600.0, timeout=None)
+
+
+def _request(key: str) -> GenerationRequest:
+    data = {"prompt": f"a paper boat, {key}", "duration": 5, "resolution": "720p"}
+    return GenerationRequest("seedance-2", data, key=key)
+
+
+class Submits:
+    """A fake API: answers each submit with a task in ``status`` (after ``before``, if set)."""
+
+    def __init__(self, status: TaskStatus = TaskStatus.FINISHED) -> None:
+        self.status = status
+        self.sent: list[str] = []
+        self.before: Any = None
+
+    async def __call__(self, model: str, input: dict[str, Any], **options: Any) -> Task:
+        self.sent.append(str(input["prompt"]))
+        if self.before is not None:
+            before, self.before = self.before, None
+            await before()
+        key = str(input["prompt"]).rsplit(" ", 1)[1]
+        return Task(task_id=f"task-{key}", status=self.status)
+
+
+async def _until(condition: Any) -> None:
+    with anyio.fail_after(5):
+        while not condition():
+            await anyio.lowlevel.checkpoint()
+
+
+# -- a task id the journal could not write -----------------------------------------------
+
+
+class TaskIdWriteFails(JournalRecorder):
+    """A journal whose task-id write for ``k1`` fails (the disk is full)."""
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        if job.key == "k1":
+            raise JournalError("database or disk is full")
+        await super().after_submit(job, task)
+
+
+async def test_a_task_id_the_journal_could_not_write_stays_on_the_job_and_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job goes on in flight with its task id, logged at ERROR; the batch goes on."""
+    caplog.set_level(logging.INFO, logger="vidgo_async")
+    submits = Submits()
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        async with (
+            make_client() as client,
+            Orchestrator(client, journal=TaskIdWriteFails(journal), poll=NO_POLLING) as orch,
+        ):
+            orch._dispatcher.submit = submits
+            with anyio.fail_after(5):
+                first, second = await orch.run([_request("k1"), _request("k2")])
+        entry = await journal.get("k1")
+    assert [first.state, second.state] == [JobState.FINISHED, JobState.FINISHED]
+    assert first.task_id == "task-k1"
+    assert len(submits.sent) == 2  # sent once each
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("task-k1" in line and "'k1'" in line for line in errors)
+    # The end is written with the task id: the journal holds it after all.
+    assert entry is not None
+    assert (entry.state, entry.task_id) == (JournalState.FINISHED, "task-k1")
+
+
+class HeldTaskIdWrite:
+    """A cancel-safe recorder whose task-id write waits until the orchestrator stops."""
+
+    cancel_safe = True
+
+    def __init__(self) -> None:
+        self.waiting = anyio.Event()
+
+    async def before_submit(self, job: Job) -> None:
+        return None
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        self.waiting.set()
+        await anyio.sleep_forever()
+
+    async def after_end(self, job: Job) -> None:
+        return None
+
+
+async def test_a_stop_during_the_task_id_write_reports_the_job_in_flight_with_its_task_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopped while the task id was written: the job is reported in flight, task id included."""
+    recorder = HeldTaskIdWrite()
+    async with make_client() as client:
+        async with Orchestrator(client, journal=recorder, poll=NO_POLLING) as orch:
+            orch._dispatcher.submit = Submits(TaskStatus.RUNNING)
+            handle = orch.start(_request("k1"))
+            with anyio.fail_after(5):
+                await recorder.waiting.wait()
+        assert handle.state is JobState.IN_FLIGHT
+        assert handle.task_id == "task-k1"
+        assert [r.task_id for r in orch.unfinished()] == ["task-k1"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("k1=task-k1" in line for line in warnings)
+
+
+# -- a deadline that passes while the submit is on the wire ------------------------------
+
+
+async def test_a_429_after_the_deadline_times_the_job_out_instead_of_sending_it_again() -> None:
+    """The deadline passed on the wire, then a 429 (nothing created): it is never sent again."""
+    submits = Submits()
+    released = anyio.Event()
+
+    async def refused_after_the_deadline() -> None:
+        await released.wait()
+        raise RateLimitError("slow down", status_code=429, retry_after=0.01)
+
+    submits.before = refused_after_the_deadline
+    events: list[str] = []
+
+    def on_event(event: JobEvent) -> None:
+        events.append(event.kind)
+
+    async with (
+        make_client() as client,
+        Orchestrator(client, poll=NO_POLLING, on_event=on_event) as orch,
+    ):
+        orch._dispatcher.submit = submits
+        handle = orch.start(_request("k1"), deadline=5.0)
+        job = handle._job
+        await _until(lambda: job.expired)  # the poller's virtual sleep reached the deadline
+        assert handle.state is JobState.SUBMITTING
+        released.set()
+        with anyio.fail_after(5):
+            result = await handle.result()
+        for _ in range(10):  # a re-queued job would be taken and sent within these turns
+            await anyio.lowlevel.checkpoint()
+    assert (result.state, result.task_id) == (JobState.TIMEOUT, None)
+    assert isinstance(result.error, TimeoutError)
+    assert len(submits.sent) == 1
+    assert events.count("submitting") == 1
+
+
+# -- a job that ends while its intent is written -----------------------------------------
+
+
+class HeldIntent(JournalRecorder):
+    """The intent is written, then its commit is held (a busy disk) until released."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.written = anyio.Event()
+        self.release = anyio.Event()
+
+    async def before_submit(self, job: Job) -> None:
+        await super().before_submit(job)
+        self.written.set()
+        await self.release.wait()
+
+
+@pytest.mark.parametrize("ending", ["deadline", "cancel", "stop"])
+async def test_a_job_that_ends_while_its_intent_is_written_has_the_intent_withdrawn(
+    tmp_path: Path, ending: str
+) -> None:
+    """Ended mid intent write (its deadline, a cancel, the stop): never sent, a rerun submits it."""
+    request = _request("k1")
+    submits = Submits()
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        recorder = HeldIntent(journal)
+        async with (
+            make_client() as client,
+            Orchestrator(client, journal=recorder, poll=NO_POLLING) as orch,
+        ):
+            orch._dispatcher.submit = submits
+            handle = orch.start(request, deadline=5.0 if ending == "deadline" else None)
+            with anyio.fail_after(5):
+                await recorder.written.wait()
+            if ending == "deadline":
+                await _until(lambda: handle.state is not JobState.QUEUED)
+            elif ending == "cancel":
+                assert handle.cancel()
+            if ending != "stop":  # the stop: leaving the block cuts the held write short
+                recorder.release.set()
+                dispatcher = orch._dispatcher
+                await _until(lambda: dispatcher._free == dispatcher.submitters)  # all idle
+                assert not orch._book.recorded  # the ended job is not kept there
+                assert await journal.get("k1") is None  # withdrawn while the run goes on
+        plan = await plan_resume(journal, [request])
+        entry = await journal.get("k1")
+    expected = {"deadline": JobState.TIMEOUT, "cancel": JobState.CANCELLED}
+    assert handle.state is expected.get(ending, JobState.CANCELLED)
+    assert submits.sent == []
+    assert entry is None, f"intent left {entry.state.value}"
+    assert plan.submit == [request]
