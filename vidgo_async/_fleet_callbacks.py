@@ -188,14 +188,13 @@ class FleetCallbackReceiver:
         if step is None:  # it goes on: the owner's polling (or a rerun's) follows it
             self.stats.unconfirmed += 1
             return OK_RESPONSE
-        error = step.error
-        await self._journal.record_terminal(
-            entry.key,
-            _RECORDED[step.kind],
-            task,
-            error_type=None if error is None else type(error).__name__,
-            message=None if error is None else str(error),
-        )
+        error, state = step.error, _RECORDED[step.kind]
+        if error is None:  # finished
+            await self._journal.record_terminal(entry.key, state, task)
+        else:  # as the orchestrator's recorder records a failed or lost task
+            await self._journal.record_terminal(
+                entry.key, state, task, error_type=type(error).__name__, message=str(error)
+            )
         self.stats.delivered += 1
         return OK_RESPONSE
 
