@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from vidgo_async._cli import main
 from vidgo_async._cli._live import LiveView, group_counts, render_line
 from vidgo_async._cli._output import JsonStream, Problem, counts_text, summary_lines
+from vidgo_async._jobs import JobState, Progress
 
 COUNTS = {
     "queued": 122,
@@ -34,12 +36,45 @@ def test_the_line_fits_the_width_and_shows_rate_and_eta(width: int) -> None:
         assert "ETA 0:45" in line  # 138 left at 3.1 jobs a second
 
 
-def test_a_new_end_state_counts_as_failed_without_code_changes() -> None:
-    grouped = group_counts({**COUNTS, "lost": 3})
-    assert grouped == {"finished": 60, "failed": 5, "in flight": 16, "queued": 122}
+def test_ends_whose_task_may_still_run_are_lost_track_not_failed() -> None:
+    """Timed out, lost and unknown jobs are grouped as lost track, never as failed."""
+    grouped = group_counts({**COUNTS, "lost": 3, "unknown": 2, "cancelled": 4})
+    assert grouped == {
+        "finished": 60,
+        "failed": 5,
+        "lost track": 6,
+        "in flight": 16,
+        "queued": 122,
+    }
     assert counts_text({"finished": 2, "failed": 0, "lost": 1, "unknown": 0}) == (
         "2 finished, 0 failed, 1 lost"
     )
+
+
+def test_every_state_is_grouped_by_the_one_definition_of_terminal() -> None:
+    """A state counts as done exactly when ``JobState.is_terminal`` says it has ended."""
+    for state in JobState:
+        grouped = group_counts({state.value: 1})
+        done = grouped["finished"] + grouped["failed"] + grouped["lost track"]
+        assert done == int(state.is_terminal), (state, grouped)
+
+
+def test_a_job_in_doubt_is_in_flight_not_failed_nor_done() -> None:
+    """A submit waiting in doubt for its callback is shown in flight and not counted done."""
+    counts = {name: int(n) for name, n in attrs.asdict(Progress(in_doubt=3, finished=1)).items()}
+    grouped = group_counts(counts)
+    assert grouped["failed"] == 0
+    assert grouped["in flight"] == 3
+    line = render_line(counts, total=4, elapsed=10.0, width=200, bar=False)
+    assert line.startswith("1/4 ")
+    assert "lost track 0" in line
+
+
+def test_a_lost_track_job_is_shown_apart_from_failed_ones() -> None:
+    """The line names lost-track jobs in their own group, long and short."""
+    counts = {"finished": 1, "failed": 1, "lost": 2, "timeout": 1}
+    assert "failed 1 · lost track 3 ·" in render_line(counts, 5, 10.0, 200, bar=False)
+    assert "✗1 ?3 " in render_line(counts, 5, 10.0, 45, bar=False)
 
 
 def test_the_rate_leaves_out_jobs_done_before_the_clock_started() -> None:

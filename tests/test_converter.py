@@ -196,6 +196,25 @@ def test_progress_is_clamped_to_0_100(progress: Any, expected: int) -> None:
     assert task.progress == expected
 
 
+@pytest.mark.parametrize(
+    ("progress", "expected"),
+    [("45", 45), (" 45 ", 45), ("0", 0), ("100", 100), ("250", 100), ("37.9", 37)],
+)
+def test_a_numeric_string_progress_is_read_and_clamped(progress: str, expected: int) -> None:
+    """A digit or decimal string progress is read like the number, clamped to 0-100."""
+    task = structure({"task_id": "t", "status": "running", "progress": progress}, Task)
+    assert task.progress == expected
+
+
+@pytest.mark.parametrize(
+    "progress", ["", "abc", "-5", "+5", "1e3", "nan", "inf", "4 5", "45%", "\u0664\u0665", "9" * 50]
+)
+def test_a_junk_string_progress_is_dropped(progress: str) -> None:
+    """A string that is not plain digits (with an optional fraction) gives no progress."""
+    task = structure({"task_id": "t", "status": "running", "progress": progress}, Task)
+    assert task.progress is None
+
+
 def test_known_status_is_the_member_and_unknown_is_a_pseudo_member() -> None:
     """Known values give the enum members themselves; others keep their text."""
     assert structure({"task_id": "t", "status": "running"}, Task).status is TaskStatus.RUNNING

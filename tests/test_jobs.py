@@ -143,6 +143,29 @@ def test_abandon_keeps_state_and_names_the_task() -> None:
         job.result().unwrap()
 
 
+def test_abandon_of_a_queued_job_holding_a_task_keeps_its_task_and_never_cancels() -> None:
+    """A queued job that holds a task (re-attached) is abandoned in flight, never cancelled."""
+    events: list[JobEvent] = []
+    job = make_job(events)
+    job.task = task("running")  # as Orchestrator.attach queues it, waiting for a token
+    job.abandon("the job was cancelled")
+    assert job.state is JobState.IN_FLIGHT
+    assert job.state.rerun is RerunAction.POLL
+    assert (events[-1].kind, events[-1].previous) == ("abandoned", JobState.QUEUED)
+    assert isinstance(job.error, JobAbandonedError)
+    assert job.error.task_id == "t-1"
+    assert "the job was cancelled" in str(job.error)
+    assert "nothing was created" not in str(job.error)
+
+
+def test_abandon_of_a_queued_job_without_a_task_is_refused() -> None:
+    """A queued job that never had a task cannot be abandoned (it is cancelled instead)."""
+    job = make_job([])
+    with pytest.raises(InvalidTransitionError):
+        job.abandon()
+    assert job.state is JobState.QUEUED
+
+
 def test_attach_follows_an_existing_task_from_unknown() -> None:
     """An unknown submit can be adopted once its task id is learnt."""
     job = make_job([])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,8 +21,18 @@ from vidgo_async import (
     VidgoClient,
     WaitTimeoutError,
 )
-from vidgo_async._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
+from vidgo_async._jobbook import JobHandle
+from vidgo_async._jobs import (
+    GenerationRequest,
+    Job,
+    JobAbandonedError,
+    JobEvent,
+    JobState,
+    RerunAction,
+)
+from vidgo_async._journal import Journal
 from vidgo_async._orchestrator import Orchestrator
+from vidgo_async._resume import plan_resume
 from vidgo_async.testing import Emulator, fingerprint
 
 SCALE = 0.01
@@ -341,6 +352,77 @@ async def test_attach_follows_an_existing_task_without_submitting(
     assert result.ok
     assert result.task_id == task.task_id
     assert emulator.stats.submit_attempts == 1
+
+
+class Seen:
+    """Keeps every event and wakes a waiter once the long job holding the token is submitted."""
+
+    def __init__(self) -> None:
+        self.events: list[JobEvent] = []
+        self.holder_submitted = anyio.Event()
+
+    def __call__(self, event: JobEvent) -> None:
+        self.events.append(event)
+        if event.key == "clip-1" and event.kind == "submitted":
+            self.holder_submitted.set()
+
+
+async def _attach_behind_a_holder(
+    orch: Orchestrator, client: VidgoClient, seen: Seen
+) -> tuple[Task, JobHandle]:
+    """Fill the only token with a long job, then attach an earlier task: it waits queued."""
+    earlier = await client.submit("seedance-2", request(2, "seconds=100000").input)  # paid
+    orch.start(request(1, "seconds=100000"))
+    with anyio.fail_after(5):
+        await seen.holder_submitted.wait()
+    attached = orch.attach(request(2, "seconds=100000"), earlier)
+    await anyio.wait_all_tasks_blocked()
+    assert attached.state is JobState.QUEUED  # waiting for the token
+    return earlier, attached
+
+
+async def test_an_attached_task_dropped_before_its_turn_is_abandoned_not_cancelled(
+    emulator: Emulator, client: VidgoClient, tmp_path: Path
+) -> None:
+    """Cancelling an attached job waiting for a token keeps its task id and a rerun polls it."""
+    seen = Seen()
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        async with Orchestrator(client, max_in_flight=1, on_event=seen, journal=journal) as orch:
+            earlier, attached = await _attach_behind_a_holder(orch, client, seen)
+            request_2 = request(2, "seconds=100000")
+            data = dict(request_2.input)
+            await journal.record_intent(
+                "clip-2", fingerprint("seedance-2", data), "seedance-2", data
+            )
+            await journal.record_submitted("clip-2", earlier.task_id)
+            assert attached.cancel()
+            result = await attached.result()
+            with pytest.raises(ValueError, match="clip-2"):  # its task still runs: key taken
+                orch.start(request_2)
+            assert [r.key for r in orch.unfinished()] == ["clip-1", "clip-2"]
+        plan = await plan_resume(journal, [request_2])
+    assert (result.state, result.task_id) == (JobState.IN_FLIGHT, earlier.task_id)
+    assert result.state.rerun is RerunAction.POLL
+    assert isinstance(result.error, JobAbandonedError)
+    assert result.error.task_id == earlier.task_id
+    assert [e.kind for e in seen.events if e.key == "clip-2"] == ["queued", "abandoned"]
+    assert [(r.key, t.task_id) for r, t in plan.attach] == [("clip-2", earlier.task_id)]
+    assert emulator.stats.submit_attempts == 2  # the holder and the earlier task, no more
+
+
+async def test_an_attached_task_still_queued_when_the_orchestrator_stops_is_reported_in_flight(
+    client: VidgoClient,
+) -> None:
+    """Stopping with an attached job waiting for a token reports it in flight with its task."""
+    seen = Seen()
+    async with Orchestrator(client, max_in_flight=1, on_event=seen) as orch:
+        earlier, attached = await _attach_behind_a_holder(orch, client, seen)
+    result = await attached.result()
+    assert (result.state, result.task_id) == (JobState.IN_FLIGHT, earlier.task_id)
+    assert isinstance(result.error, JobAbandonedError)
+    assert result.error.task_id == earlier.task_id
+    assert {r.key: r.task_id for r in orch.unfinished()}["clip-2"] == earlier.task_id
+    assert orch.snapshot().cancelled == 0
 
 
 async def test_a_failing_event_hook_does_not_break_the_batch(client: VidgoClient) -> None:

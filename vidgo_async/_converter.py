@@ -2,14 +2,16 @@
 
 Structuring is tolerant, as the API reference asks: unknown keys are ignored, an unknown
 status is kept (see ``TaskStatus``), a missing optional field becomes ``None`` and a
-wrongly typed optional field is dropped rather than crashing. Only what a caller cannot do
-without (a task's ``task_id``) is required. The hooks are written out by hand because they
+wrongly typed optional field is dropped rather than crashing (a numeric string
+``progress`` such as ``"45"`` is read as its number). Only what a caller cannot do without
+(a task's ``task_id``) is required. The hooks are written out by hand because they
 run for every status query and must stay cheap.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -79,6 +81,21 @@ def _opt_int(value: object) -> int | None:
     return None
 
 
+# A progress sent as a string: plain ASCII digits, an optional fraction, nothing else (no
+# sign, exponent, "nan" or other scripts' digits). Bounded in length, so never a huge int.
+_PROGRESS_TEXT = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?", re.ASCII)
+
+
+def _opt_progress(value: object) -> int | None:
+    """A progress that is not a JSON integer: a number, or a numeric string like ``"45"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _PROGRESS_TEXT.fullmatch(text) is None:
+            return None
+        return int(float(text))
+    return _opt_int(value)
+
+
 def _opt_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
@@ -126,7 +143,7 @@ def structure_task(data: Any, _cls: type[Task] = Task) -> Task:
         files = tuple(f for f in map(_structure_file, raw_files) if f is not None)
     progress = data.get("progress")
     if progress is not None and type(progress) is not int:  # a submit's answer has none
-        progress = _opt_int(progress)
+        progress = _opt_progress(progress)
     if progress is not None:
         progress = 0 if progress < 0 else 100 if progress > 100 else progress
     error_message = data.get("error_message")

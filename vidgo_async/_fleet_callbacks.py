@@ -4,15 +4,24 @@ A job submitted by one process (say web replica A) carries a callback URL whose 
 the journal knows, as its SHA-256. Vidgo may deliver the callback to any replica behind the
 load balancer (say B). B's :class:`FleetCallbackReceiver`:
 
-1. looks the token's hash up in the shared journal (unknown: 404; already ended: 200, no work);
-2. verifies by re-fetching the task (one status request; the body is only a claim, and its
-   task id must be the job's when the job already holds one);
-3. records the outcome (a terminal state is recorded once: ``finished`` is never undone), which
-   sends ``NOTIFY`` and wakes whoever waits on the job in any process
-   (``PostgresJournal.wait_ended``); an owner that missed it re-reads on its fallback poll.
+1. looks the token's hash up in the shared journal (unknown: 404). A job whose task's end
+   is known already (the rerun table says skip or resubmit: ``finished``, ``failed``) is
+   answered 200 with no work. Any other may still learn from the callback: a job in flight,
+   one whose submit had no answer (``unknown``, ``submitting``: no task id recorded, the
+   callback is the only thing that can name its billed task) and one we lost track of
+   (``lost``, ``timeout``);
+2. verifies by re-fetching the task (one authenticated status request; the body is only a
+   claim, and its task id must be the job's when the job already holds one);
+3. records the task id when the job has none (the task is adopted, RELIABILITY T19), then
+   what the fresh task means, read by the one decision (``_polling.settle``): an end is
+   recorded once (``finished`` is never undone), which sends ``NOTIFY`` and wakes whoever
+   waits on the job in any process (``PostgresJournal.wait_ended``); an owner that missed
+   it re-reads on its fallback poll.
 
-A status that is not terminal yet is answered 200 and recorded nowhere: the owner's
-polling goes on. The token is never logged or stored in clear.
+A task that goes on is answered 200 with nothing recorded but its adopted task id: the
+owner's polling (or a rerun, which polls a recorded task id) goes on. A journal that
+cannot be written is answered 503, so Vidgo delivers the callback again. The token is
+never logged or stored in clear.
 """
 
 from __future__ import annotations
@@ -37,9 +46,12 @@ from ._callbacks import (
     json_response,
     parse_callback,
 )
-from ._errors import VidgoError, WebhookError
-from ._journal_entry import JournalState
-from ._models import TaskStatus
+from ._config import PollPolicy
+from ._errors import JournalError, VidgoError, WebhookError
+from ._job_states import RerunAction
+from ._journal_entry import JournalEntry, JournalState
+from ._models import Task
+from ._polling import StepKind, settle
 from ._tokens import TOKEN_BYTES, token_hash
 
 if TYPE_CHECKING:
@@ -50,6 +62,15 @@ __all__ = ["FleetCallbackReceiver", "fleet_callback_url", "new_callback_token"]
 logger = logging.getLogger("vidgo_async")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 _ROUTE = "/vidgo/fleet-callback/{token}"
+# The end a step of the one decision (``settle``) records.
+_RECORDED = {
+    StepKind.DONE: JournalState.FINISHED,
+    StepKind.FAILED: JournalState.FAILED,
+    StepKind.LOST: JournalState.LOST,
+}
+# Jobs a callback can teach nothing (the rerun table): their task's end is known.
+_SETTLED = frozenset({RerunAction.SKIP, RerunAction.RESUBMIT})
+_RETRY_RESPONSE = json_response(503, {"error": {"type": "unverified", "message": "retry"}})
 
 
 def new_callback_token() -> tuple[str, str]:
@@ -70,6 +91,8 @@ class FleetCallbackReceiver:
         journal: the fleet's journal.
         client: re-fetches the task named by a callback (a ``VidgoClient``).
         max_body_bytes: larger bodies are refused (413).
+        poll: the policy whose ``unknown_status`` reads a status this client does not know;
+            defaults to the client's (``client.poll``), else ``PollPolicy()``.
     """
 
     def __init__(
@@ -78,10 +101,13 @@ class FleetCallbackReceiver:
         client: TaskFetcher,
         *,
         max_body_bytes: int = DEFAULT_MAX_CALLBACK_BYTES,
+        poll: PollPolicy | None = None,
     ) -> None:
         self._journal = journal
         self._client = client
         self._max_body_bytes = max_body_bytes
+        policy = poll if poll is not None else getattr(client, "poll", None)
+        self._poll = policy if isinstance(policy, PollPolicy) else PollPolicy()
         self.stats = ReceiverStats()
         self.base_url: str | None = None
 
@@ -115,7 +141,7 @@ class FleetCallbackReceiver:
     async def handle(
         self, path_or_token: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> CallbackResponse:
-        """Answer one callback: look the token up, verify by re-fetch, record the outcome once."""
+        """Answer one callback: look the token up, verify by re-fetch, record what it means."""
         self.stats.received += 1
         token = path_or_token.rsplit("/", 1)[-1]
         if not self.is_known(token):
@@ -125,7 +151,7 @@ class FleetCallbackReceiver:
         if entry is None:
             self.stats.not_found += 1
             return NOT_FOUND_RESPONSE
-        if entry.state.is_terminal:
+        if entry.rerun in _SETTLED:
             self.stats.late += 1
             return OK_RESPONSE  # Vidgo does not retry a 2xx: a late duplicate costs nothing
         try:
@@ -141,16 +167,34 @@ class FleetCallbackReceiver:
         except VidgoError as exc:
             self.stats.verification_errors += 1
             logger.warning("vidgo could not verify a callback for job %r: %s", entry.key, exc)
-            return json_response(503, {"error": {"type": "unverified", "message": "retry"}})
-        if entry.task_id is None:  # the callback outran the owner's record of the task id
+            return _RETRY_RESPONSE
+        try:
+            return await self._record(entry, task)
+        except JournalError as exc:  # e.g. the database is down: Vidgo retries a 5xx
+            logger.warning("vidgo could not record a callback for job %r: %s", entry.key, exc)
+            return _RETRY_RESPONSE
+
+    async def _record(self, entry: JournalEntry, task: Task) -> CallbackResponse:
+        """Record what the verified ``task`` tells of the job ``entry``."""
+        if entry.task_id is None:
+            # The callback outran the owner's record of the task id, or the submit had no
+            # answer (``unknown``): the callback names the billed task. Adopt it.
             await self._journal.record_submitted(entry.key, task.task_id)
-        if task.status is TaskStatus.FINISHED:
-            await self._journal.record_terminal(entry.key, JournalState.FINISHED, task)
-        elif task.status is TaskStatus.FAILED:
-            await self._journal.record_terminal(entry.key, JournalState.FAILED, task)
-        else:
+            self.stats.adopted += 1
+            logger.info(
+                "vidgo job %r: its callback revealed task %s (recorded)", entry.key, task.task_id
+            )
+        step = settle(task, self._poll)
+        if step is None:  # it goes on: the owner's polling (or a rerun's) follows it
             self.stats.unconfirmed += 1
             return OK_RESPONSE
+        error, state = step.error, _RECORDED[step.kind]
+        if error is None:  # finished
+            await self._journal.record_terminal(entry.key, state, task)
+        else:  # as the orchestrator's recorder records a failed or lost task
+            await self._journal.record_terminal(
+                entry.key, state, task, error_type=type(error).__name__, message=str(error)
+            )
         self.stats.delivered += 1
         return OK_RESPONSE
 

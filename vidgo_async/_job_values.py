@@ -81,10 +81,15 @@ class JobAbandonedError(VidgoError):
         if task_id is None:
             why = reason or "the orchestrator stopped before the job was submitted"
             message = f"job {key!r} was dropped: {why}; nothing was created or billed"
-        else:
+        elif reason is None:
             message = (
                 f"the orchestrator stopped while job {key!r} was in flight; task {task_id} "
                 "goes on on the server. HINT: await client.wait(task_id) to collect it."
+            )
+        else:  # a task re-attached with ``Orchestrator.attach``, dropped before it was polled
+            message = (
+                f"job {key!r} is no longer followed ({reason}); its task {task_id} goes on "
+                "on the server. HINT: await client.wait(task_id) to collect it."
             )
         super().__init__(message)
 
@@ -132,7 +137,8 @@ class JobResult:
     Attributes:
         request: the request as given.
         key: the job's key.
-        state: the final state (``IN_FLIGHT`` only when the orchestrator stopped first).
+        state: the final state (``IN_FLIGHT`` only when the job was abandoned: the
+            orchestrator stopped first, or a re-attached task was dropped before its turn).
         task: the last ``Task`` seen from the API (the finished task on success).
         error: why the job did not finish: ``TaskFailedError``, ``TaskLostError``,
             ``WaitTimeoutError``, ``SubmitOutcomeUnknownError``, an ``APIStatusError``,

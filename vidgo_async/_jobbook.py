@@ -91,7 +91,12 @@ class JobHandle:
         return (await self.result()).unwrap()
 
     def cancel(self) -> bool:
-        """Drop the job if it was not submitted yet; return whether it was dropped."""
+        """Drop the job if it was not submitted yet; return whether it was dropped.
+
+        A re-attached job (``Orchestrator.attach``) still waiting for its turn is dropped
+        too, but its task exists: it ends abandoned (``in_flight``, with its task id), as
+        in-flight jobs do when the orchestrator stops, never ``cancelled``.
+        """
         return self._book.cancel_queued(self._job, "the job was cancelled")
 
 
@@ -273,9 +278,19 @@ class JobBook:
             self.release(job)
 
     def cancel_queued(self, job: Job, reason: str) -> bool:
-        """Drop a job not yet submitted; return whether it was dropped."""
+        """Drop a job not yet submitted; return whether it was dropped.
+
+        A queued job that holds a task (re-attached, waiting for a token) is not cancelled:
+        its task was created and goes on, so it is abandoned like an in-flight job at a stop
+        (``in_flight``, its task id kept, nothing new journaled: a rerun polls it) and stays
+        among the live jobs, so its key cannot be submitted again while it runs.
+        """
         if job.state is not JobState.QUEUED:
             return False
+        if job.task is not None:
+            job.abandon(reason)
+            self.release(job, keep=True)
+            return True
         job.cancel(JobAbandonedError(job.key, None, reason=reason))
         if self.is_recorded(job) and self.task_group is not None and not self.closed:
             self.task_group.start_soon(self.record_end, job)

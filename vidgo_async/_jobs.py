@@ -11,7 +11,9 @@ A job moves through one enum of states::
       │           │  └─────► unknown   (sent, no answer: never resubmitted silently)
       │           ├────────► failed    (rejected: nothing was created)
       │           └────────► queued    (429: re-queued behind the shared submit gate)
-      └──► cancelled | timeout          (never submitted: nothing was paid for)
+      ├──► cancelled | timeout          (never submitted: nothing was paid for)
+      └──► in_flight(task_id), abandoned (a re-attached task dropped before it was polled:
+                                          it goes on, a rerun polls it)
 
 What a rerun does with each end state is one table, :data:`RERUN` (see
 :class:`RerunAction`): only ``failed`` (the API said so, or nothing was created) and the
@@ -290,12 +292,21 @@ class Job:
         self.error = error
         self._end("cancelled", JobState.CANCELLED, (JobState.QUEUED,))
 
-    def abandon(self) -> None:
-        """IN_FLIGHT stays: the orchestrator stopped first; waiters get the task id."""
-        if self.state is not JobState.IN_FLIGHT:
-            self._require((JobState.IN_FLIGHT,), "abandon")  # raises
+    def abandon(self, reason: str | None = None) -> None:
+        """IN_FLIGHT stays: no longer followed (the orchestrator stopped); waiters get the task id.
+
+        A QUEUED job that holds a task (re-attached, waiting for a ``max_in_flight``
+        token) is abandoned the same way, QUEUED -> IN_FLIGHT: its task exists and goes on,
+        so it is never ``cancelled`` (which says nothing was created, and is submitted again).
+        """
         task = self.task
-        self.error = JobAbandonedError(self.key, None if task is None else task.task_id)
+        if self.state is not JobState.IN_FLIGHT and (
+            self.state is not JobState.QUEUED or task is None
+        ):
+            self._require((JobState.IN_FLIGHT,), "abandon")  # raises
+        self.error = JobAbandonedError(
+            self.key, None if task is None else task.task_id, reason=reason
+        )
         self._emit("abandoned", JobState.IN_FLIGHT)
 
     # -- plumbing ---------------------------------------------------------------------

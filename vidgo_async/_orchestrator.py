@@ -210,7 +210,7 @@ class Orchestrator:
         for batch in self._batches:  # a builder cancelled before it ran leaves them unbuilt
             batch.finish("the orchestrator stopped before the job was submitted")
         for job in list(book.live.values()):
-            if job.state is JobState.QUEUED:
+            if job.state is JobState.QUEUED and job.task is None:
                 recorded = book.is_recorded(job)
                 book.cancel_queued(job, "the orchestrator stopped before the job was submitted")
                 if recorded:
@@ -218,7 +218,18 @@ class Orchestrator:
             elif job.state is JobState.IN_DOUBT:
                 # No callback revealed its task before the stop: the outcome stays unknown.
                 await book.end(job, _unknown_outcome(job))
-        in_flight = [job for job in book.live.values() if job.state is JobState.IN_FLIGHT]
+        # In flight, and re-attached tasks still queued for a token: their tasks exist and
+        # go on (abandoned, never cancelled). Jobs abandoned earlier (their handle dropped
+        # them) are released already and not abandoned twice.
+        in_flight = [
+            job
+            for job in book.live.values()
+            if job in book.done
+            and (
+                job.state is JobState.IN_FLIGHT
+                or (job.state is JobState.QUEUED and job.task is not None)
+            )
+        ]
         for job in in_flight:
             job.abandon()
             book.release(job, keep=True)
@@ -321,6 +332,9 @@ class Orchestrator:
         """Follow a task submitted earlier (e.g. found in a journal) without submitting again.
 
         The job takes a ``max_in_flight`` token like any other and is polled until it ends.
+        Its task exists, so it never ends ``cancelled``: dropped before its turn (its
+        handle's ``cancel()``, or the orchestrator stopping) it is abandoned in flight with
+        its task id, like a submitted job at a stop, and a rerun polls it.
         """
         self._check_running()
         job = self._intake.new_job(request)

@@ -1,8 +1,11 @@
 """The batch's live view on stderr: one line redrawn in place on a terminal, plain lines otherwise.
 
-The counts come from a mapping of job state → count, so a new state needs no change here:
-``finished`` is finished, ``queued`` is queued, ``submitting``/``in_flight`` are in flight,
-and every other state is an end other than success (failed, timed out, unknown, lost...).
+The counts come from a mapping of job state → count, folded by the job states' own
+definitions, so a new state needs no change here: a state that is not terminal
+(``JobState.is_terminal``) is queued or in flight (``submitting``, ``in_doubt``,
+``in_flight``); of the ends, ``finished`` is finished, one a rerun submits again (the
+``RERUN`` table: nothing billed goes on) is failed, and any other is *lost track*: a task
+may exist and run (timed out, lost, unknown), which is never shown as failed.
 
 On a terminal the line is drawn with rich (imported here, on use, so that library users
 never import it); while it is shown, everything written to ``sys.stderr`` (log lines,
@@ -19,24 +22,34 @@ from typing import IO, Any
 
 import anyio
 
-__all__ = ["LiveView", "group_counts", "render_line"]
+from .._job_states import JobState, RerunAction
 
-_IN_FLIGHT = ("submitting", "in_flight")
-_NOT_ENDED = frozenset({"queued", *_IN_FLIGHT})
+__all__ = ["LiveView", "group_counts", "render_line"]
 
 Counts = Callable[[], Mapping[str, int]]
 
 
+def _group_of(state: JobState) -> str:
+    """The live view's group of a job state (see the module's docstring)."""
+    if not state.is_terminal:
+        return "queued" if state is JobState.QUEUED else "in flight"
+    if state is JobState.FINISHED:
+        return "finished"
+    if state.rerun is RerunAction.RESUBMIT:
+        return "failed"
+    return "lost track"
+
+
 def group_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """Fold per-state counts into finished / failed / in flight / queued."""
-    finished = counts.get("finished", 0)
-    ended_badly = sum(n for state, n in counts.items() if state not in _NOT_ENDED | {"finished"})
-    return {
-        "finished": finished,
-        "failed": ended_badly,
-        "in flight": sum(counts.get(state, 0) for state in _IN_FLIGHT),
-        "queued": counts.get("queued", 0),
-    }
+    """Fold per-state counts (keyed by ``JobState`` value) into the live view's groups.
+
+    The groups: finished, failed, lost track (ended, but a task may still run), in flight
+    and queued.
+    """
+    grouped = dict.fromkeys(("finished", "failed", "lost track", "in flight", "queued"), 0)
+    for state, count in counts.items():
+        grouped[_group_of(JobState(state))] += count
+    return grouped
 
 
 def _clock_text(seconds: float) -> str:
@@ -67,7 +80,7 @@ def render_line(
     count towards done but not towards the rate.
     """
     grouped = group_counts(counts)
-    done = grouped["finished"] + grouped["failed"]
+    done = grouped["finished"] + grouped["failed"] + grouped["lost track"]
     fresh = max(0, done - base)
     rate = fresh / elapsed if elapsed > 0 else 0.0
     remaining = max(0, total - done)
@@ -79,10 +92,12 @@ def render_line(
         eta = "ETA --"
     long = (
         f"finished {grouped['finished']} · failed {grouped['failed']} · "
+        f"lost track {grouped['lost track']} · "
         f"in flight {grouped['in flight']} · queued {grouped['queued']}"
     )
     short = (
-        f"✓{grouped['finished']} ✗{grouped['failed']} ▶{grouped['in flight']} …{grouped['queued']}"
+        f"✓{grouped['finished']} ✗{grouped['failed']} ?{grouped['lost track']} "
+        f"▶{grouped['in flight']} …{grouped['queued']}"
     )
     head = f"{done}/{total}"
     tail = f"{_rate_text(rate)} {eta}"
@@ -95,7 +110,7 @@ def render_line(
             return f"{head} {'█' * filled}{'░' * (size - filled)} {middle} {tail}"
         if len(plain) <= width:
             return plain
-    return f"{head} ✗{grouped['failed']} {eta}"[: max(1, width)]
+    return f"{head} ✗{grouped['failed']} ?{grouped['lost track']} {eta}"[: max(1, width)]
 
 
 class LiveView:
