@@ -18,7 +18,7 @@ import attrs
 
 __all__ = ["CROSS_RULES", "SEEDANCE_MODELS", "CrossRule", "rules_for"]
 
-RuleKind = Literal["excludes", "needs_one_of", "max_total", "only_values", "length", "closed"]
+RuleKind = Literal["excludes", "needs_one_of", "max_total", "only_values", "length"]
 
 _MODES = ("text-to-video", "image-to-video", "reference-to-video")
 _LEGACY = ("seedance-2", "seedance-2-fast")
@@ -52,8 +52,10 @@ class CrossRule:
     - ``needs_one_of``: ``field`` needs at least one of ``others``;
     - ``max_total``: the items of ``others`` (lists) add up to at most ``limit``;
     - ``only_values``: ``field`` may only be one of ``values``;
-    - ``length``: the string ``field`` has ``values == (min, max)`` characters;
-    - ``closed``: fields outside the schema's list are refused.
+    - ``length``: the string ``field`` has ``values == (min, max)`` characters.
+
+    Fields outside a model's schema are refused for every model (``_validation``), so no
+    rule says so.
     """
 
     kind: RuleKind
@@ -75,10 +77,8 @@ class CrossRule:
             text = f"{' + '.join(self.others)} hold at most {self.limit} files in total"
         elif self.kind == "only_values":
             text = f"{self.field} must be one of {', '.join(map(str, self.values))}"
-        elif self.kind == "length":
-            text = f"{self.field} has {self.values[0]}–{self.values[1]} characters"
         else:
-            text = "fields outside the documented list are refused"
+            text = f"{self.field} has {self.values[0]}–{self.values[1]} characters"
         note = f"; {self.note}" if self.note else ""
         return f"{text} ({self.page}{note})"
 
@@ -107,17 +107,6 @@ CROSS_RULES: tuple[CrossRule, ...] = (
         field="prompt",
         values=(1, 20000),
         note="the legacy page states no bound; the same provider variants take 1–20000",
-    ),
-    # The schemas of these older ids leave ``additionalProperties`` open, but their pages
-    # list every field and a misspelt field would be billed as if absent: refuse unknown
-    # fields, as the newer ids' schemas do.
-    *(
-        CrossRule(kind="closed", models=models, page=page, note="strict in what we send")
-        for models, page in (
-            (_LEGACY, "seedance-2.mdx"),
-            (("seedance-1.5-pro",), "seedance-1-5-pro.mdx"),
-            (("seedance-1.0-pro",), "seedance-1.0-pro.mdx"),
-        )
     ),
     # -- reference sets ---------------------------------------------------------------
     CrossRule(

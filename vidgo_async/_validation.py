@@ -122,29 +122,40 @@ def _cross_check(rule: CrossRule, model: str) -> _ObjectCheck | None:
                 )
 
         return length
-    return None  # "closed" is applied when the object checker is compiled
+    return None
 
 
 class _ModelValidator:
     """The compiled checks of one catalogued model."""
 
-    __slots__ = ("cross", "fields", "model")
+    __slots__ = ("cross", "fields", "model", "names", "unknown_text")
 
     def __init__(self, spec: ModelSpec) -> None:
-        rules = rules_for(spec.id)
-        closed = not spec.additional_properties or any(rule.kind == "closed" for rule in rules)
         self.model = spec.id
+        self.names = frozenset(field.name for field in spec.fields)
+        # Every catalogued model refuses fields outside its schema, open or not: a misspelt
+        # field would otherwise be sent and billed as if absent. The unknown names are
+        # found by validate_input (with a "did you mean"), so the field checker never
+        # sees them.
         self.fields = object_check(
             spec.fields,
-            closed=closed,
+            closed=False,
             owner=spec.id,
             any_of_required=spec.any_of_required,
             fixed_path=INPUT_PATH,
         )
+        known = ", ".join(field.name for field in spec.fields)
+        self.unknown_text = f"is not a field of {spec.id}{{}} (known fields: {known})"
         # Each rule with the fields it reads: it cannot apply (and is not called) when
         # none of them is in the input, as in most inputs for most rules.
-        cross = ((_read_by(rule), _cross_check(rule, spec.id)) for rule in rules)
+        cross = ((_read_by(rule), _cross_check(rule, spec.id)) for rule in rules_for(spec.id))
         self.cross = tuple((fields, check) for fields, check in cross if check is not None)
+
+    def unknown_issue(self, name: str, value: Any) -> ValidationIssue:
+        """Refuse the field ``name``, suggesting the closest field of this model."""
+        close = difflib.get_close_matches(name, sorted(self.names), n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else "; leave it out"
+        return ValidationIssue(f"{INPUT_PATH}.{name}", self.unknown_text.format(hint), value)
 
 
 def _read_by(rule: CrossRule) -> tuple[str, ...]:
@@ -259,16 +270,33 @@ def validate_input(
             raise UnknownModelError(model, suggest_models(model))
         issues = check_json_object(data)
     else:
-        # The model's checks: its fields, then each prose rule that reads a field present
-        # (in validate_input's own frame, the one caller).
+        # The model's checks: unknown names, its fields, then each prose rule that reads
+        # a field present (in validate_input's own frame, the one caller).
         issues = []
-        validator.fields(data, INPUT_PATH, issues)
         if type(data) is dict or isinstance(data, Mapping):
+            names = validator.names
+            unknown = (
+                ()
+                if names.issuperset(data)
+                else [
+                    key
+                    for key, value in data.items()
+                    # None is never sent, whatever its name; the field checker names a
+                    # key that is not a string.
+                    if key not in names and type(key) is str and value is not None
+                ]
+            )
+            if unknown:
+                issues.extend(validator.unknown_issue(key, data[key]) for key in unknown)
+                data = {key: value for key, value in data.items() if key not in unknown}
+            validator.fields(data, INPUT_PATH, issues)
             for fields, cross in validator.cross:
                 for name in fields:
                     if name in data:
                         cross(data, issues)
                         break
+        else:
+            validator.fields(data, INPUT_PATH, issues)
     if issues:
         raise InputValidationError(issues)
     # Strings and numbers are sent as they are: _plain is called for the others only. A
