@@ -27,7 +27,7 @@ from vidgo_async import (
     list_models,
     validate_input,
 )
-from vidgo_async._cross_rules import CROSS_RULES, SEEDANCE_MODELS
+from vidgo_async._cross_rules import CROSS_RULES, SEEDANCE_MODELS, rules_for
 from vidgo_async.testing import Emulator
 
 MODELS = {spec.id: spec for spec in list_models()}
@@ -61,11 +61,23 @@ def sample(field: FieldSpec) -> Any:
 
 
 def valid_input(spec: ModelSpec) -> dict[str, Any]:
-    """Required fields set, one value for each enum field, the first any-of group filled."""
+    """Required fields set (by the schema or a prose rule), one value for each enum field.
+
+    An optional enum field that a prose rule refuses for this id (``audio_setting``
+    without ``video_url``, ``aspect_ratio: auto`` without an image) is left out.
+    """
     wanted = {field.name for field in spec.fields if field.required or field.enum is not None}
     if spec.any_of_required:
         wanted.update(spec.any_of_required[0])
-    return {field.name: sample(field) for field in spec.fields if field.name in wanted}
+    wanted.update(rule.field for rule in rules_for(spec.id) if rule.kind == "required")
+    data = {field.name: sample(field) for field in spec.fields if field.name in wanted}
+    try:
+        validate_input(spec.id, data)
+    except InputValidationError as error:
+        required = set(spec.required)
+        refused_optional = {issue.field.removeprefix("$.input.") for issue in error.issues}
+        data = {k: v for k, v in data.items() if k in required or k not in refused_optional}
+    return data
 
 
 def refused(model: str, data: Any) -> InputValidationError:
@@ -278,7 +290,9 @@ def test_seedance_2_takes_1080p_and_4k_and_fast_does_not(resolution: str) -> Non
 def test_seedance_fast_with_1080p_names_the_page() -> None:
     """The legacy fast refusal names seedance-2.mdx."""
     error = refused("seedance-2-fast", {**LEGACY, "resolution": "1080p"})
-    assert error.rule == "must be one of '480p', '720p' for seedance-2-fast (per seedance-2.mdx)"
+    assert error.rule == (
+        "must be one of '480p', '720p' for seedance-2-fast (per video-series/seedance-2.mdx)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -318,7 +332,7 @@ def test_documented_switches_are_accepted_where_listed(name: str) -> None:
 
 
 def test_auto_aspect_ratio_is_accepted_where_listed() -> None:
-    """aspect_ratio auto passes for every id whose schema lists it."""
+    """aspect_ratio auto passes for every id whose schema lists it (with an image if asked)."""
     listed = [
         m
         for m, spec in MODELS.items()
@@ -326,7 +340,12 @@ def test_auto_aspect_ratio_is_accepted_where_listed() -> None:
     ]
     assert "seedance-2" in listed
     for model in listed:
-        validate_input(model, {**valid_input(MODELS[model]), "aspect_ratio": "auto"})
+        data = {**valid_input(MODELS[model]), "aspect_ratio": "auto"}
+        if any(
+            rule.field == "aspect_ratio" for rule in rules_for(model) if rule.kind == "requires"
+        ):
+            data["image_urls"] = [IMG]  # the page takes auto for image workflows only
+        validate_input(model, data)
 
 
 # -- typed inputs --------------------------------------------------------------------------
