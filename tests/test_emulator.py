@@ -158,14 +158,18 @@ async def test_a_body_that_is_not_json_is_a_validation_error(http: aiohttp.Clien
 
 
 async def test_other_models_are_checked_against_the_catalog(http: aiohttp.ClientSession) -> None:
-    """Any catalogued model is accepted with a valid input; unknown ids are refused, as Vidgo does."""
+    """Any catalogued model is accepted with a valid input; unknown ids and fields are refused."""
     async with Emulator(time_scale=0.01) as emu:
         code, body = await submit(
+            http, emu, {"model": "seedream-5.0-lite", "input": {"prompt": "x", "n": 2}}
+        )
+        extra, _ = await submit(
             http, emu, {"model": "seedream-5.0-lite", "input": {"prompt": "x", "extra": [1, 2]}}
         )
         unknown, refusal = await submit(http, emu, {"model": "seedance2", "input": {"prompt": "x"}})
     assert code == 200
     assert body["data"]["status"] == "not_started"
+    assert extra == 400
     assert unknown == 400
     assert "did you mean 'seedance-2'" in refusal["error"]["message"]
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ._catalog import ModelSpec, catalog
-from ._cross_rules import CrossRule, rules_for
+from ._cross_checks import INPUT_PATH, compile_rule
+from ._cross_rules import rules_for
 from ._errors import InputValidationError, UnknownModelError, ValidationIssue
-from ._field_checks import Issues, choices_text, json_issues, object_check, text_issue
+from ._field_checks import Issues, json_issues, object_check, text_issue
 
 __all__ = ["TypedInput", "check_json_object", "validate_input"]
 
-_ObjectCheck = Callable[[Mapping[Any, Any], Issues], None]
-
-INPUT_PATH = "$.input"
 MAX_MODEL_ID_LENGTH = 128
 
 
@@ -40,118 +38,39 @@ class TypedInput(Protocol):
         ...
 
 
-# -- compiling the prose rules -----------------------------------------------------------
-
-
-def _has_issue(issues: Issues, path: str) -> bool:
-    return any(issue.field == path for issue in issues)
-
-
-def _cross_check(rule: CrossRule, model: str) -> _ObjectCheck | None:
-    path = f"{INPUT_PATH}.{rule.field}"
-    source = f"(per {rule.page})"
-    if rule.kind == "excludes":
-        text = (
-            f"cannot be combined with {{}} (use first/last frames or references, not both) {source}"
-        )
-
-        def excludes(data: Mapping[Any, Any], issues: Issues) -> None:
-            if data.get(rule.field) is None:
-                return
-            clashing = [other for other in rule.others if data.get(other) is not None]
-            if clashing:
-                issues.append(
-                    ValidationIssue(path, text.format(", ".join(clashing)), data[rule.field])
-                )
-
-        return excludes
-    if rule.kind == "needs_one_of":
-        text = f"needs at least one of {', '.join(rule.others)} {source}"
-
-        def needs_one_of(data: Mapping[Any, Any], issues: Issues) -> None:
-            value = data.get(rule.field)
-            if value is not None and all(data.get(other) is None for other in rule.others):
-                issues.append(ValidationIssue(path, text, value))
-
-        return needs_one_of
-    if rule.kind == "max_total":
-        text = f"must hold at most {rule.limit} files in total across {', '.join(rule.others)} {source}"
-
-        def max_total(data: Mapping[Any, Any], issues: Issues) -> None:
-            total = 0
-            for name in rule.others:
-                value = data.get(name)
-                if isinstance(value, list | tuple):
-                    total += len(value)
-            if total > rule.limit:
-                issues.append(ValidationIssue(INPUT_PATH, text, total))
-
-        return max_total
-    if rule.kind == "only_values":
-        allowed = frozenset(rule.values)
-        text = f"must be one of {choices_text(rule.values)} for {model} {source}"
-
-        def only_values(data: Mapping[Any, Any], issues: Issues) -> None:
-            value = data.get(rule.field)
-            if value is None or (isinstance(value, str) and value in allowed):
-                return
-            if not (issues and _has_issue(issues, path)):
-                issues.append(ValidationIssue(path, text, value))
-
-        return only_values
-    if rule.kind == "length":
-        low, high = rule.values
-
-        def length(data: Mapping[Any, Any], issues: Issues) -> None:
-            value = data.get(rule.field)
-            if not isinstance(value, str) or (issues and _has_issue(issues, path)):
-                return
-            if len(value.strip()) < low:
-                issues.append(
-                    ValidationIssue(
-                        path, f"must have at least {low} non-blank characters {source}", value
-                    )
-                )
-            elif len(value) > high:
-                issues.append(
-                    ValidationIssue(
-                        path,
-                        f"must be at most {high} characters (has {len(value)}) {source}",
-                        value,
-                    )
-                )
-
-        return length
-    return None  # "closed" is applied when the object checker is compiled
+# -- compiling a model -------------------------------------------------------------------
 
 
 class _ModelValidator:
     """The compiled checks of one catalogued model."""
 
-    __slots__ = ("cross", "fields", "model")
+    __slots__ = ("cross", "fields", "model", "names", "unknown_text")
 
     def __init__(self, spec: ModelSpec) -> None:
-        rules = rules_for(spec.id)
-        closed = not spec.additional_properties or any(rule.kind == "closed" for rule in rules)
         self.model = spec.id
+        self.names = frozenset(field.name for field in spec.fields)
+        # Every catalogued model refuses fields outside its schema, open or not: a misspelt
+        # field would otherwise be sent and billed as if absent. The unknown names are
+        # found here (with a "did you mean"), so the field checker never sees them.
         self.fields = object_check(
             spec.fields,
-            closed=closed,
+            closed=False,
             owner=spec.id,
             any_of_required=spec.any_of_required,
             fixed_path=INPUT_PATH,
         )
+        known = ", ".join(field.name for field in spec.fields)
+        self.unknown_text = f"is not a field of {spec.id}{{}} (known fields: {known})"
+        defaults = {field.name: field.default for field in spec.fields}
         # Each rule with the fields it reads: it cannot apply (and is not called) when
         # none of them is in the input, as in most inputs for most rules.
-        cross = ((_read_by(rule), _cross_check(rule, spec.id)) for rule in rules)
-        self.cross = tuple((fields, check) for fields, check in cross if check is not None)
+        self.cross = tuple(compile_rule(rule, spec.id, defaults) for rule in rules_for(spec.id))
 
-
-def _read_by(rule: CrossRule) -> tuple[str, ...]:
-    """The input fields a compiled prose rule reads: absent all, the rule has nothing to do."""
-    if rule.kind == "max_total":
-        return rule.others
-    return (rule.field,)
+    def unknown_issue(self, name: str, value: Any) -> ValidationIssue:
+        """Refuse the field ``name``, suggesting the closest field of this model."""
+        close = difflib.get_close_matches(name, sorted(self.names), n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else "; leave it out"
+        return ValidationIssue(f"{INPUT_PATH}.{name}", self.unknown_text.format(hint), value)
 
 
 @functools.cache
@@ -259,16 +178,36 @@ def validate_input(
             raise UnknownModelError(model, suggest_models(model))
         issues = check_json_object(data)
     else:
-        # The model's checks: its fields, then each prose rule that reads a field present
-        # (in validate_input's own frame, the one caller).
+        # The model's checks: unknown names, its fields, then each prose rule that reads
+        # a field present (in validate_input's own frame, the one caller).
         issues = []
-        validator.fields(data, INPUT_PATH, issues)
         if type(data) is dict or isinstance(data, Mapping):
+            names = validator.names
+            unknown = (
+                ()
+                if names.issuperset(data)
+                else [
+                    key
+                    for key, value in data.items()
+                    # None is never sent, whatever its name; the field checker names a
+                    # key that is not a string.
+                    if key not in names and type(key) is str and value is not None
+                ]
+            )
+            if unknown:
+                issues.extend(validator.unknown_issue(key, data[key]) for key in unknown)
+                data = {key: value for key, value in data.items() if key not in unknown}
+            validator.fields(data, INPUT_PATH, issues)
             for fields, cross in validator.cross:
+                if not fields:
+                    cross(data, issues)
+                    continue
                 for name in fields:
                     if name in data:
                         cross(data, issues)
                         break
+        else:
+            validator.fields(data, INPUT_PATH, issues)
     if issues:
         raise InputValidationError(issues)
     # Strings and numbers are sent as they are: _plain is called for the others only. A

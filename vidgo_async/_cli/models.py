@@ -74,8 +74,7 @@ def _describe(spec: ModelSpec) -> str:
     width = max((len(field.name) for field in spec.fields), default=0)
     for field in spec.fields:
         lines.append(f"  {field.name:<{width}}  {_field_text(field)}")
-    if not spec.additional_properties:
-        lines.append("other fields are refused")
+    lines.append("other fields are refused")
     if spec.any_of_required:
         groups = " or ".join(" + ".join(group) for group in spec.any_of_required)
         lines.append(f"needs {groups}")
