@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
-from ._cross_rules import CrossRule
+from ._cross_rule import CrossRule
 from ._errors import ValidationIssue
 
 __all__ = ["INPUT_PATH", "ObjectCheck", "compile_rule"]
