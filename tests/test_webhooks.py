@@ -18,7 +18,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vidgo_async import InputValidationError, ServerError, Task, TaskNotFoundError, TaskStatus
+from vidgo_async import (
+    InputValidationError,
+    ServerError,
+    Task,
+    TaskNotFoundError,
+    TaskStatus,
+    _callback_verify,
+)
 from vidgo_async._models import TaskFile
 from vidgo_async.webhooks import (
     CallbackReceiver,
@@ -481,6 +488,41 @@ async def test_verification_errors_leave_the_job_for_a_later_delivery(
         await receiver.join()
         assert len(inbox.events) == 1
         assert token not in caplog.text
+
+
+async def test_a_failed_confirmation_of_an_in_doubt_callback_is_tried_again(
+    fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-doubt token's claim is confirmed again after a 404 or 503, since its 200 is final."""
+    monkeypatch.setattr(_callback_verify, "FIRST_RETRY_DELAY", 0.0, raising=False)
+    fake.errors += [
+        TaskNotFoundError("not yet", status_code=404),
+        ServerError("boom", status_code=503),
+    ]
+    inbox = Inbox()
+    async with CallbackReceiver(fake, BASE) as receiver:
+        token = receiver.registry.new_token("in-doubt", subscriber=inbox)
+        answer = await receiver.handle(token, task_body())
+        await until(lambda: bool(inbox.events))
+    assert answer.status == 200
+    assert [(e.adopted, e.task.task_id) for e in inbox.events] == [(True, TASK_ID)]
+    assert fake.calls == [TASK_ID] * 3
+
+
+async def test_retries_stop_once_the_in_doubt_token_is_retired(
+    fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token retired (its job ended) while a confirmation waits to be retried is not retried."""
+    monkeypatch.setattr(_callback_verify, "FIRST_RETRY_DELAY", 0.0)
+    fake.errors.append(ServerError("boom", status_code=503))
+    async with CallbackReceiver(fake, BASE) as receiver:
+        token = receiver.registry.new_token("in-doubt")
+        await receiver.handle(token, task_body())
+        await until(lambda: len(fake.calls) == 1)
+        receiver.registry.forget(token)
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+    assert fake.calls == [TASK_ID]
 
 
 async def test_async_and_failing_subscribers(

@@ -3,7 +3,10 @@
 A claim (token hash, task id, status) accepted by the receiver is queued here; a worker
 re-fetches the task with an authenticated status request and hands the fresh ``Task`` to
 the token's subscriber. A task id already bound to another job is never adopted: the
-registry refuses the binding. This module owns the per-token progress (what is queued,
+registry refuses the binding. A failed confirmation of a callback for a job whose task is
+unknown (an in-doubt submit) is tried again, with a growing delay, while the token lives and
+stays unbound: the receiver has already answered 2xx, which Vidgo never retries, and nothing
+polls a task whose id nobody knows. This module owns the per-token progress (what is queued,
 how many verifications, the final outcome, who waits); nothing outside it mutates it.
 """
 
@@ -24,9 +27,14 @@ from ._errors import UnknownCallbackTokenError, VidgoError
 from ._models import Task
 from ._tokens import CallbackRegistry, CallbackToken
 
-__all__ = ["Offer", "VerificationCounts", "Verifier"]
+__all__ = ["FIRST_RETRY_DELAY", "MAX_RETRY_DELAY", "Offer", "VerificationCounts", "Verifier"]
 
 logger = logging.getLogger("vidgo_async")
+
+# A new task's status may answer 404 for its first seconds (eventual consistency), and an
+# API hiccup passes in seconds: the first retry comes soon, later ones at most a minute apart.
+FIRST_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 60.0
 
 
 @attrs.define
@@ -55,6 +63,7 @@ class _Delivery:
     token: str = attrs.field(repr=False)
     task_id: str
     claim: tuple[str, str]
+    retry_delay: float = 0.0  # the wait before the last retry (0: not retried yet)
 
 
 @attrs.define(eq=False)
@@ -97,6 +106,7 @@ class Verifier:
         self._outstanding = 0
         self._idle: anyio.Event | None = None
         self._progress: dict[str, _Progress] = {}
+        self._retries: set[anyio.CancelScope] = set()
         self.counts = VerificationCounts()
         registry.add_retire_listener(self._on_retire)
 
@@ -121,6 +131,8 @@ class Verifier:
         if send is None or stack is None:
             return
         send.close()  # the workers finish what is queued, then end
+        for retry in list(self._retries):
+            retry.cancel()  # the tokens' jobs fall back to polling (or end unknown)
         if self._task_group is not None:
             if clean:
                 deadline = anyio.current_time() + self._shutdown_timeout
@@ -203,8 +215,16 @@ class Verifier:
             with anyio.fail_after(self._verify_timeout):
                 task = await self._client.get_task(delivery.task_id)
         except (VidgoError, TimeoutError) as exc:
-            # The job's fallback poll covers it; a later delivery is verified afresh.
             self.counts.verification_errors += 1
+            if self._retry_later(delivery):
+                logger.warning(
+                    "callback: confirming task %s failed (%s); its job's task is unknown, "
+                    "so it is tried again",
+                    delivery.task_id,
+                    exc,
+                )
+                return
+            # The job's fallback poll covers it; a later delivery is verified afresh.
             logger.warning(
                 "callback: verifying task %s failed (%s); polling continues", delivery.task_id, exc
             )
@@ -256,6 +276,50 @@ class Verifier:
         except Exception:
             # A subscriber's bug must not stop the receiver from serving other jobs.
             logger.exception("callback subscriber for job %r raised", event.job_ref)
+
+    def _in_doubt(self, key: str) -> bool:
+        """Whether the token of hash ``key`` is live, unresolved and bound to no task."""
+        found = self._registry.find_hash(key)
+        progress = self._progress.get(key)
+        return (
+            found is not None
+            and not found.ended
+            and found.task_id is None
+            and (progress is None or progress.result is None)
+        )
+
+    def _retry_later(self, delivery: _Delivery) -> bool:
+        """Schedule another confirmation of an in-doubt token's claim; return whether it was.
+
+        Only a token bound to no task: any other job is polled, which covers a lost
+        confirmation. The retry runs in the workers' task group and is cancelled at close.
+        """
+        task_group = self._task_group
+        if task_group is None or self._send is None or not self._in_doubt(delivery.key):
+            return False
+        delay = min(max(delivery.retry_delay * 2, FIRST_RETRY_DELAY), MAX_RETRY_DELAY)
+        task_group.start_soon(self._retry, attrs.evolve(delivery, retry_delay=delay))
+        return True
+
+    async def _retry(self, delivery: _Delivery) -> None:
+        """Wait ``delivery.retry_delay``, then queue the claim again while still in doubt."""
+        with anyio.CancelScope() as scope:
+            self._retries.add(scope)
+            try:
+                while True:
+                    await anyio.sleep(delivery.retry_delay)
+                    if self._send is None or not self._in_doubt(delivery.key):
+                        return
+                    try:
+                        self._send.send_nowait(delivery)
+                    except anyio.WouldBlock:
+                        continue  # the queue is full: try again after the same delay
+                    except anyio.ClosedResourceError:
+                        return
+                    self._outstanding += 1
+                    return
+            finally:
+                self._retries.discard(scope)
 
     async def wait(self, found: CallbackToken) -> VerifiedCallback:
         """Wait until a verified callback ends the job of ``found`` and return it."""
