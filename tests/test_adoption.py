@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import cast
 
 import anyio
@@ -12,7 +15,11 @@ from vidgo_async._adoption import Adoption
 from vidgo_async._clock import VirtualClock
 from vidgo_async._jobbook import JobBook
 from vidgo_async._jobs import Job
+from vidgo_async._journal import Journal
+from vidgo_async._journal_entry import JournalState
+from vidgo_async._resume import JournalRecorder
 from vidgo_async._tracking import Tracking
+from vidgo_async.webhooks import CallbackReceiver
 
 INPUT = {"prompt": "a heron in the reeds", "duration": 5, "resolution": "720p"}
 
@@ -42,3 +49,47 @@ async def test_a_task_held_by_another_job_is_never_adopted(
     assert doubtful.state is JobState.IN_DOUBT
     assert doubtful.task_id is None
     assert "already belongs to job 'owner'" in caplog.text
+
+
+class _Status:
+    """The API's status endpoint as the receiver sees it: one task."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    async def get_task(self, task_id: str) -> Task:
+        assert task_id == self.task.task_id
+        return self.task
+
+
+async def test_a_callback_after_a_job_ended_unknown_journals_its_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that comes after an in-doubt job ended unknown is confirmed, logged and journaled."""
+    clock = VirtualClock()
+    task = Task(task_id="task-late-1", status=TaskStatus.FINISHED)
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        recorder = JournalRecorder(journal)
+        book = JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=recorder)
+        async with CallbackReceiver(_Status(task), "http://127.0.0.1:9/cb") as receiver:
+            adoption = Adoption(book, cast(Tracking, None), receiver=receiver)
+            job = _job("slow", clock)
+            token = receiver.registry.new_token(job, subscriber=adoption.on_callback)
+            job.callback_token = token
+            await recorder.before_submit(job)
+            job.begin_submit()
+            no_answer = SubmitOutcomeUnknownError("seedance-2", {}, TimeoutError("no answer"))
+            job.doubt(no_answer)
+            job.outcome_unknown(no_answer)  # its deadline passed before any callback
+            await recorder.after_end(job)
+            book.release(job)
+            body = json.dumps({"task_id": task.task_id, "status": "finished"}).encode()
+            with caplog.at_level(logging.WARNING, logger="vidgo_async"):
+                answer = await receiver.handle(token, body)
+                await receiver.join()
+            assert token not in receiver.registry  # its news is taken: retired
+        entry = await journal.get("slow")
+    assert answer.status == 200
+    assert entry is not None
+    assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, task.task_id)
+    assert "ended unknown, but a verified callback names its task task-late-1" in caplog.text

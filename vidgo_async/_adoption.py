@@ -6,7 +6,9 @@ callback with an authenticated status request and names the job by its token; th
 then tracked with the task the callback revealed (adopted), without a second submit. The
 job waits in the explicit state ``JobState.IN_DOUBT`` until then, and ends ``unknown`` at
 its deadline. A verified callback that overtakes the submit's own answer is kept on the job
-(``Job.revealed``) until the answer comes.
+(``Job.revealed``) until the answer comes. A job that ended ``unknown`` keeps its token
+live: a callback that comes later is still the only news of a billed task, so its task is
+confirmed, logged and journaled (a rerun then polls it) rather than acknowledged and dropped.
 """
 
 from __future__ import annotations
@@ -52,11 +54,25 @@ class Adoption:
             book.release_hooks.append(self._forget_token)
 
     def _forget_token(self, job: Job) -> None:
-        """Drop a released job's callback token: a late callback then changes nothing."""
+        """Drop a released job's callback token: a late callback then changes nothing.
+
+        Except for a job that ended ``unknown`` with no task: its token stays live (until
+        its time to live) for a callback to name the task (see :meth:`_late_callback`).
+        """
         if self.receiver is None:
             return
-        if job.callback_token is not None:
-            self.receiver.registry.forget(job.callback_token)
+        token = job.callback_token
+        registry = self.receiver.registry
+        if (
+            token is not None
+            and job.state is JobState.UNKNOWN
+            and job.task_id is None
+            and token in registry
+            and registry.task_id(token) is None
+        ):
+            registry.subscribe(token, self._late_callback)
+        elif token is not None:
+            registry.forget(token)
         key = self._attached.pop(job, None)
         if key is not None:
             self.receiver.registry.retire(key)
@@ -102,6 +118,40 @@ class Adoption:
             job, event.task
         ):
             self._tracking.scheduler.forget(job)
+
+    async def _late_callback(self, event: VerifiedCallback) -> None:
+        """A verified callback names the task of a job that ended ``unknown``: keep its id.
+
+        The job's result is out already; the task id is logged and journaled (the journal
+        entry goes from ``unknown`` to ``in_flight``, so a rerun polls the task), and the
+        token is retired, its news taken.
+        """
+        job = event.job_ref
+        if not isinstance(job, Job) or not event.adopted or self.receiver is None:
+            return
+        task = event.task
+        logger.warning(
+            "vidgo job %r ended unknown, but a verified callback names its task %s (%s); "
+            "the task exists and is billed",
+            job.key,
+            task.task_id,
+            task.status.value,
+        )
+        journal = self._book.journal
+        try:
+            if journal is not None:
+                with anyio.CancelScope(shield=True):
+                    await journal.after_submit(job, task)
+                logger.info(
+                    "vidgo job %r: task %s journaled; a rerun polls it", job.key, task.task_id
+                )
+        except JournalError as exc:
+            logger.error(
+                "vidgo job %r: could not journal its task %s: %s", job.key, task.task_id, exc
+            )
+        finally:
+            if job.callback_token is not None:
+                self.receiver.registry.forget(job.callback_token)
 
     def submitted(self, job: Job, task: Task) -> Task:
         """Bind the job's callback token to its task; return the task to act on.
