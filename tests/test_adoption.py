@@ -19,7 +19,7 @@ from vidgo_async._journal import Journal
 from vidgo_async._journal_entry import JournalState
 from vidgo_async._resume import JournalRecorder
 from vidgo_async._tracking import Tracking
-from vidgo_async.webhooks import CallbackReceiver
+from vidgo_async.webhooks import CallbackReceiver, CallbackRegistry
 
 INPUT = {"prompt": "a heron in the reeds", "duration": 5, "resolution": "720p"}
 
@@ -93,3 +93,53 @@ async def test_a_callback_after_a_job_ended_unknown_journals_its_task(
     assert entry is not None
     assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, task.task_id)
     assert "ended unknown, but a verified callback names its task task-late-1" in caplog.text
+
+
+def _expiring(clock: list[float]) -> CallbackReceiver:
+    registry = CallbackRegistry("http://127.0.0.1:9/cb", ttl=60, clock=lambda: clock[0])
+    return CallbackReceiver(
+        _Status(Task(task_id="t-1", status=TaskStatus.RUNNING)), registry=registry
+    )
+
+
+def test_a_token_expired_in_the_queue_is_replaced_before_the_submit() -> None:
+    """A job whose token expired while it was queued sends a fresh, live token's URL."""
+    now = [0.0]
+    receiver = _expiring(now)
+    clock = VirtualClock()
+    adoption = Adoption(
+        JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=None),
+        cast(Tracking, None),
+        receiver=receiver,
+    )
+    job = _job("queued-long", clock)
+    old = job.callback_token = receiver.registry.new_token(job)
+    now[0] = 61.0
+    adoption.renew_token(job)
+    assert job.callback_token is not None
+    assert job.callback_token != old
+    assert job.callback_token in receiver.registry
+    assert job.callback_url == receiver.registry.url_for(job.callback_token)
+    now[0] = 120.0  # a full ttl from the renewal, not from the job's start
+    assert job.callback_token in receiver.registry
+
+
+def test_a_token_that_cannot_be_bound_leaves_the_task_polled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A submit answer whose token died meanwhile keeps its task: the job is polled instead."""
+    now = [0.0]
+    receiver = _expiring(now)
+    clock = VirtualClock()
+    adoption = Adoption(
+        JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=None),
+        cast(Tracking, None),
+        receiver=receiver,
+    )
+    job = _job("answered-late", clock)
+    job.callback_token = receiver.registry.new_token(job)
+    now[0] = 61.0
+    task = Task(task_id="t-1", status=TaskStatus.RUNNING)
+    assert adoption.submitted(job, task) is task
+    assert (job.callback_token, job.callback_url) == (None, None)
+    assert "cannot be bound to task t-1" in caplog.text

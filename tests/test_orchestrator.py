@@ -34,6 +34,7 @@ from vidgo_async._journal import Journal
 from vidgo_async._orchestrator import Orchestrator
 from vidgo_async._resume import plan_resume
 from vidgo_async.testing import Emulator, fingerprint
+from vidgo_async.webhooks import CallbackReceiver, CallbackRegistry
 
 SCALE = 0.01
 POLL = PollPolicy().scaled(SCALE)
@@ -572,3 +573,19 @@ async def test_an_unexpected_submit_error_ends_unknown_never_failed(
     assert isinstance(result.error, SubmitOutcomeUnknownError)
     assert isinstance(result.error.cause, ZeroDivisionError)
     assert "failed unexpectedly" in caplog.text
+
+
+async def test_a_token_expired_in_the_queue_neither_crashes_the_run_nor_loses_the_task() -> None:
+    """A job queued past its callback token's ttl is submitted with a live token and finishes."""
+    now = [0.0]
+    async with Emulator(time_scale=SCALE, seed=3) as emu, emu.client(poll=POLL) as client:
+        registry = CallbackRegistry(ttl=3600.0, clock=lambda: now[0])
+        receiver = CallbackReceiver(client, registry=registry)
+        async with receiver.serve("127.0.0.1", 0), Orchestrator(client, receiver=receiver) as orch:
+            handle = orch.start(request(1, "seconds=1"))
+            now[0] = 3601.0  # the job waited in the queue past its token's ttl
+            with anyio.fail_after(10):
+                result = await handle.result()
+        assert emu.stats.submits_accepted == 1
+    assert result.state is JobState.FINISHED
+    assert result.task_id is not None

@@ -285,6 +285,21 @@ def test_lookup_refuses_near_misses_and_junk() -> None:
         registry.url_for(near)
 
 
+def test_renew_restarts_a_tokens_time_to_live() -> None:
+    """A renewed token lives a full ttl from the renewal; a dead one cannot be renewed."""
+    now = [0.0]
+    registry = CallbackRegistry(BASE, ttl=60, clock=lambda: now[0])
+    renewed, dead = registry.new_token("renewed"), registry.new_token("dead")
+    now[0] = 50.0
+    assert registry.renew(renewed) is True
+    now[0] = 100.0
+    assert renewed in registry
+    assert dead not in registry
+    assert registry.renew(dead) is False
+    now[0] = 111.0
+    assert renewed not in registry
+
+
 def test_forget_and_expire_tokens() -> None:
     """Forgotten tokens and tokens past their time to live become unknown."""
     now = [0.0]

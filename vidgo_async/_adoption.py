@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._errors import JournalError, SubmitOutcomeUnknownError
+from ._errors import JournalError, SubmitOutcomeUnknownError, UnknownCallbackTokenError
 from ._jobbook import JobBook
 from ._jobs import Job, JobState
 from ._models import Task
@@ -153,14 +153,42 @@ class Adoption:
             if job.callback_token is not None:
                 self.receiver.registry.forget(job.callback_token)
 
+    def renew_token(self, job: Job) -> None:
+        """Give the job's callback token a full time to live as its submit goes out.
+
+        Tokens are issued when jobs are built; a job that waited in the queue past the
+        registry's ttl gets a fresh token and URL instead of sending a dead one.
+        """
+        token = job.callback_token
+        if token is None or self.receiver is None:
+            return
+        registry = self.receiver.registry
+        if not registry.renew(token):
+            token = job.callback_token = registry.new_token(job, subscriber=self.on_callback)
+            job.callback_url = registry.url_for(token)
+
     def submitted(self, job: Job, task: Task) -> Task:
         """Bind the job's callback token to its task; return the task to act on.
 
         A verified callback that overtook the submit's answer and ended the task is the
-        fresher news: it is returned instead.
+        fresher news: it is returned instead. A token that cannot be bound (expired, or
+        the task bound to another token) never costs the task: the job is polled.
         """
-        if job.callback_token is not None and self.receiver is not None:
-            self.receiver.registry.set_task_id(job.callback_token, task.task_id)
+        token = job.callback_token
+        if token is not None and self.receiver is not None:
+            registry = self.receiver.registry
+            try:
+                registry.set_task_id(token, task.task_id)
+            except (UnknownCallbackTokenError, ValueError) as exc:
+                logger.warning(
+                    "vidgo job %r: its callback token cannot be bound to task %s (%s); "
+                    "the task is polled instead",
+                    job.key,
+                    task.task_id,
+                    exc,
+                )
+                registry.forget(token)
+                job.callback_token = job.callback_url = None
         early = job.revealed
         job.revealed = None
         if early is not None and early.task_id == task.task_id and early.is_terminal:

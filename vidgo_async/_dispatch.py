@@ -71,6 +71,8 @@ Submit = Callable[..., Awaitable[Task]]
 class Adopter(Protocol):
     """What the dispatcher needs of adoption (``_adoption.Adoption`` fits)."""
 
+    def renew_token(self, job: Job) -> None: ...
+
     def submitted(self, job: Job, task: Task) -> Task: ...
 
     async def await_callback(self, job: Job, error: SubmitOutcomeUnknownError) -> bool: ...
@@ -206,6 +208,8 @@ class Dispatcher:
             try:
                 if job.state is not JobState.QUEUED:  # cancelled or expired since taken
                     continue
+                if job.callback_token is not None:  # its time to live starts at the submit
+                    self._adoption.renew_token(job)
                 if book.journal is not None and not await self._claim(job):
                     continue
                 job.begin_submit()

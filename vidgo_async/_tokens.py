@@ -262,6 +262,18 @@ class CallbackRegistry:
         self._owners[task_id] = key
         return True
 
+    def renew(self, token: str) -> bool:
+        """Give a live token a full time to live from now; return whether it was live.
+
+        A job's token is issued when the job is built, but what it must outlive starts
+        at the submit: renewing it then keeps a long wait in the queue from expiring it.
+        """
+        found = self.find(token)
+        if found is None or found.ended:
+            return False
+        self._live[found.key].expires_at = None if self._ttl is None else self._clock() + self._ttl
+        return True
+
     def task_id(self, token: str) -> str | None:
         """Return the task id known for a token's job (``None`` while unknown)."""
         return self._require(token).task_id
