@@ -137,3 +137,28 @@ async def test_every_answer_closes_its_connection() -> None:
         assert server.stats.over_capacity == 0
         assert server.stats.header_timeouts == 0
         assert server.stats.connections == 10
+
+
+async def test_a_body_that_is_not_its_declared_encoding_is_refused_400_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body that claims gzip and is not gets a 400 through the refusal log, no traceback."""
+    fake = FakeClient(api_task())
+    receiver = CallbackReceiver(fake)
+    caplog.set_level(logging.DEBUG)
+    async with receiver.serve("127.0.0.1", 0) as server:
+        token = receiver.registry.new_token("job", task_id=TASK_ID)
+        body = b"this is not gzip at all" * 4
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            f"POST /{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        with anyio.fail_after(10):
+            answer = await read_all(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert receiver.stats.invalid == 1
+    assert fake.calls == []
+    assert all(record.exc_info is None for record in caplog.records)

@@ -21,8 +21,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import attrs
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from ._callbacks import CallbackEndpoint, CallbackResponse, RefusalLog
+from ._errors import InvalidCallbackError
 
 __all__ = [
     "CallbackServer",
@@ -123,6 +126,11 @@ async def handle_request(
         if log is not None:
             log.note("slow body", f"no complete body within {body_timeout} s")
         return _to_aiohttp(CallbackResponse(408, b"", {"Content-Length": "0"}))
+    except (RequestPayloadError, HttpProcessingError):
+        # A body aiohttp cannot decode (not the Content-Encoding it claims, broken chunked
+        # framing): a malformed request like any other, refused with a 400, no traceback.
+        error = InvalidCallbackError("the request body cannot be decoded as its headers declare")
+        return _to_aiohttp(endpoint.refuse(error))
     except OSError:  # the client hung up mid-body (aiohttp's reset errors are OSErrors)
         if stats is not None:
             stats.hung_up += 1
