@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import aiohttp
 import anyio
@@ -162,3 +166,55 @@ async def test_a_body_that_is_not_its_declared_encoding_is_refused_400_quietly(
     assert receiver.stats.invalid == 1
     assert fake.calls == []
     assert all(record.exc_info is None for record in caplog.records)
+
+
+def _tls_server_context(folder: Path) -> ssl.SSLContext:
+    """A server context with a throwaway self-signed certificate made by openssl."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    request = [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]
+    subprocess.run(  # noqa: S603 - a fixed command line
+        [openssl, *request, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+async def test_failed_tls_handshakes_hold_no_connection_slot(tmp_path: Path) -> None:
+    """Plain text on the TLS port fails its handshake and leaves every slot free."""
+    fake = FakeClient(api_task())
+    receiver = CallbackReceiver(fake)
+    limits = ListenerLimits(max_connections=2, header_timeout=2.0)
+    context = _tls_server_context(tmp_path)
+    async with receiver.serve("127.0.0.1", 0, ssl_context=context, limits=limits) as server:
+        token = receiver.registry.new_token("job", task_id=TASK_ID)
+        with anyio.fail_after(10):
+            for _ in range(3 * limits.max_connections):
+                reader, writer = await asyncio.open_connection(server.host, server.port)
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                await read_all(reader)  # the server closes it: the handshake failed
+                writer.close()
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{server.base_url}/{token}", data=task_body(), ssl=False) as response,
+            ):
+                assert response.status == 200
+        await receiver.join()
+        assert server.stats.over_capacity == 0
+        assert server.stats.connections == 1
+    assert fake.calls == [TASK_ID]

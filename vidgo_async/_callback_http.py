@@ -183,19 +183,34 @@ def build_app(
 
 
 class _Guarded(asyncio.Protocol):
-    """aiohttp's protocol, with a place in the connection cap and a header deadline."""
+    """aiohttp's protocol, with a place in the connection cap and a header deadline.
 
-    def __init__(self, inner: asyncio.Protocol, listener: _Listener) -> None:
-        self._inner = inner
+    The place is taken in ``connection_made`` and given back in ``connection_lost``: asyncio
+    calls them in pairs. With TLS it calls them only once the handshake has completed, so
+    a failed handshake (plain text on the TLS port, a scanner) never holds a place; a slow
+    one is cut off by ``ssl_handshake_timeout``. Over the cap the connection is answered
+    503 and closed, and aiohttp never sees it.
+    """
+
+    def __init__(self, server: web.Server, listener: _Listener) -> None:
+        self._server = server
         self._listener = listener
+        self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self._listener
+        if listener.slots <= 0:
+            listener.refuse_busy(transport)
+            return
+        listener.slots -= 1
+        listener.stats.connections += 1
         self._transport = transport
-        self._listener.open.add(transport)
+        listener.open.add(transport)
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._listener.limits.header_timeout, self._headers_due)
+        self._timer = loop.call_later(listener.limits.header_timeout, self._headers_due)
+        self._inner = self._server()
         self._inner.connection_made(transport)
 
     def _headers_due(self) -> None:
@@ -210,45 +225,31 @@ class _Guarded(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
+        if self._inner is not None:
+            self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return None if self._inner is None else self._inner.eof_received()
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if self._inner is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        if self._inner is not None:
+            self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        inner = self._inner
+        if inner is None:  # refused over the cap: it never held a place
+            return
         if self._timer is not None:
             self._timer.cancel()
         if self._transport is not None:
             self._listener.open.discard(self._transport)
             self._listener.started.discard(self._transport)
         self._listener.slots += 1
-        self._inner.connection_lost(exc)
-
-
-class _Busy(asyncio.Protocol):
-    """Over the cap: answer 503 and close without reading anything."""
-
-    def __init__(self, listener: _Listener) -> None:
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._listener.stats.over_capacity += 1
-        self._listener.log.note(
-            "too many connections",
-            f"{self._listener.limits.max_connections} connections are open already",
-        )
-        assert isinstance(transport, asyncio.WriteTransport)  # noqa: S101 - a stream transport
-        transport.write(_BUSY)
-        transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        return None
+        inner.connection_lost(exc)
 
 
 @attrs.define(eq=False)
@@ -261,11 +262,17 @@ class _Listener:
     started: set[asyncio.BaseTransport] = attrs.Factory(set)
 
     def factory(self, inner: web.Server) -> asyncio.Protocol:
-        if self.slots <= 0:
-            return _Busy(self)
-        self.slots -= 1
-        self.stats.connections += 1
-        return _Guarded(inner(), self)
+        return _Guarded(inner, self)
+
+    def refuse_busy(self, transport: asyncio.BaseTransport) -> None:
+        """Over the cap: answer 503 and close without reading anything."""
+        self.stats.over_capacity += 1
+        self.log.note(
+            "too many connections", f"{self.limits.max_connections} connections are open already"
+        )
+        assert isinstance(transport, asyncio.WriteTransport)  # noqa: S101 - a stream transport
+        transport.write(_BUSY)
+        transport.close()
 
 
 @contextlib.asynccontextmanager
@@ -305,7 +312,7 @@ async def listen(
             host,
             port,
             ssl=ssl_context,
-            # A slow TLS handshake holds a slot no longer than slow headers would.
+            # A handshake holds no slot (see _Guarded); a slow one ends as slow headers would.
             ssl_handshake_timeout=limits.header_timeout if ssl_context is not None else None,
             reuse_address=True,
         )
