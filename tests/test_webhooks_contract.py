@@ -268,6 +268,15 @@ def test_arbitrary_headers_raise_only_signature_errors(headers: dict[str, str]) 
         checker.check(TASK_ID, headers)
 
 
+@pytest.mark.parametrize("offset", [-300, 300])
+def test_the_window_is_whole_seconds_both_ways_mid_second(offset: int) -> None:
+    """A timestamp 300 s old or ahead is accepted and 301 s refused, whatever the clock's fraction."""
+    checker = CallbackSigning(keys=KEY, clock=Clock(NOW + 0.5))
+    checker.check(TASK_ID, signed(at=NOW + offset))
+    with pytest.raises(CallbackSignatureError):
+        checker.check(TASK_ID, signed(at=NOW + offset + (1 if offset > 0 else -1)))
+
+
 def test_header_names_are_case_insensitive() -> None:
     checker = CallbackSigning(keys=KEY, clock=Clock(NOW))
     checker.check(TASK_ID, {name.lower(): value for name, value in signed().items()})

@@ -105,7 +105,9 @@ class CallbackSigning:
             raise CallbackSignatureError(
                 f"the callback's {TIMESTAMP_HEADER} must be Unix seconds (ASCII digits)"
             )
-        skew = abs(self.clock() - int(timestamp))
+        # Whole seconds on both sides, as the documented reference does: a fractional clock
+        # would refuse a timestamp 300 s old mid-second and accept one 300 s ahead.
+        skew = abs(int(self.clock()) - int(timestamp))
         if skew > self.window:
             raise CallbackSignatureError(
                 f"the callback's {TIMESTAMP_HEADER} is {skew:.0f} s away from this clock, "
