@@ -20,6 +20,7 @@ from vidgo_async import (
     TaskFailedError,
     VidgoClient,
     WaitTimeoutError,
+    _callback_verify,
 )
 from vidgo_async._jobbook import JobHandle
 from vidgo_async._jobs import (
@@ -587,5 +588,28 @@ async def test_a_token_expired_in_the_queue_neither_crashes_the_run_nor_loses_th
             with anyio.fail_after(10):
                 result = await handle.result()
         assert emu.stats.submits_accepted == 1
+    assert result.state is JobState.FINISHED
+    assert result.task_id is not None
+
+
+async def test_an_in_doubt_job_is_adopted_through_a_404_window_on_its_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lost submit answer, then status 404s (T13) when its callback comes: the task is adopted."""
+    monkeypatch.setattr(_callback_verify, "FIRST_RETRY_DELAY", 0.05, raising=False)
+    faults = "submit:reset,times=1;status:404,within=20"  # 404 for its first 0.2 real s
+    async with (
+        Emulator(time_scale=SCALE, faults=faults, seed=5) as emu,
+        emu.client(poll=PollPolicy().scaled(0.2)) as client,  # polls late: the callback adopts
+    ):
+        receiver = CallbackReceiver(client)
+        async with (
+            receiver.serve("127.0.0.1", 0),
+            Orchestrator(client, receiver=receiver, job_timeout=3.0) as orch,
+        ):
+            with anyio.fail_after(15):
+                [result] = await orch.run([request(1, "seconds=5")])  # calls back at 0.05 s
+        assert emu.stats.submits_accepted == 1
+    assert receiver.stats.adopted == 1
     assert result.state is JobState.FINISHED
     assert result.task_id is not None
