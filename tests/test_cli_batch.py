@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from vidgo_async._cli import main
+from vidgo_async._journal import Journal
 from vidgo_async.testing import Emulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -171,3 +173,61 @@ def test_ctrl_c_exits_130_and_writes_every_submitted_task_id(tmp_path: Path) -> 
     assert len(in_flight) == 3
     assert all(row["task_id"] for row in in_flight)
     assert {row["status"] for row in rows} == {"in_flight", "cancelled"}
+
+
+def _write_jobs(path: Path, *ids: str) -> None:
+    path.write_text("".join(json.dumps({"id": i, "prompt": f"a lantern {i}"}) + "\n" for i in ids))
+
+
+def test_a_different_file_at_the_destination_is_kept_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's own file at a video's destination is never deleted: that job's download fails."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+    out.mkdir()
+    (out / "clip-1.mp4").write_bytes(b"my own edit of clip-1")
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    assert (out / "clip-1.mp4").read_bytes() == b"my own edit of clip-1"
+    (row,) = read_results(out)
+    assert row["task_id"]
+    assert row["error"]["type"] == "DownloadError"  # type: ignore[index]
+    assert "not overwritten" in row["error"]["message"]  # type: ignore[index]
+
+
+def test_a_complete_video_the_journal_missed_is_kept_on_a_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T15 'after download, before the journal write': the rerun keeps the whole video on disk."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    command = ["batch", str(source), "--out", str(out), "--emulator", "-q"]
+    assert main(command) == 0
+    video = out / "clip-1.mp4"
+    content = video.read_bytes()
+
+    async def forget_files() -> None:
+        async with Journal(out / "journal.sqlite") as journal:
+            assert (await journal.record_download("clip-1")).files == ()
+
+    anyio.run(forget_files)
+    main(command)  # its download from the dead emulator fails, the video stays
+    assert video.read_bytes() == content
+
+
+def test_a_directory_at_the_destination_fails_that_job_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory where a video goes fails that job's download; the other jobs finish (exit 1)."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1", "clip-2")
+    (out / "clip-1.mp4").mkdir(parents=True)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    rows = {row["id"]: row for row in read_results(out)}
+    assert rows["clip-2"]["status"] == "finished"
+    assert rows["clip-1"]["task_id"]
+    assert rows["clip-1"]["error"]["type"] == "DownloadError"  # type: ignore[index]
+    assert (out / "clip-1.mp4").is_dir()

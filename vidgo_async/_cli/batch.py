@@ -430,9 +430,9 @@ class _BatchRun:
             with anyio.move_on_after(_remaining(self.started, self.args.deadline)) as scope:
                 for index, file in enumerate(files, start=1):
                     stem = file_name_for(result.key, index if len(files) > 1 else None)
+                    # Never removed first: the download keeps an existing file of the same
+                    # content (an earlier run's video) and refuses to replace a different one.
                     destination = self.out / f"{stem}.{_extension(file.file_url)}"
-                    if destination.exists():
-                        destination.unlink()  # a rerun replaces what an earlier run left
                     paths.append(
                         await client.download_file(
                             file.file_url, destination, task_id=result.task_id
