@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+import vidgo_async._download as download_module
 from vidgo_async._cli import main
 from vidgo_async._journal import Journal
 from vidgo_async.testing import Emulator
@@ -231,3 +233,22 @@ def test_a_directory_at_the_destination_fails_that_job_only(
     assert rows["clip-1"]["task_id"]
     assert rows["clip-1"]["error"]["type"] == "DownloadError"  # type: ignore[index]
     assert (out / "clip-1.mp4").is_dir()
+
+
+def test_a_full_disk_fails_the_download_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC during one download ends that job with its task id and an error (T23), exit 1."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "write_all", disk_full)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    (row,) = read_results(out)
+    assert row["task_id"]
+    assert "No space left on device" in row["error"]["message"]  # type: ignore[index]
+    assert list(out.glob("*.part")) == []
