@@ -6,10 +6,12 @@ separate process too (``vidgo-async emulator``), read through its ``/_emulator/s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -478,3 +480,28 @@ def test_dry_run_on_1000_lines_prints_the_plan_and_sends_nothing(
     assert not out.exists()
     # The plan itself takes well under a second; the bound is generous for the interpreter's start.
     assert elapsed < 10
+
+
+def test_a_damaged_row_is_refused_with_exit_2_not_a_traceback(
+    tmp_path: Path,
+    emu: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """T16: one row failing its checksum exits 2 ("cannot use the journal"), nothing sent or changed."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    write_jobs(source, "rowrot", 1)
+    assert in_process(source, out, emu, monkeypatch) == 0
+    journal = out / "journal.sqlite"
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        db.execute("UPDATE jobs SET attempts = 7 WHERE key = 'rowrot-0'")
+        db.commit()
+    damaged = sha256(journal)
+    before = emu.stats()
+    capsys.readouterr()
+    assert in_process(source, out, emu, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "cannot use the journal" in err
+    assert "Traceback" not in err
+    assert sha256(journal) == damaged
+    assert emu.stats()["requests"] == before["requests"]

@@ -169,13 +169,14 @@ class BatchResume:
                 return 2
             try:
                 await journal.__aenter__()
+                # Planning reads every row: a damaged one (its checksum) is refused here too.
+                if self.before_plan is not None:
+                    self.lines = await self.before_plan(journal, self.lines)
+                refused = await self._plan(journal)
             except JournalError as exc:
                 _say(f"vidgo-async batch: cannot use the journal: {exc}")
                 _say(f"  nothing was submitted; {JOURNAL_FIX}")
                 return 2
-            if self.before_plan is not None:
-                self.lines = await self.before_plan(journal, self.lines)
-            refused = await self._plan(journal)
             if refused is not None:
                 return refused
             return await main()
