@@ -6,6 +6,7 @@ separate process too (``vidgo-async emulator``), read through its ``/_emulator/s
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -40,7 +41,11 @@ from _batch_support import (
     write_jobs,
 )
 
+from vidgo_async import GenerationRequest, JobState, Task, TaskStatus
 from vidgo_async._cli import main
+from vidgo_async._cli._batch_input import BatchLine
+from vidgo_async._cli._batch_recorded import RecordedError
+from vidgo_async._cli._batch_resume import BatchResume
 from vidgo_async._journal import Journal, JournalState, fingerprint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -505,3 +510,38 @@ def test_a_damaged_row_is_refused_with_exit_2_not_a_traceback(
     assert "Traceback" not in err
     assert sha256(journal) == damaged
     assert emu.stats()["requests"] == before["requests"]
+
+
+async def test_a_stopped_run_reports_each_job_as_its_journal_recorded_it(tmp_path: Path) -> None:
+    """T17: jobs that ended as a run stopped get their journaled state and task id, not 'cancelled'."""
+    data = {"prompt": "a lantern", "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"}
+    requests = {
+        key: GenerationRequest(model=MODEL, input={**data, "prompt": key}, key=key)
+        for key in ("cut", "done", "refused", "never")
+    }
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        for key in ("cut", "done", "refused"):
+            given = {**data, "prompt": key}
+            await journal.record_intent(key, fingerprint(MODEL, given), MODEL, given)
+        await journal.record_unknown("cut", "the submit was cut off by Ctrl-C")
+        await journal.record_submitted("done", "task-done")
+        task = Task(task_id="task-done", status=TaskStatus.FINISHED)
+        await journal.record_terminal("done", JournalState.FINISHED, task)
+        await journal.record_failed("refused", "InputValidationError", "prompt too long")
+        resume = BatchResume([], argparse.Namespace(journal=None, out=tmp_path), journal=journal)
+        lines = [
+            BatchLine(line=n, id=key, request=request, input=request.input)
+            for n, (key, request) in enumerate(requests.items(), start=1)
+        ]
+        results = await resume.recorded(lines)
+    assert set(results) == {"cut", "done", "refused"}  # "never": never submitted
+    assert results["cut"].state is JobState.UNKNOWN
+    assert "cut off by Ctrl-C" in str(results["cut"].error)
+    assert (results["done"].state, results["done"].task_id) == (JobState.FINISHED, "task-done")
+    refused = results["refused"]
+    assert refused.state is JobState.FAILED
+    assert isinstance(refused.error, RecordedError)
+    assert (refused.error.error_type, str(refused.error)) == (
+        "InputValidationError",
+        "prompt too long",
+    )

@@ -38,7 +38,6 @@ from .._errors import (
     JournalError,
     JournalLockedError,
     PermissionDeniedError,
-    SubmitOutcomeUnknownError,
     VidgoError,
 )
 from .._filenames import INDEX_SEPARATOR, file_name_for
@@ -47,6 +46,7 @@ from .._journal import Journal, JournalEntry
 from .._journal_lock import WriterLock, describe_owner, lock_file_for
 from .._resume import JournalRecorder, ResumePlan, plan_resume
 from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
+from ._batch_recorded import finished_result, recorded_result, unknown_result
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -114,14 +114,6 @@ def _rename_journal(path: Path, now: Callable[[], float]) -> Path:
         if source.exists():
             os.replace(source, Path(f"{target}{suffix}"))
     return target
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-class _EarlierRun(Exception):
-    """Why an earlier run left a submit unanswered, as its journal recorded it."""
 
 
 @attrs.define
@@ -211,7 +203,7 @@ class BatchResume:
         out = Path(self.args.out)
         checked = await anyio.to_thread.run_sync(_check_done, plan.done, ids, out)
         for request, entry in plan.done:
-            result = _finished_result(request, entry)
+            result = finished_result(request, entry)
             self.reported[entry.key] = result
             paths = checked.get(entry.key)
             if paths is None and download and result.task is not None and result.task.files:
@@ -219,7 +211,7 @@ class BatchResume:
             else:
                 self.files[entry.key] = _entries(result, paths)
         for request, entry in plan.in_doubt:
-            self.reported[entry.key] = _unknown_result(request, entry)
+            self.reported[entry.key] = unknown_result(request, entry)
         self._describe(plan, spend)
         return None
 
@@ -312,6 +304,29 @@ class BatchResume:
             snapshot, finished=snapshot.finished + finished, unknown=snapshot.unknown + unknown
         )
 
+    async def recorded(self, lines: Sequence[BatchLine]) -> dict[str, JobResult]:
+        """Return the journal's results for ``lines``, by job id (jobs it does not hold: none).
+
+        For the jobs a stopped run has no result for: a submit cut off by Ctrl-C ended
+        ``unknown``, and a job that ended just before the stop was not taken from the
+        orchestrator yet; the journal holds their ends. Only a job it does not hold was
+        never submitted (``cancelled``). Shielded: it runs while the run is being stopped.
+        """
+        journal = self.journal
+        if journal is None or not lines:
+            return {}
+        with anyio.CancelScope(shield=True):
+            try:
+                entries = {entry.key: entry for entry in await journal.entries()}
+            except JournalError as exc:
+                _say(f"vidgo-async batch: warning: could not read the journal's results: {exc}")
+                return {}
+        return {
+            line.id: recorded_result(line.request, entry)
+            for line in lines
+            if (entry := entries.get(line.id)) is not None
+        }
+
     async def record_download(self, key: str, paths: Sequence[Path | None]) -> None:
         """Record where a job's files were downloaded (only when every one of them was)."""
         journal = self.journal
@@ -322,39 +337,6 @@ class BatchResume:
                 await journal.record_download(key, *[path for path in paths if path is not None])
             except JournalError as exc:
                 _say(f"vidgo-async batch: warning: could not journal the files of {key}: {exc}")
-
-
-def _finished_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
-    return JobResult(
-        request=request,
-        key=entry.key,
-        state=JobState.FINISHED,
-        task=entry.task,
-        error=None,
-        queued_at=_utc(entry.created_at),
-        submitted_at=_utc(entry.submitted_at),
-        finished_at=_utc(entry.finished_at),
-    )
-
-
-def _unknown_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
-    recorded = entry.error
-    why = "the process stopped before the answer" if recorded is None else recorded["message"]
-    error = SubmitOutcomeUnknownError(
-        entry.model,
-        {"model": entry.model, "input": entry.input},
-        _EarlierRun(f"no answer in an earlier run: {why}"),
-    )
-    return JobResult(
-        request=request,
-        key=entry.key,
-        state=JobState.UNKNOWN,
-        task=None,
-        error=error,
-        queued_at=_utc(entry.created_at),
-        submitted_at=None,
-        finished_at=None,
-    )
 
 
 def _entries(result: JobResult, paths: Sequence[Path] | None) -> list[dict[str, str | None]]:
