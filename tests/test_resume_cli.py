@@ -512,6 +512,24 @@ def test_a_damaged_row_is_refused_with_exit_2_not_a_traceback(
     assert emu.stats()["requests"] == before["requests"]
 
 
+def test_emulator_rerun_submits_again_a_finished_job_whose_video_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --emulator a deleted video's URL died with its emulator: the rerun submits the job again."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    ids = write_jobs(source, "regone", 2)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    command = ["batch", str(source), "--out", str(out), "--emulator", "-q"]
+    assert main(command) == 0
+    (out / "regone-0.mp4").unlink()
+    kept = {e.key: e.task_id for e in journal_entries(out / "journal.sqlite")}
+    assert main(command) == 0
+    assert_complete(out, ids)
+    now = {e.key: e.task_id for e in journal_entries(out / "journal.sqlite")}
+    assert now["regone-0"] != kept["regone-0"]  # submitted again (to the emulator, for free)
+    assert now["regone-1"] == kept["regone-1"]  # its video is on disk: not submitted again
+
+
 async def test_a_stopped_run_reports_each_job_as_its_journal_recorded_it(tmp_path: Path) -> None:
     """T17: jobs that ended as a run stopped get their journaled state and task id, not 'cancelled'."""
     data = {"prompt": "a lantern", "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"}

@@ -13,7 +13,8 @@ line, exit 2: one batch, one writer), and the input is sorted against it (:func:
   before the first submit (the rest of the spend guard is in ``_batch_guard``).
 
 With ``--emulator`` the tasks of an earlier run died with the emulator in its process (and
-cost nothing), so those jobs are marked failed and submitted again.
+cost nothing), so those jobs are marked failed and submitted again, and so are finished
+jobs whose video is missing (their URL died with that emulator).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .._errors import (
     VidgoError,
 )
 from .._filenames import INDEX_SEPARATOR, file_name_for
+from .._hosts import is_loopback_host, url_host
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
 from .._journal_lock import WriterLock, describe_owner, lock_file_for
@@ -179,12 +181,7 @@ class BatchResume:
     async def _plan(self, journal: Journal) -> int | None:
         requests = [line.request for line in self.lines]
         plan = await plan_resume(journal, requests, retry_unknown=bool(self.args.retry_unknown))
-        if self.args.emulator and (plan.attach or plan.in_doubt) and not plan.conflicts:
-            # The built-in emulator's tasks ended with the process that ran it, and nothing
-            # was billed: those jobs are marked failed, which a rerun submits again.
-            for request, _ in [*plan.attach, *plan.in_doubt]:
-                assert request.key is not None  # noqa: S101 - every batch line has an id
-                await journal.record_failed(request.key, "EmulatorTaskLost", _EMULATOR_LOST)
+        if self.args.emulator and not plan.conflicts and await self._drop_emulator_tasks(plan):
             plan = await plan_resume(journal, requests, retry_unknown=False)
         self.plan = plan
         if plan.conflicts:
@@ -214,6 +211,31 @@ class BatchResume:
             self.reported[entry.key] = unknown_result(request, entry)
         self._describe(plan, spend)
         return None
+
+    async def _drop_emulator_tasks(self, plan: ResumePlan) -> bool:
+        """Make the jobs an earlier emulator left behind submittable; return whether any were.
+
+        The built-in emulator's tasks ended with the process that ran it, and nothing was
+        billed: jobs it was running are marked failed, and a finished job whose video is
+        missing on disk (its URL died with that emulator) is forgotten, so a rerun submits
+        them again. Only a task whose files the emulator served (loopback URLs) is forgotten.
+        """
+        journal = self.journal
+        assert journal is not None  # noqa: S101 - opened before planning
+        changed = False
+        for request, _ in [*plan.attach, *plan.in_doubt]:
+            assert request.key is not None  # noqa: S101 - every batch line has an id
+            await journal.record_failed(request.key, "EmulatorTaskLost", _EMULATOR_LOST)
+            changed = True
+        if self.args.no_download or not plan.done:
+            return changed
+        ids = {line.id for line in self.lines}
+        present = await anyio.to_thread.run_sync(_check_done, plan.done, ids, Path(self.args.out))
+        for _, entry in plan.done:
+            if entry.key not in present and _served_by_emulator(entry):
+                await journal.forget(entry.key)
+                changed = True
+        return changed
 
     def _describe(self, plan: ResumePlan, spend: BatchPlan) -> None:
         if plan.resuming:
@@ -371,6 +393,12 @@ def _check_done(
     for directory in directories:
         _remove_stale_parts(directory, ids)
     return present
+
+
+def _served_by_emulator(entry: JournalEntry) -> bool:
+    """Whether every file of the entry's task was served on loopback (by the emulator)."""
+    files = entry.task.files if entry.task is not None else ()
+    return bool(files) and all(is_loopback_host(url_host(file.file_url)) for file in files)
 
 
 def _whole(path: Path) -> bool:
