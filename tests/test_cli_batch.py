@@ -16,6 +16,7 @@ import pytest
 
 import vidgo_async._download as download_module
 from vidgo_async._cli import main
+from vidgo_async._cli._batch_input import BatchDefaults, read_batch
 from vidgo_async._journal import Journal
 from vidgo_async.testing import Emulator
 
@@ -252,3 +253,12 @@ def test_a_full_disk_fails_the_download_not_the_run(
     assert row["task_id"]
     assert "No space left on device" in row["error"]["message"]  # type: ignore[index]
     assert list(out.glob("*.part")) == []
+
+
+def test_an_input_with_a_byte_order_mark_and_crlf_is_read(tmp_path: Path) -> None:
+    """A UTF-8 file with a BOM (as Windows editors write it) and CRLF line ends is read."""
+    source = tmp_path / "jobs.jsonl"
+    source.write_bytes(
+        b'\xef\xbb\xbf{"id": "a", "prompt": "a lantern"}\r\n\r\n{"id": "b", "prompt": "a boat"}\r\n'
+    )
+    assert [line.id for line in read_batch(source, BatchDefaults())] == ["a", "b"]
