@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -10,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
+import vidgo_async._download as download_module
 from vidgo_async._cli import main
+from vidgo_async._cli._batch_input import BatchDefaults, read_batch
+from vidgo_async._journal import Journal
 from vidgo_async.testing import Emulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -171,3 +176,89 @@ def test_ctrl_c_exits_130_and_writes_every_submitted_task_id(tmp_path: Path) -> 
     assert len(in_flight) == 3
     assert all(row["task_id"] for row in in_flight)
     assert {row["status"] for row in rows} == {"in_flight", "cancelled"}
+
+
+def _write_jobs(path: Path, *ids: str) -> None:
+    path.write_text("".join(json.dumps({"id": i, "prompt": f"a lantern {i}"}) + "\n" for i in ids))
+
+
+def test_a_different_file_at_the_destination_is_kept_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's own file at a video's destination is never deleted: that job's download fails."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+    out.mkdir()
+    (out / "clip-1.mp4").write_bytes(b"my own edit of clip-1")
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    assert (out / "clip-1.mp4").read_bytes() == b"my own edit of clip-1"
+    (row,) = read_results(out)
+    assert row["task_id"]
+    assert row["error"]["type"] == "DownloadError"  # type: ignore[index]
+    assert "not overwritten" in row["error"]["message"]  # type: ignore[index]
+
+
+def test_a_complete_video_the_journal_missed_is_kept_on_a_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T15 'after download, before the journal write': the rerun keeps the whole video on disk."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    command = ["batch", str(source), "--out", str(out), "--emulator", "-q"]
+    assert main(command) == 0
+    video = out / "clip-1.mp4"
+    content = video.read_bytes()
+
+    async def forget_files() -> None:
+        async with Journal(out / "journal.sqlite") as journal:
+            assert (await journal.record_download("clip-1")).files == ()
+
+    anyio.run(forget_files)
+    assert main(command) == 0
+    assert video.read_bytes() == content
+
+
+def test_a_directory_at_the_destination_fails_that_job_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory where a video goes fails that job's download; the other jobs finish (exit 1)."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1", "clip-2")
+    (out / "clip-1.mp4").mkdir(parents=True)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    rows = {row["id"]: row for row in read_results(out)}
+    assert rows["clip-2"]["status"] == "finished"
+    assert rows["clip-1"]["task_id"]
+    assert rows["clip-1"]["error"]["type"] == "DownloadError"  # type: ignore[index]
+    assert (out / "clip-1.mp4").is_dir()
+
+
+def test_a_full_disk_fails_the_download_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC during one download ends that job with its task id and an error (T23), exit 1."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    _write_jobs(source, "clip-1")
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "write_all", disk_full)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator", "-q"]) == 1
+    (row,) = read_results(out)
+    assert row["task_id"]
+    assert "No space left on device" in row["error"]["message"]  # type: ignore[index]
+    assert list(out.glob("*.part")) == []
+
+
+def test_an_input_with_a_byte_order_mark_and_crlf_is_read(tmp_path: Path) -> None:
+    """A UTF-8 file with a BOM (as Windows editors write it) and CRLF line ends is read."""
+    source = tmp_path / "jobs.jsonl"
+    source.write_bytes(
+        b'\xef\xbb\xbf{"id": "a", "prompt": "a lantern"}\r\n\r\n{"id": "b", "prompt": "a boat"}\r\n'
+    )
+    assert [line.id for line in read_batch(source, BatchDefaults())] == ["a", "b"]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _batch_support import batch_command, batch_env, emulator, journal_entries, wait_for
 
 from vidgo_async._cli._signals import Stopped, exit_code, signum_of
 
@@ -146,3 +147,49 @@ def test_other_modules_keep_the_default_excepthook(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, cwd=ROOT, timeout=60
     )
     assert done.stdout.decode().strip() == "True", done.stderr.decode()
+
+
+def _journal_state(path: Path, key: str) -> str | None:
+    """The journaled state of ``key`` (``None`` while it cannot be read yet)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            row = db.execute("SELECT state FROM jobs WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_a_submit_reports_it_unknown_with_the_hint(tmp_path: Path) -> None:
+    """T17: a submit cut off by Ctrl-C is reported 'unknown' (sent, maybe billed), not 'cancelled'."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    source.write_text(json.dumps({"id": "stuck-0", "prompt": "a stalled submit"}) + "\n")
+    with emulator("--faults", "submit:stall", "--time-scale", "0.02") as emu:
+        process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
+            batch_command(source, out, emu), env=batch_env(), stderr=subprocess.PIPE
+        )
+        try:
+            wait_for(
+                lambda: (
+                    emu.stats()["submits_accepted"] >= 1
+                    and _journal_state(out / "journal.sqlite", "stuck-0") == "submitting"
+                ),
+                timeout=30,
+                what="the submit to reach the emulator",
+            )
+            process.send_signal(signal.SIGINT)
+            err = stop(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, err
+    (entry,) = journal_entries(out / "journal.sqlite")
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["status"] == entry.state.value == "unknown", row
+    assert row["error"]["type"] == "SubmitOutcomeUnknownError"
+    assert "stuck-0" in err
+    assert "--retry-unknown" in err
+    assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
+import vidgo_async._download as download_module
 from vidgo_async import (
     DownloadError,
     Task,
@@ -294,6 +296,52 @@ async def test_stale_part_file_is_replaced(storage: _Storage, tmp_path: Path) ->
         (path,) = await client.download(_finished("stale", f"{storage.base}/files/x.mp4"), tmp_path)
     assert path.read_bytes() == VIDEO
     assert not (tmp_path / "stale.part").exists()
+
+
+async def test_a_full_disk_is_a_download_error_naming_the_file(
+    storage: _Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError while writing (ENOSPC) ends as a DownloadError with the task id, no .part left."""
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "write_all", disk_full)
+    async with _client(storage.base) as client:
+        with pytest.raises(DownloadError, match="No space left on device") as info:
+            await client.download(_finished("full", f"{storage.base}/files/x.mp4"), tmp_path)
+    assert info.value.task_id == "full"
+    assert "full.part" in str(info.value)
+    assert storage.hits["/files/x.mp4"] == 1  # a full disk is not retried
+    assert _entries(tmp_path) == []
+
+
+async def test_a_part_file_that_cannot_be_created_is_a_download_error(
+    storage: _Storage, tmp_path: Path
+) -> None:
+    """A directory where the .part file goes (EISDIR/EEXIST) is a DownloadError, not an OSError."""
+    (tmp_path / "blocked.part").mkdir()
+    async with _client(storage.base) as client:
+        with pytest.raises(DownloadError, match=r"blocked\.part") as info:
+            await client.download(_finished("blocked", f"{storage.base}/files/x.mp4"), tmp_path)
+    assert info.value.task_id == "blocked"
+    assert (tmp_path / "blocked.part").is_dir()
+
+
+async def test_a_failed_flush_to_disk_is_a_download_error(
+    storage: _Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync failure (EIO) leaves no file and ends as a DownloadError."""
+
+    def failing_finish(fd: int) -> None:
+        os.close(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(download_module, "finish", failing_finish)
+    async with _client(storage.base) as client:
+        with pytest.raises(DownloadError, match="Input/output error"):
+            await client.download(_finished("eio", f"{storage.base}/files/x.mp4"), tmp_path)
+    assert _entries(tmp_path) == []
 
 
 # -- URL safety ----------------------------------------------------------------------------

@@ -6,10 +6,13 @@ separate process too (``vidgo-async emulator``), read through its ``/_emulator/s
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -38,7 +41,11 @@ from _batch_support import (
     write_jobs,
 )
 
+from vidgo_async import GenerationRequest, JobState, Task, TaskStatus
 from vidgo_async._cli import main
+from vidgo_async._cli._batch_input import BatchLine
+from vidgo_async._cli._batch_recorded import RecordedError
+from vidgo_async._cli._batch_resume import BatchResume
 from vidgo_async._journal import Journal, JournalState, fingerprint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -478,3 +485,81 @@ def test_dry_run_on_1000_lines_prints_the_plan_and_sends_nothing(
     assert not out.exists()
     # The plan itself takes well under a second; the bound is generous for the interpreter's start.
     assert elapsed < 10
+
+
+def test_a_damaged_row_is_refused_with_exit_2_not_a_traceback(
+    tmp_path: Path,
+    emu: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """T16: one row failing its checksum exits 2 ("cannot use the journal"), nothing sent or changed."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    write_jobs(source, "rowrot", 1)
+    assert in_process(source, out, emu, monkeypatch) == 0
+    journal = out / "journal.sqlite"
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        db.execute("UPDATE jobs SET attempts = 7 WHERE key = 'rowrot-0'")
+        db.commit()
+    damaged = sha256(journal)
+    before = emu.stats()
+    capsys.readouterr()
+    assert in_process(source, out, emu, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "cannot use the journal" in err
+    assert "Traceback" not in err
+    assert sha256(journal) == damaged
+    assert emu.stats()["requests"] == before["requests"]
+
+
+def test_emulator_rerun_submits_again_a_finished_job_whose_video_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --emulator a deleted video's URL died with its emulator: the rerun submits the job again."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    ids = write_jobs(source, "regone", 2)
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    command = ["batch", str(source), "--out", str(out), "--emulator", "-q"]
+    assert main(command) == 0
+    (out / "regone-0.mp4").unlink()
+    kept = {e.key: e.task_id for e in journal_entries(out / "journal.sqlite")}
+    assert main(command) == 0
+    assert_complete(out, ids)
+    now = {e.key: e.task_id for e in journal_entries(out / "journal.sqlite")}
+    assert now["regone-0"] != kept["regone-0"]  # submitted again (to the emulator, for free)
+    assert now["regone-1"] == kept["regone-1"]  # its video is on disk: not submitted again
+
+
+async def test_a_stopped_run_reports_each_job_as_its_journal_recorded_it(tmp_path: Path) -> None:
+    """T17: jobs that ended as a run stopped get their journaled state and task id, not 'cancelled'."""
+    data = {"prompt": "a lantern", "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"}
+    requests = {
+        key: GenerationRequest(model=MODEL, input={**data, "prompt": key}, key=key)
+        for key in ("cut", "done", "refused", "never")
+    }
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        for key in ("cut", "done", "refused"):
+            given = {**data, "prompt": key}
+            await journal.record_intent(key, fingerprint(MODEL, given), MODEL, given)
+        await journal.record_unknown("cut", "the submit was cut off by Ctrl-C")
+        await journal.record_submitted("done", "task-done")
+        task = Task(task_id="task-done", status=TaskStatus.FINISHED)
+        await journal.record_terminal("done", JournalState.FINISHED, task)
+        await journal.record_failed("refused", "InputValidationError", "prompt too long")
+        resume = BatchResume([], argparse.Namespace(journal=None, out=tmp_path), journal=journal)
+        lines = [
+            BatchLine(line=n, id=key, request=request, input=request.input)
+            for n, (key, request) in enumerate(requests.items(), start=1)
+        ]
+        results = await resume.recorded(lines)
+    assert set(results) == {"cut", "done", "refused"}  # "never": never submitted
+    assert results["cut"].state is JobState.UNKNOWN
+    assert "cut off by Ctrl-C" in str(results["cut"].error)
+    assert (results["done"].state, results["done"].task_id) == (JobState.FINISHED, "task-done")
+    refused = results["refused"]
+    assert refused.state is JobState.FAILED
+    assert isinstance(refused.error, RecordedError)
+    assert (refused.error.error_type, str(refused.error)) == (
+        "InputValidationError",
+        "prompt too long",
+    )

@@ -325,27 +325,33 @@ class Downloader:
                 task_id=task_id,
                 url=url,
             )
-        fd = await anyio.to_thread.run_sync(open_part, part)
+        try:
+            fd = await anyio.to_thread.run_sync(open_part, part)
+        except OSError as exc:
+            raise _disk_error(part, exc, task_id, url) from exc
         complete = False
         try:
-            written = await self._stream(response, fd, task_id, url)
+            written = await self._stream(response, fd, part, task_id, url)
             if expected is not None and written != expected:
                 raise _TransientDownloadError(
                     f"The body ended after {written} of {expected} bytes.", task_id=task_id, url=url
                 )
             complete = True
         finally:
-            if complete:
-                await anyio.to_thread.run_sync(finish, fd)
-            else:
+            if not complete:
                 # Runs on cancellation too: these calls are quick and must not be skipped.
                 os.close(fd)
                 remove_quietly(part)
+        try:
+            await anyio.to_thread.run_sync(finish, fd)
+        except OSError as exc:  # the flush to disk failed (ENOSPC, EIO): the file is not whole
+            remove_quietly(part)
+            raise _disk_error(part, exc, task_id, url) from exc
         content_type: Any = response.headers.get("Content-Type")
         return content_type if isinstance(content_type, str) else None
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, fd: int, task_id: str | None, url: str
+        self, response: aiohttp.ClientResponse, fd: int, part: Path, task_id: str | None, url: str
     ) -> int:
         written = 0
         buffer = bytearray()
@@ -361,7 +367,28 @@ class Downloader:
             buffer += chunk
             if len(buffer) >= WRITE_BUFFER:
                 data, buffer = bytes(buffer), bytearray()
-                await anyio.to_thread.run_sync(write_all, fd, data)
+                await _write(fd, data, part, task_id, url)
         if buffer:
-            await anyio.to_thread.run_sync(write_all, fd, bytes(buffer))
+            await _write(fd, bytes(buffer), part, task_id, url)
         return written
+
+
+async def _write(fd: int, data: bytes, part: Path, task_id: str | None, url: str) -> None:
+    """Write ``data`` to the ``.part`` file; a file-system error is this download's failure."""
+    try:
+        await anyio.to_thread.run_sync(write_all, fd, data)
+    except OSError as exc:  # ENOSPC, EIO, EFBIG...: final for this file, never retried
+        raise _disk_error(part, exc, task_id, url) from exc
+
+
+def _disk_error(part: Path, exc: OSError, task_id: str | None, url: str) -> DownloadError:
+    """The ``DownloadError`` of a local file-system failure, naming the file and the OS error.
+
+    Only the disk's own calls are mapped here: a network ``OSError`` (a reset, a timeout)
+    is translated where the response is read, and retried.
+    """
+    return DownloadError(
+        f"Could not write the download to {part}: {exc}; nothing was kept.",
+        task_id=task_id,
+        url=url,
+    )

@@ -253,9 +253,8 @@ class _FleetRun:
                 stem = file_name_for(result.key, index if len(files) > 1 else None)
                 name = file.file_url.rsplit("/", 1)[-1]
                 extension = extension_for(file.file_url) if "." in name else "mp4"
+                # Never removed first: an existing different file is refused, never replaced.
                 destination = self.out / f"{stem}.{extension}"
-                if destination.exists():
-                    destination.unlink()
                 paths.append(
                     await client.download_file(file.file_url, destination, task_id=result.task_id)
                 )

@@ -164,7 +164,8 @@ def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:
     problems: list[str] = []
     seen: dict[str, int] = {}
     files: dict[Path, LocalFile | str] = {}
-    with path.open(encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (Windows editors write one) is read, not refused as JSON.
+    with path.open(encoding="utf-8-sig") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue

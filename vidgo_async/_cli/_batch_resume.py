@@ -13,7 +13,8 @@ line, exit 2: one batch, one writer), and the input is sorted against it (:func:
   before the first submit (the rest of the spend guard is in ``_batch_guard``).
 
 With ``--emulator`` the tasks of an earlier run died with the emulator in its process (and
-cost nothing), so those jobs are marked failed and submitted again.
+cost nothing), so those jobs are marked failed and submitted again, and so are finished
+jobs whose video is missing (their URL died with that emulator).
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ from .._errors import (
     JournalError,
     JournalLockedError,
     PermissionDeniedError,
-    SubmitOutcomeUnknownError,
     VidgoError,
 )
 from .._filenames import INDEX_SEPARATOR, file_name_for
+from .._hosts import is_loopback_host, url_host
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
 from .._journal_lock import WriterLock, describe_owner, lock_file_for
 from .._resume import JournalRecorder, ResumePlan, plan_resume
 from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
+from ._batch_recorded import finished_result, recorded_result, unknown_result
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -116,14 +118,6 @@ def _rename_journal(path: Path, now: Callable[[], float]) -> Path:
     return target
 
 
-def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-class _EarlierRun(Exception):
-    """Why an earlier run left a submit unanswered, as its journal recorded it."""
-
-
 @attrs.define
 class BatchResume:
     """The journal side of one ``vidgo-async batch`` run (see the module docstring).
@@ -169,13 +163,14 @@ class BatchResume:
                 return 2
             try:
                 await journal.__aenter__()
+                # Planning reads every row: a damaged one (its checksum) is refused here too.
+                if self.before_plan is not None:
+                    self.lines = await self.before_plan(journal, self.lines)
+                refused = await self._plan(journal)
             except JournalError as exc:
                 _say(f"vidgo-async batch: cannot use the journal: {exc}")
                 _say(f"  nothing was submitted; {JOURNAL_FIX}")
                 return 2
-            if self.before_plan is not None:
-                self.lines = await self.before_plan(journal, self.lines)
-            refused = await self._plan(journal)
             if refused is not None:
                 return refused
             return await main()
@@ -186,12 +181,7 @@ class BatchResume:
     async def _plan(self, journal: Journal) -> int | None:
         requests = [line.request for line in self.lines]
         plan = await plan_resume(journal, requests, retry_unknown=bool(self.args.retry_unknown))
-        if self.args.emulator and (plan.attach or plan.in_doubt) and not plan.conflicts:
-            # The built-in emulator's tasks ended with the process that ran it, and nothing
-            # was billed: those jobs are marked failed, which a rerun submits again.
-            for request, _ in [*plan.attach, *plan.in_doubt]:
-                assert request.key is not None  # noqa: S101 - every batch line has an id
-                await journal.record_failed(request.key, "EmulatorTaskLost", _EMULATOR_LOST)
+        if self.args.emulator and not plan.conflicts and await self._drop_emulator_tasks(plan):
             plan = await plan_resume(journal, requests, retry_unknown=False)
         self.plan = plan
         if plan.conflicts:
@@ -210,7 +200,7 @@ class BatchResume:
         out = Path(self.args.out)
         checked = await anyio.to_thread.run_sync(_check_done, plan.done, ids, out)
         for request, entry in plan.done:
-            result = _finished_result(request, entry)
+            result = finished_result(request, entry)
             self.reported[entry.key] = result
             paths = checked.get(entry.key)
             if paths is None and download and result.task is not None and result.task.files:
@@ -218,9 +208,34 @@ class BatchResume:
             else:
                 self.files[entry.key] = _entries(result, paths)
         for request, entry in plan.in_doubt:
-            self.reported[entry.key] = _unknown_result(request, entry)
+            self.reported[entry.key] = unknown_result(request, entry)
         self._describe(plan, spend)
         return None
+
+    async def _drop_emulator_tasks(self, plan: ResumePlan) -> bool:
+        """Make the jobs an earlier emulator left behind submittable; return whether any were.
+
+        The built-in emulator's tasks ended with the process that ran it, and nothing was
+        billed: jobs it was running are marked failed, and a finished job whose video is
+        missing on disk (its URL died with that emulator) is forgotten, so a rerun submits
+        them again. Only a task whose files the emulator served (loopback URLs) is forgotten.
+        """
+        journal = self.journal
+        assert journal is not None  # noqa: S101 - opened before planning
+        changed = False
+        for request, _ in [*plan.attach, *plan.in_doubt]:
+            assert request.key is not None  # noqa: S101 - every batch line has an id
+            await journal.record_failed(request.key, "EmulatorTaskLost", _EMULATOR_LOST)
+            changed = True
+        if self.args.no_download or not plan.done:
+            return changed
+        ids = {line.id for line in self.lines}
+        present = await anyio.to_thread.run_sync(_check_done, plan.done, ids, Path(self.args.out))
+        for _, entry in plan.done:
+            if entry.key not in present and _served_by_emulator(entry):
+                await journal.forget(entry.key)
+                changed = True
+        return changed
 
     def _describe(self, plan: ResumePlan, spend: BatchPlan) -> None:
         if plan.resuming:
@@ -311,6 +326,29 @@ class BatchResume:
             snapshot, finished=snapshot.finished + finished, unknown=snapshot.unknown + unknown
         )
 
+    async def recorded(self, lines: Sequence[BatchLine]) -> dict[str, JobResult]:
+        """Return the journal's results for ``lines``, by job id (jobs it does not hold: none).
+
+        For the jobs a stopped run has no result for: a submit cut off by Ctrl-C ended
+        ``unknown``, and a job that ended just before the stop was not taken from the
+        orchestrator yet; the journal holds their ends. Only a job it does not hold was
+        never submitted (``cancelled``). Shielded: it runs while the run is being stopped.
+        """
+        journal = self.journal
+        if journal is None or not lines:
+            return {}
+        with anyio.CancelScope(shield=True):
+            try:
+                entries = {entry.key: entry for entry in await journal.entries()}
+            except JournalError as exc:
+                _say(f"vidgo-async batch: warning: could not read the journal's results: {exc}")
+                return {}
+        return {
+            line.id: recorded_result(line.request, entry)
+            for line in lines
+            if (entry := entries.get(line.id)) is not None
+        }
+
     async def record_download(self, key: str, paths: Sequence[Path | None]) -> None:
         """Record where a job's files were downloaded (only when every one of them was)."""
         journal = self.journal
@@ -321,39 +359,6 @@ class BatchResume:
                 await journal.record_download(key, *[path for path in paths if path is not None])
             except JournalError as exc:
                 _say(f"vidgo-async batch: warning: could not journal the files of {key}: {exc}")
-
-
-def _finished_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
-    return JobResult(
-        request=request,
-        key=entry.key,
-        state=JobState.FINISHED,
-        task=entry.task,
-        error=None,
-        queued_at=_utc(entry.created_at),
-        submitted_at=_utc(entry.submitted_at),
-        finished_at=_utc(entry.finished_at),
-    )
-
-
-def _unknown_result(request: GenerationRequest, entry: JournalEntry) -> JobResult:
-    recorded = entry.error
-    why = "the process stopped before the answer" if recorded is None else recorded["message"]
-    error = SubmitOutcomeUnknownError(
-        entry.model,
-        {"model": entry.model, "input": entry.input},
-        _EarlierRun(f"no answer in an earlier run: {why}"),
-    )
-    return JobResult(
-        request=request,
-        key=entry.key,
-        state=JobState.UNKNOWN,
-        task=None,
-        error=error,
-        queued_at=_utc(entry.created_at),
-        submitted_at=None,
-        finished_at=None,
-    )
 
 
 def _entries(result: JobResult, paths: Sequence[Path] | None) -> list[dict[str, str | None]]:
@@ -388,6 +393,12 @@ def _check_done(
     for directory in directories:
         _remove_stale_parts(directory, ids)
     return present
+
+
+def _served_by_emulator(entry: JournalEntry) -> bool:
+    """Whether every file of the entry's task was served on loopback (by the emulator)."""
+    files = entry.task.files if entry.task is not None else ()
+    return bool(files) and all(is_loopback_host(url_host(file.file_url)) for file in files)
 
 
 def _whole(path: Path) -> bool:

@@ -34,6 +34,7 @@ from ._batch_fleet import refuse_fleet_options, run_fleet
 from ._batch_guard import add_arguments as add_resume_arguments
 from ._batch_guard import dry_run, refuse_duplicates
 from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
+from ._batch_recorded import RecordedError
 from ._batch_resume import BatchResume, journal_path, move_aside
 from ._batch_uploads import BatchUploads, preview_uploads
 from ._live import LiveView
@@ -364,6 +365,10 @@ class _BatchRun:
                     for result in orchestrator.unfinished():
                         self.results.setdefault(result.key, result)
                 if refused is None:  # a refused run sent nothing: the last results stand
+                    # Stopped: jobs that ended as it stopped (a submit cut off, a result not
+                    # taken yet) are no longer live; the journal holds how they ended.
+                    missing = [line for line in self.lines if line.id not in self.results]
+                    self.results.update(await self.resume.recorded(missing))
                     rows = self._rows()
                     await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
                     code = 0 if self._all_finished() else 1
@@ -430,9 +435,9 @@ class _BatchRun:
             with anyio.move_on_after(_remaining(self.started, self.args.deadline)) as scope:
                 for index, file in enumerate(files, start=1):
                     stem = file_name_for(result.key, index if len(files) > 1 else None)
+                    # Never removed first: the download keeps an existing file of the same
+                    # content (an earlier run's video) and refuses to replace a different one.
                     destination = self.out / f"{stem}.{_extension(file.file_url)}"
-                    if destination.exists():
-                        destination.unlink()  # a rerun replaces what an earlier run left
                     paths.append(
                         await client.download_file(
                             file.file_url, destination, task_id=result.task_id
@@ -485,12 +490,10 @@ class _BatchRun:
         return {
             "id": line.id,
             "task_id": None if result is None else result.task_id,
-            # No result only when interrupted: the job was never submitted.
+            # No result (not even in the journal) only when interrupted: never submitted.
             "status": "cancelled" if result is None else result.state.value,
             "files": self.files.get(line.id, [] if result is None else _file_entries(result, None)),
-            "error": None
-            if error is None
-            else {"type": type(error).__name__, "message": str(error)},
+            "error": None if error is None else _error_fields(error),
             "queued_at": _iso(result, "queued_at"),
             "submitted_at": _iso(result, "submitted_at"),
             "finished_at": _iso(result, "finished_at"),
@@ -622,6 +625,12 @@ def _file_entries(
         path = paths[index] if paths is not None and index < len(paths) else None
         entries.append({"url": file.file_url, "path": None if path is None else str(path)})
     return entries
+
+
+def _error_fields(error: BaseException) -> dict[str, str]:
+    """The ``error`` of a results.jsonl row (a journaled error keeps its recorded type)."""
+    name = error.error_type if isinstance(error, RecordedError) else type(error).__name__
+    return {"type": name, "message": str(error)}
 
 
 def _iso(result: JobResult | None, name: str) -> str | None:
