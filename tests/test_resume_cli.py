@@ -426,6 +426,29 @@ def test_max_credits_exceeded_exits_2_without_any_request(
     assert not (out / "results.jsonl").exists()
 
 
+def test_files_where_new_videos_would_go_stop_the_run_before_any_submit(
+    tmp_path: Path,
+    emu: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file at a to-be-submitted job's video name exits 2 before any submit; it is kept."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    ids = write_jobs(source, "occupied", 3)
+    out.mkdir()
+    (out / f"{ids[1]}.mp4").write_bytes(b"my own video")
+    (out / f"{ids[2]}~2.MOV").write_bytes(b"another")
+    (out / f"{ids[0]}.txt").write_bytes(b"notes, not a video name")
+    before = emu.stats()
+    assert in_process(source, out, emu, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "2 file(s) already sit where the videos of jobs to submit would go" in err
+    assert f"{ids[1]}.mp4" in err
+    assert "nothing was submitted" in err
+    assert emu.stats()["submit_attempts"] == before["submit_attempts"]
+    assert (out / f"{ids[1]}.mp4").read_bytes() == b"my own video"
+
+
 def test_identical_requests_and_duplicate_ids_are_refused_before_sending(
     tmp_path: Path,
     emu: EmulatorProcess,
@@ -563,3 +586,22 @@ async def test_a_stopped_run_reports_each_job_as_its_journal_recorded_it(tmp_pat
         "InputValidationError",
         "prompt too long",
     )
+
+
+def test_fresh_moves_earlier_videos_aside_before_submitting_again(
+    tmp_path: Path,
+    emu: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--fresh keeps the earlier videos in out/earlier-<time>/ and saves the new ones."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    ids = write_jobs(source, "again", 2)
+    out.mkdir()
+    (out / f"{ids[0]}.mp4").write_bytes(b"an earlier, different video")
+    assert in_process(source, out, emu, monkeypatch, "--fresh") == 0
+    assert "--fresh: 1 earlier file(s) moved to" in capsys.readouterr().err
+    (folder,) = out.glob("earlier-*")
+    assert (folder / f"{ids[0]}.mp4").read_bytes() == b"an earlier, different video"
+    assert (out / f"{ids[0]}.mp4").read_bytes() != b"an earlier, different video"
+    assert {row["status"] for row in read_results(out)} == {"finished"}

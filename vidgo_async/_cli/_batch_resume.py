@@ -41,7 +41,7 @@ from .._errors import (
     PermissionDeniedError,
     VidgoError,
 )
-from .._filenames import INDEX_SEPARATOR, file_name_for
+from .._filenames import ALLOWED_EXTENSIONS, INDEX_SEPARATOR, file_name_for
 from .._hosts import is_loopback_host, url_host
 from .._jobs import GenerationRequest, JobResult, JobState, Progress
 from .._journal import Journal, JournalEntry
@@ -102,8 +102,13 @@ def move_aside(path: Path, *, now: Callable[[], float] = time.time) -> Path | No
         lock.release()
 
 
+def _utc_stamp(moment: float) -> str:
+    """The UTC time of ``moment`` as it names what a fresh start moves aside."""
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
 def _rename_journal(path: Path, now: Callable[[], float]) -> Path:
-    stamp = datetime.fromtimestamp(now(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _utc_stamp(now())
     target = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
     counter = 1
     while any(Path(f"{target}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
@@ -194,10 +199,34 @@ class BatchResume:
         if problem is not None:
             _say(f"vidgo-async batch: {problem}")
             return 2
-        self.recorder = JournalRecorder(journal, retry_unknown=bool(self.args.retry_unknown))
-        ids = {line.id for line in self.lines}
         download = not self.args.no_download
         out = Path(self.args.out)
+        if download and not self.args.emulator and plan.submit:
+            # A new video is never saved over a file already at its name: paying for it
+            # and then failing its download helps nobody, so stop before anything is sent.
+            taken = await anyio.to_thread.run_sync(_taken_names, out, plan.submit)
+            if taken and getattr(self.args, "fresh", False):
+                # Starting over: the earlier run's videos are kept, like its journal.
+                try:
+                    folder = await anyio.to_thread.run_sync(_move_files_aside, out, taken)
+                except OSError as exc:
+                    _say(f"vidgo-async batch: --fresh could not move earlier videos aside: {exc}")
+                    _say("  nothing was submitted")
+                    return 2
+                _say(f"  --fresh: {len(taken)} earlier file(s) moved to {folder} (not deleted)")
+                taken = []
+            if taken:
+                shown = ", ".join(str(path) for path in taken[:3])
+                more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+                _say(
+                    f"vidgo-async batch: {len(taken)} file(s) already sit where the videos of "
+                    f"jobs to submit would go ({shown}{more}), and a video is never saved over "
+                    "another file"
+                )
+                _say("  nothing was submitted; move those files away or choose another --out")
+                return 2
+        self.recorder = JournalRecorder(journal, retry_unknown=bool(self.args.retry_unknown))
+        ids = {line.id for line in self.lines}
         checked = await anyio.to_thread.run_sync(_check_done, plan.done, ids, out)
         for request, entry in plan.done:
             result = finished_result(request, entry)
@@ -393,6 +422,36 @@ def _check_done(
     for directory in directories:
         _remove_stale_parts(directory, ids)
     return present
+
+
+def _taken_names(out: Path, requests: Sequence[GenerationRequest]) -> list[Path]:
+    """Return the files in ``out`` named like a video of one of ``requests`` (``<id>.<ext>``,
+    ``<id>~<n>.<ext>``), sorted. Runs in a worker thread (file system calls)."""
+    stems = {file_name_for(request.key) for request in requests if request.key is not None}
+    taken: list[Path] = []
+    with contextlib.suppress(OSError):
+        for path in out.iterdir():
+            stem, dot, extension = path.name.rpartition(".")
+            if not dot or extension.lower() not in ALLOWED_EXTENSIONS:
+                continue
+            base, _, number = stem.rpartition(INDEX_SEPARATOR)
+            if stem in stems or (base in stems and number.isdigit()):
+                taken.append(path)
+    return sorted(taken)
+
+
+def _move_files_aside(out: Path, paths: Sequence[Path], *, now: float | None = None) -> Path:
+    """Move ``paths`` into a new ``out/earlier-<UTC time>/`` folder; return the folder."""
+    stamp = _utc_stamp(time.time() if now is None else now)
+    folder = out / f"earlier-{stamp}"
+    counter = 1
+    while folder.exists():
+        counter += 1
+        folder = out / f"earlier-{stamp}-{counter}"
+    folder.mkdir()
+    for path in paths:
+        path.rename(folder / path.name)
+    return folder
 
 
 def _served_by_emulator(entry: JournalEntry) -> bool:
