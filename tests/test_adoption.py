@@ -102,7 +102,7 @@ def _expiring(clock: list[float]) -> CallbackReceiver:
     )
 
 
-def test_a_token_expired_in_the_queue_is_replaced_before_the_submit() -> None:
+async def test_a_token_expired_in_the_queue_is_replaced_before_the_submit() -> None:
     """A job whose token expired while it was queued sends a fresh, live token's URL."""
     now = [0.0]
     receiver = _expiring(now)
@@ -124,7 +124,7 @@ def test_a_token_expired_in_the_queue_is_replaced_before_the_submit() -> None:
     assert job.callback_token in receiver.registry
 
 
-def test_a_token_that_cannot_be_bound_leaves_the_task_polled(
+async def test_a_token_that_cannot_be_bound_leaves_the_task_polled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A submit answer whose token died meanwhile keeps its task: the job is polled instead."""
