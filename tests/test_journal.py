@@ -628,3 +628,34 @@ async def test_one_task_belongs_to_one_job(tmp_path: Path) -> None:
         second = await journal.get("second")
         assert second is not None
         assert (second.state, second.task_id) == (JournalState.SUBMITTING, None)
+
+
+async def test_a_journal_keeps_the_server_of_its_tasks(tmp_path: Path) -> None:
+    """The first bind records the server; another one is refused, the record unchanged."""
+    path = tmp_path / "j.sqlite"
+    async with Journal(path) as journal:
+        await journal.bind_server("https://api.vidgo.ai")
+        await journal.bind_server("https://api.vidgo.ai")  # the same server: fine
+        await _intent(journal, "job-0")
+    async with Journal(path, readonly=True) as journal:
+        await journal.bind_server("https://api.vidgo.ai")  # checked, not written
+        with pytest.raises(JournalError, match=r"created on https://api\.vidgo\.ai") as caught:
+            await journal.bind_server("http://127.0.0.1:8089")
+    assert "http://127.0.0.1:8089" in str(caught.value)
+    assert caught.value.path == str(path)
+    async with Journal(path) as journal:
+        with pytest.raises(JournalError, match="means nothing to another server"):
+            await journal.bind_server("http://127.0.0.1:8089")
+    rows = (
+        sqlite3.connect(path)
+        .execute("SELECT value FROM vidgo_journal WHERE name = 'server'")
+        .fetchall()
+    )
+    assert rows == [("https://api.vidgo.ai",)]
+    async with Journal(tmp_path / "fresh.sqlite") as journal:
+        await journal.bind_server("https://other.example")
+        # No job yet: nothing of the other server's to lose, the record follows the run.
+        await journal.bind_server("https://api.vidgo.ai")
+        await _intent(journal, "job-0")
+        with pytest.raises(JournalError, match=r"created on https://api\.vidgo\.ai"):
+            await journal.bind_server("https://other.example")

@@ -284,6 +284,41 @@ def test_emulator_reruns_submit_again_what_the_dead_emulator_held(
     assert entry.task_id != "task-of-a-dead-emulator"
 
 
+def test_a_journal_of_another_server_is_refused_before_any_request(
+    tmp_path: Path,
+    emu: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real run's tasks are never given up by --emulator, nor polled on another --base-url."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    ids = write_jobs(source, "elsewhere", 2)
+    data = {"prompt": prompt_of("elsewhere-0"), "duration": 5, "resolution": "720p"}
+    data["aspect_ratio"] = "16:9"
+
+    async def stopped_while_in_flight() -> None:
+        async with Journal(out / "journal.sqlite") as journal:
+            await journal.bind_server(emu.base_url)
+            await journal.record_intent("elsewhere-0", fingerprint(MODEL, data), MODEL, data)
+            await journal.record_submitted("elsewhere-0", "task-paid-for-elsewhere")
+
+    anyio.run(stopped_while_in_flight)
+    before = journal_entries(out / "journal.sqlite")
+    monkeypatch.delenv("VIDGO_API_KEY", raising=False)
+    assert main(["batch", str(source), "--out", str(out), "--emulator"]) == 2
+    err = capsys.readouterr().err
+    assert f"its tasks were created on {emu.base_url}" in err
+    assert "the built-in emulator" in err
+    assert "nothing was submitted" in err
+    assert journal_entries(out / "journal.sqlite") == before  # not marked failed
+    monkeypatch.setenv("VIDGO_API_KEY", KEY)
+    other = "http://127.0.0.1:9"  # nothing listens there: the refusal comes first
+    assert main(["batch", str(source), "--out", str(out), "--base-url", other]) == 2
+    assert f"this run uses {other}" in capsys.readouterr().err
+    assert journal_entries(out / "journal.sqlite") == before
+    assert not (out / f"{ids[1]}.mp4").exists()
+
+
 # -- T16: a torn, damaged or foreign journal -------------------------------------------------
 
 

@@ -119,6 +119,16 @@ _SELECT_ALL = (
     "error_message, files_json, attempts, callback_token, created_at, updated_at, "
     "submitted_at, finished_at, checksum FROM jobs ORDER BY seq"
 )
+_SELECT_SERVER = "SELECT value FROM vidgo_journal WHERE name = 'server'"
+
+
+def _other_server(conn: sqlite3.Connection, server: str) -> str | None:
+    """The server recorded for the journal's jobs when it is not ``server``, else ``None``."""
+    row = conn.execute(_SELECT_SERVER).fetchone()
+    if row is None or row[0] == server:
+        return None
+    held = conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchone()
+    return None if held is None else str(row[0])
 
 
 class Journal(JournalStore):
@@ -552,6 +562,47 @@ class Journal(JournalStore):
             return conn.execute("DELETE FROM jobs WHERE key = ?", (key,)).rowcount > 0
 
         return await self._run(delete)
+
+    # -- the server the tasks live on -----------------------------------------------------
+
+    async def bind_server(self, server: str) -> None:
+        """Record the API server this journal's tasks live on, or check that it is ``server``.
+
+        A task id means something only to the server that created it: polled on another one
+        it reads as lost, and a task taken for lost may be paid for again. A journal records
+        ``server`` (any text naming it, e.g. the base URL) at its first bind; once it holds a
+        job, later runs must name the same server (while it holds none, the record follows
+        the latest bind). A read-only journal is checked, never written.
+
+        Raises:
+            JournalError: the journal holds jobs of another server (nothing is changed).
+        """
+        readonly = self._readonly
+
+        def bind(conn: sqlite3.Connection) -> str | None:
+            if readonly:
+                return _other_server(conn, server)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                other = _other_server(conn, server)
+                if other is None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO vidgo_journal (name, value) VALUES ('server', ?)",
+                        (server,),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return other
+
+        other = await self._run(bind)
+        if other is not None:
+            raise JournalError(
+                f"its tasks were created on {other}, and this run uses {server}: a task id "
+                "means nothing to another server, so they would be taken for lost",
+                path=str(self._path),
+            )
 
     # -- uploads (schema 2): files a batch uploaded, by content hash ----------------------
 

@@ -9,6 +9,8 @@ line, exit 2: one batch, one writer), and the input is sorted against it (:func:
   never submitted again;
 - unanswered submits are reported ``unknown`` and left alone unless ``--retry-unknown``;
 - a job id journaled with another request stops the run (exit 2) before any request;
+- so does a journal whose tasks live on another server (another ``--base-url``, or a real
+  run's journal under ``--emulator`` and back): the journal records its server at first use;
 - ``--max-credits`` is checked against the jobs still to submit, and the balance read just
   before the first submit (the rest of the spend guard is in ``_batch_guard``).
 
@@ -49,6 +51,7 @@ from .._journal_lock import WriterLock, describe_owner, lock_file_for
 from .._resume import JournalRecorder, ResumePlan, plan_resume
 from .._spend import BatchPlan, budget_problem, format_amount, plan_batch
 from ._batch_recorded import finished_result, recorded_result, unknown_result
+from ._preflight import server_of
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -186,6 +189,10 @@ class BatchResume:
     async def _plan(self, journal: Journal) -> int | None:
         requests = [line.request for line in self.lines]
         plan = await plan_resume(journal, requests, retry_unknown=bool(self.args.retry_unknown))
+        # Every row read (a damaged one refused, the file untouched), before anything is
+        # written: a task id means nothing to another server, so tasks another server
+        # created are never polled here (nor given up and submitted again by --emulator).
+        await journal.bind_server(server_of(self.args))
         if self.args.emulator and not plan.conflicts and await self._drop_emulator_tasks(plan):
             plan = await plan_resume(journal, requests, retry_unknown=False)
         self.plan = plan

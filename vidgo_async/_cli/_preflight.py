@@ -15,6 +15,9 @@ from pathlib import Path
 
 from .._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 
+# How a journal names the tasks of ``--emulator`` runs (its port changes at every run).
+EMULATOR_SERVER = "the built-in emulator (--emulator)"
+
 __all__ = [
     "add_api_options",
     "check_api_options",
@@ -127,6 +130,16 @@ def display_base_url(url: str | None) -> str | None:
     """The base URL a run uses when it is not the production one, else ``None``."""
     text = (url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
     return None if text == DEFAULT_BASE_URL else text
+
+
+def server_of(args: argparse.Namespace) -> str:
+    """The server a run's tasks live on, as its journal records it (checked base URL)."""
+    from .._http import normalise_base_url
+
+    if args.emulator:
+        return EMULATOR_SERVER
+    text = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return normalise_base_url(text, allow_insecure=True)
 
 
 def check_key(*, emulator: bool) -> str | None:
