@@ -173,3 +173,30 @@ def test_worker_needs_a_postgres_journal(capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["worker", "--journal", "out/journal.sqlite"]) == 2
     assert "must be a postgresql:// URL" in capsys.readouterr().err
+
+
+def test_a_fleet_process_submits_nothing_when_a_file_sits_at_a_video_name(
+    tmp_path: Path,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in a SQLite batch: a video is never paid for with nowhere to be saved."""
+    from vidgo_async._cli import main
+
+    monkeypatch.setenv("VIDGO_API_KEY", "k")
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    source.write_text(
+        "".join(json.dumps({"id": name, "prompt": f"{name} at dusk"}) + "\n" for name in "ab")
+    )
+    out.mkdir()
+    (out / "b.mp4").write_bytes(b"my own video")
+    nowhere = "http://127.0.0.1:9"  # nothing listens there: the refusal comes first
+    command = ["batch", str(source), "--journal", pg_url, "--out", str(out), "--base-url", nowhere]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "1 file(s) already sit where the videos of jobs to submit would go" in err
+    assert "nothing was submitted" in err
+    assert (out / "b.mp4").read_bytes() == b"my own video"
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM vidgo_jobs").fetchone() == (0,)

@@ -35,10 +35,11 @@ import anyio.to_thread
 from .._errors import JobClaimedError, JournalError, VidgoError
 from .._filenames import extension_for, file_name_for
 from .._fleet_gates import FleetGates
-from .._jobs import JobResult
+from .._jobs import GenerationRequest, JobResult
 from .._journal_entry import JournalEntry
 from .._resume import JournalRecorder, plan_resume
 from . import _loop
+from ._batch_resume import taken_message, taken_names
 
 if TYPE_CHECKING:
     from .._client import VidgoClient
@@ -145,6 +146,11 @@ class _FleetRun:
                 _say(f"vidgo-async batch: {conflict}")
             _say(f"  nothing was submitted ({len(plan.conflicts)} conflicting job id(s))")
             return 2
+        if not self.args.no_download and plan.submit:
+            taken = await self._taken(journal, requests, plan.submit)
+            if taken:
+                _say(taken_message(taken))
+                return 2
         _say(
             f"vidgo-async batch: joining the fleet on {journal.path} as {journal.owner}: "
             f"{len(self.lines)} job(s), at most {self.args.concurrency} in flight fleet-wide"
@@ -192,6 +198,23 @@ class _FleetRun:
         rows = [self._row(line, entries.get(line.id)) for line in self.lines]
         await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
         return self._summary(rows)
+
+    async def _taken(
+        self,
+        journal: PostgresJournal,
+        requests: Sequence[GenerationRequest],
+        submit: Sequence[GenerationRequest],
+    ) -> list[Path]:
+        """Files at the video names of ``submit``, the jobs no process had claimed.
+
+        A name taken meanwhile by another process of the fleet (it claimed the job and saved
+        its video since the journal was read) is that job's own video: not counted.
+        """
+        taken = await anyio.to_thread.run_sync(taken_names, self.out, submit)
+        if taken:
+            plan = await plan_resume(journal, requests)
+            taken = await anyio.to_thread.run_sync(taken_names, self.out, plan.submit)
+        return taken
 
     def _done(self, result: JobResult, client: VidgoClient, work: anyio.abc.TaskGroup) -> None:
         if result.ok and not self.args.no_download and result.task is not None:

@@ -58,7 +58,15 @@ if TYPE_CHECKING:
     from .._orchestrator import JobHandle, Orchestrator
     from ._batch_input import BatchLine
 
-__all__ = ["JOURNAL_FIX", "JOURNAL_NAME", "BatchResume", "journal_path", "move_aside"]
+__all__ = [
+    "JOURNAL_FIX",
+    "JOURNAL_NAME",
+    "BatchResume",
+    "journal_path",
+    "move_aside",
+    "taken_message",
+    "taken_names",
+]
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -211,7 +219,7 @@ class BatchResume:
         if download and not self.args.emulator and plan.submit:
             # A new video is never saved over a file already at its name: paying for it
             # and then failing its download helps nobody, so stop before anything is sent.
-            taken = await anyio.to_thread.run_sync(_taken_names, out, plan.submit)
+            taken = await anyio.to_thread.run_sync(taken_names, out, plan.submit)
             if taken and getattr(self.args, "fresh", False):
                 # Starting over: the earlier run's videos are kept, like its journal.
                 try:
@@ -223,14 +231,7 @@ class BatchResume:
                 _say(f"  --fresh: {len(taken)} earlier file(s) moved to {folder} (not deleted)")
                 taken = []
             if taken:
-                shown = ", ".join(str(path) for path in taken[:3])
-                more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
-                _say(
-                    f"vidgo-async batch: {len(taken)} file(s) already sit where the videos of "
-                    f"jobs to submit would go ({shown}{more}), and a video is never saved over "
-                    "another file"
-                )
-                _say("  nothing was submitted; move those files away or choose another --out")
+                _say(taken_message(taken))
                 return 2
         self.recorder = JournalRecorder(journal, retry_unknown=bool(self.args.retry_unknown))
         ids = {line.id for line in self.lines}
@@ -431,7 +432,7 @@ def _check_done(
     return present
 
 
-def _taken_names(out: Path, requests: Sequence[GenerationRequest]) -> list[Path]:
+def taken_names(out: Path, requests: Sequence[GenerationRequest]) -> list[Path]:
     """Return the files in ``out`` named like a video of one of ``requests`` (``<id>.<ext>``,
     ``<id>~<n>.<ext>``), sorted. Runs in a worker thread (file system calls)."""
     stems = {file_name_for(request.key) for request in requests if request.key is not None}
@@ -445,6 +446,17 @@ def _taken_names(out: Path, requests: Sequence[GenerationRequest]) -> list[Path]
             if stem in stems or (base in stems and number.isdigit()):
                 taken.append(path)
     return sorted(taken)
+
+
+def taken_message(taken: Sequence[Path]) -> str:
+    """Why a run with files at its new videos' names stops before submitting anything."""
+    shown = ", ".join(str(path) for path in taken[:3])
+    more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+    return (
+        f"vidgo-async batch: {len(taken)} file(s) already sit where the videos of jobs to "
+        f"submit would go ({shown}{more}), and a video is never saved over another file\n"
+        "  nothing was submitted; move those files away or choose another --out"
+    )
 
 
 def _move_files_aside(out: Path, paths: Sequence[Path], *, now: float | None = None) -> Path:
