@@ -95,23 +95,22 @@ async def test_a_callback_after_a_job_ended_unknown_journals_its_task(
     assert "ended unknown, but a verified callback names its task task-late-1" in caplog.text
 
 
-def _expiring(clock: list[float]) -> CallbackReceiver:
-    registry = CallbackRegistry("http://127.0.0.1:9/cb", ttl=60, clock=lambda: clock[0])
-    return CallbackReceiver(
+def _expiring(now: list[float]) -> tuple[Adoption, CallbackReceiver, VirtualClock]:
+    """An adoption whose callback tokens live 60 s of ``now[0]`` (built in the event loop)."""
+    registry = CallbackRegistry("http://127.0.0.1:9/cb", ttl=60, clock=lambda: now[0])
+    receiver = CallbackReceiver(
         _Status(Task(task_id="t-1", status=TaskStatus.RUNNING)), registry=registry
     )
+    clock = VirtualClock()
+    book = JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=None)
+    # Adoption stops before it would track anything: no tracking is needed.
+    return Adoption(book, cast(Tracking, None), receiver=receiver), receiver, clock
 
 
 async def test_a_token_expired_in_the_queue_is_replaced_before_the_submit() -> None:
     """A job whose token expired while it was queued sends a fresh, live token's URL."""
     now = [0.0]
-    receiver = _expiring(now)
-    clock = VirtualClock()
-    adoption = Adoption(
-        JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=None),
-        cast(Tracking, None),
-        receiver=receiver,
-    )
+    adoption, receiver, clock = _expiring(now)
     job = _job("queued-long", clock)
     old = job.callback_token = receiver.registry.new_token(job)
     now[0] = 61.0
@@ -129,13 +128,7 @@ async def test_a_token_that_cannot_be_bound_leaves_the_task_polled(
 ) -> None:
     """A submit answer whose token died meanwhile keeps its task: the job is polled instead."""
     now = [0.0]
-    receiver = _expiring(now)
-    clock = VirtualClock()
-    adoption = Adoption(
-        JobBook(clock=clock, limiter=anyio.CapacityLimiter(2), journal=None),
-        cast(Tracking, None),
-        receiver=receiver,
-    )
+    adoption, receiver, clock = _expiring(now)
     job = _job("answered-late", clock)
     job.callback_token = receiver.registry.new_token(job)
     now[0] = 61.0
