@@ -79,6 +79,31 @@ def test_sigterm_mid_run_exits_143_with_every_started_task_id(tmp_path: Path) ->
     assert all(row["task_id"] for row in started)
 
 
+def test_the_json_summary_gives_the_exit_status_of_a_stopped_run(tmp_path: Path) -> None:
+    """--json: a run stopped by SIGTERM says 143 in its summary object, as its exit status."""
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    long_jobs(source, 6)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "vidgo_async", "batch", str(source), "--emulator", "--json"]
+    process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
+        [*command, "--concurrency", "2", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        wait_for_submits(out, process, 2)
+        process.send_signal(signal.SIGTERM)
+        output, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err.decode()
+    objects = [json.loads(line) for line in output.decode().splitlines()]
+    assert objects[-1]["summary"]["exit_status"] == 143
+
+
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
     """SIGINT right after the plan line (the journal and the emulator are starting)."""
     source, out = tmp_path / "jobs.jsonl", tmp_path / "out"

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         if moved is not None:
             _say(f"  --fresh: the old journal was moved to {moved} (not deleted)")
     runner = _BatchRun(lines, args)
-    state = _signals.SignalState()
+    state = runner.signals
     handler = setup_logging(args)
     if args.emulator:  # the summary says what happens to the emulator's tasks, truthfully
         handler.addFilter(_not_billed_warning)
@@ -304,6 +304,7 @@ class _BatchRun:
         )
         self.json = JsonStream(bool(getattr(args, "json", False)))
         self.outage: str | None = None  # why the run stopped early, if it did
+        self.signals = _signals.SignalState()  # the Ctrl-C or SIGTERM that stopped it, if any
 
     async def main(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -371,9 +372,8 @@ class _BatchRun:
                     self.results.update(await self.resume.recorded(missing))
                     rows = self._rows()
                     await anyio.to_thread.run_sync(_write_results, self.out / "results.jsonl", rows)
-                    code = 0 if self._all_finished() else 1
                     self.json.rows(rows)
-                    self._summary(code)
+                    self._summary(self._exit_status())
         return 0 if self._all_finished() else 1
 
     async def _recorded_uploads(
@@ -498,6 +498,12 @@ class _BatchRun:
             "submitted_at": _iso(result, "submitted_at"),
             "finished_at": _iso(result, "finished_at"),
         }
+
+    def _exit_status(self) -> int:
+        """The status the command exits with: 130 / 143 when a signal stopped it, else 0 or 1."""
+        if self.signals.signum is not None:
+            return _signals.exit_code(signum=self.signals.signum)
+        return 0 if self._all_finished() else 1
 
     def _summary(self, code: int) -> None:
         counts: dict[str, int] = {}
