@@ -26,22 +26,30 @@ def long_jobs(path: Path, count: int) -> None:
             stream.write(json.dumps({"id": f"long-{n}", "prompt": prompt}) + "\n")
 
 
-def start_batch(source: Path, out: Path) -> subprocess.Popen[bytes]:
+def start_batch(source: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "vidgo_async", "batch", str(source), "--emulator"]
+    command = [sys.executable, "-m", "vidgo_async", "batch", str(source), "--emulator", *extra]
     return subprocess.Popen(  # noqa: S603 - a fixed command line of this test
-        [*command, "--concurrency", "3", "--out", str(out)], stderr=subprocess.PIPE, env=env
+        [*command, "--concurrency", "3", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
 
 
-def stop(process: subprocess.Popen[bytes]) -> str:
+def stop_with_output(process: subprocess.Popen[bytes]) -> tuple[str, str]:
+    """Wait (bounded) for the process to end; return its stdout and stderr."""
     try:
-        _, err = process.communicate(timeout=30)
+        output, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return err.decode()
+    return (output or b"").decode(), (err or b"").decode()  # None: that stream not piped
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    return stop_with_output(process)[1]
 
 
 def wait_for_submits(out: Path, process: subprocess.Popen[bytes], count: int) -> None:
@@ -83,24 +91,12 @@ def test_the_json_summary_gives_the_exit_status_of_a_stopped_run(tmp_path: Path)
     """--json: a run stopped by SIGTERM says 143 in its summary object, as its exit status."""
     source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
     long_jobs(source, 6)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "vidgo_async", "batch", str(source), "--emulator", "--json"]
-    process = subprocess.Popen(  # noqa: S603 - a fixed command line of this test
-        [*command, "--concurrency", "2", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        wait_for_submits(out, process, 2)
-        process.send_signal(signal.SIGTERM)
-        output, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, err.decode()
-    objects = [json.loads(line) for line in output.decode().splitlines()]
+    process = start_batch(source, out, "--json")
+    wait_for_submits(out, process, 2)
+    process.send_signal(signal.SIGTERM)
+    output, err = stop_with_output(process)
+    assert process.returncode == 143, err
+    objects = [json.loads(line) for line in output.splitlines()]
     assert objects[-1]["summary"]["exit_status"] == 143
 
 
