@@ -96,6 +96,25 @@ def finish(source: Path, out: Path, emu: EmulatorProcess) -> set[str]:
     raise AssertionError("the batch did not finish after three reruns")
 
 
+def journal_as_left(
+    out: Path, job_id: str, *, task_id: str | None = None, server: str | None = None
+) -> None:
+    """Journal a shorthand job of ``write_jobs`` as an earlier run left it: its intent (a
+    submit in doubt), with ``task_id`` its task too (in flight), on ``server`` if given."""
+    data = {"prompt": prompt_of(job_id), "duration": 5, "resolution": "720p"}
+    data["aspect_ratio"] = "16:9"
+
+    async def write() -> None:
+        async with Journal(out / "journal.sqlite") as journal:
+            if server is not None:
+                await journal.bind_server(server)
+            await journal.record_intent(job_id, fingerprint(MODEL, data), MODEL, data)
+            if task_id is not None:
+                await journal.record_submitted(job_id, task_id)
+
+    anyio.run(write)
+
+
 # -- T15: SIGKILL at random points, then resume ---------------------------------------------
 
 
@@ -205,14 +224,7 @@ def test_unknown_submits_are_reported_and_retried_only_on_request(
     """A journaled submit without an answer is reported unknown (exit 1) until --retry-unknown."""
     source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
     ids = write_jobs(source, "doubt", 2)
-    data = {"prompt": prompt_of("doubt-0"), "duration": 5, "resolution": "720p"}
-    data["aspect_ratio"] = "16:9"
-
-    async def crashed_mid_submit() -> None:
-        async with Journal(out / "journal.sqlite") as journal:
-            await journal.record_intent("doubt-0", fingerprint(MODEL, data), MODEL, data)
-
-    anyio.run(crashed_mid_submit)
+    journal_as_left(out, "doubt-0")  # crashed mid-submit
     assert in_process(source, out, emu, monkeypatch) == 1
     err = capsys.readouterr().err
     assert "unknown: doubt-0" in err
@@ -267,15 +279,7 @@ def test_emulator_reruns_submit_again_what_the_dead_emulator_held(
     """With --emulator a journaled task died with its process: the rerun submits it again."""
     source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
     ids = write_jobs(source, "gone", 2)
-    data = {"prompt": prompt_of("gone-0"), "duration": 5, "resolution": "720p"}
-    data["aspect_ratio"] = "16:9"
-
-    async def killed_while_in_flight() -> None:
-        async with Journal(out / "journal.sqlite") as journal:
-            await journal.record_intent("gone-0", fingerprint(MODEL, data), MODEL, data)
-            await journal.record_submitted("gone-0", "task-of-a-dead-emulator")
-
-    anyio.run(killed_while_in_flight)
+    journal_as_left(out, "gone-0", task_id="task-of-a-dead-emulator")  # killed in flight
     monkeypatch.delenv("VIDGO_API_KEY", raising=False)
     assert main(["batch", str(source), "--out", str(out), "--emulator"]) == 0
     assert_complete(out, ids)
@@ -293,16 +297,7 @@ def test_a_journal_of_another_server_is_refused_before_any_request(
     """A real run's tasks are never given up by --emulator, nor polled on another --base-url."""
     source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
     ids = write_jobs(source, "elsewhere", 2)
-    data = {"prompt": prompt_of("elsewhere-0"), "duration": 5, "resolution": "720p"}
-    data["aspect_ratio"] = "16:9"
-
-    async def stopped_while_in_flight() -> None:
-        async with Journal(out / "journal.sqlite") as journal:
-            await journal.bind_server(emu.base_url)
-            await journal.record_intent("elsewhere-0", fingerprint(MODEL, data), MODEL, data)
-            await journal.record_submitted("elsewhere-0", "task-paid-for-elsewhere")
-
-    anyio.run(stopped_while_in_flight)
+    journal_as_left(out, "elsewhere-0", task_id="task-paid-for-elsewhere", server=emu.base_url)
     before = journal_entries(out / "journal.sqlite")
     monkeypatch.delenv("VIDGO_API_KEY", raising=False)
     assert main(["batch", str(source), "--out", str(out), "--emulator"]) == 2
