@@ -26,12 +26,11 @@ from ._answers import Response
 from ._clock import Clock
 from ._config import (
     API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
     DEFAULT_MAX_DOWNLOAD_BYTES,
     PollPolicy,
     RetryPolicy,
     Timeout,
+    given_base_url,
     to_seconds,
 )
 from ._converter import structure, structure_task
@@ -146,8 +145,7 @@ class VidgoClient:
             raise ValueError(
                 f"max_download_bytes must be a positive integer (got {max_download_bytes!r})"
             )
-        url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        self._base_url = normalise_base_url(url, allow_insecure=allow_insecure)
+        self._base_url = normalise_base_url(given_base_url(base_url), allow_insecure=allow_insecure)
         self._allow_insecure_callbacks = allow_insecure_callbacks
         self._timeout = Timeout.coerce(timeout)
         self._retry = retry if retry is not None else RetryPolicy()

@@ -8,6 +8,7 @@ Every default lives here as a named constant. Durations accept seconds or a
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
@@ -25,6 +26,12 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.vidgo.ai"
 API_KEY_ENV = "VIDGO_API_KEY"
 BASE_URL_ENV = "VIDGO_BASE_URL"
+
+
+def given_base_url(base_url: str | None) -> str:
+    """The base URL a client uses: the one given, else ``VIDGO_BASE_URL``, else Vidgo's."""
+    return base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from .._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, given_base_url
 
 # How a journal names the tasks of ``--emulator`` runs (its port changes at every run).
 EMULATOR_SERVER = "the built-in emulator (--emulator)"
@@ -88,7 +88,7 @@ def check_base_url(url: str | None, *, allow_insecure: bool) -> str | None:
     """The base URL (``--base-url``, else ``VIDGO_BASE_URL``) must be one the client accepts."""
     from .._http import normalise_base_url
 
-    text = url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    text = given_base_url(url)
     source = "--base-url" if url else BASE_URL_ENV
     try:
         normalise_base_url(text, allow_insecure=True)
@@ -128,7 +128,7 @@ def check_api_options(args: argparse.Namespace) -> str | None:
 
 def display_base_url(url: str | None) -> str | None:
     """The base URL a run uses when it is not the production one, else ``None``."""
-    text = (url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
+    text = given_base_url(url).strip().rstrip("/")
     return None if text == DEFAULT_BASE_URL else text
 
 
@@ -138,8 +138,7 @@ def server_of(args: argparse.Namespace) -> str:
 
     if args.emulator:
         return EMULATOR_SERVER
-    text = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    return normalise_base_url(text, allow_insecure=True)
+    return normalise_base_url(given_base_url(args.base_url), allow_insecure=True)
 
 
 def check_key(*, emulator: bool) -> str | None:
