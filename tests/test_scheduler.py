@@ -304,6 +304,105 @@ async def test_deadline_makes_a_final_poll_then_times_out() -> None:
     assert len(scheduler) == 0
 
 
+async def test_a_watch_made_when_its_first_poll_nears_polls_as_one_made_at_once() -> None:
+    """A just-submitted job's watch is made later, as of its submit: every query keeps its time."""
+    queries = []
+    for eager in (False, True):
+        clock = VirtualClock(seed=7)
+        api = FakeApi(clock)
+        handler = Recorder(20)
+        scheduler = build(clock, api, handler)
+        for n in range(20):
+            api.finishes_at(f"t-{n}", 30.0 + n)
+            job = in_flight_job(f"k{n}", f"t-{n}", clock)
+            # A policy of its own makes the watch at once (the same policy: the same polls).
+            scheduler.watch(job, policy=POLICY) if eager else scheduler.watch(job)
+            assert scheduler.is_watching(job)
+            clock.advance(0.01)
+        assert len(scheduler) == 20
+        await run_until_done(scheduler, handler)
+        assert len(scheduler) == 0
+        queries.append(api.queries)
+    lazy, eager_queries = queries
+    assert lazy == eager_queries
+    assert min(at for at, _ in lazy) >= POLICY.initial_delay * (1 - POLICY.jitter)
+
+
+async def test_a_job_poked_before_its_watch_is_made_is_polled_at_once() -> None:
+    """A callback's poke right after the submit polls the job now, not at its first poll."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 0.0)
+    job = in_flight_job("a", "t-1", clock)
+    scheduler.watch(job)
+    assert scheduler.poke(job)
+    await run_until_done(scheduler, handler)
+    assert [at for at, _ in api.queries] == [0.0]
+    assert handler.seen["a"][-1].is_finished
+
+
+async def test_a_deadline_before_the_first_poll_still_gets_its_final_poll() -> None:
+    """A deadline that comes before a new job's first poll: one last query, then the timeout."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 10_000.0)
+    job = in_flight_job("a", "t-1", clock)
+    scheduler.watch(job)
+    scheduler.set_deadline(job, 0.25)
+    await run_until_done(scheduler, handler)
+    assert handler.timed_out == ["a"]
+    assert [at for at, _ in api.queries] == [0.25]
+    assert len(scheduler) == 0
+
+
+async def test_a_job_forgotten_before_its_watch_is_made_is_never_polled() -> None:
+    """Ended (a callback, a cancel) right after its submit: no watch, no query, ever."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(1)
+    scheduler = build(clock, api, handler)
+    api.finishes_at("t-1", 0.0)
+    api.finishes_at("t-2", 5.0)
+    gone = in_flight_job("gone", "t-1", clock)
+    scheduler.watch(gone)
+    scheduler.forget(gone)
+    assert not scheduler.is_watching(gone)
+    assert not scheduler.poke(gone)
+    scheduler.watch(in_flight_job("kept", "t-2", clock))
+    assert len(scheduler) == 1
+    await run_until_done(scheduler, handler)
+    assert {task_id for _, task_id in api.queries} == {"t-2"}
+
+
+async def test_a_burst_of_new_jobs_never_holds_the_event_loop_for_all_their_watches() -> None:
+    """10 000 jobs submitted at once get their watches in batches: other tasks run between."""
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(10_000)
+    scheduler = build(clock, api, handler, max_concurrent=16)
+    for n in range(10_000):
+        scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
+    left: list[int] = []  # the arrivals left at each turn of another task
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(scheduler.run)
+        with anyio.fail_after(30):
+            while scheduler._arrivals:
+                left.append(len(scheduler._arrivals))
+                await anyio.lowlevel.checkpoint()
+        task_group.cancel_scope.cancel()
+    made_per_turn = [a - b for a, b in itertools.pairwise(left)]
+    assert len(made_per_turn) > 10
+    # At most 256 per event-loop turn; between two turns of this task, up to two turns'.
+    assert max(made_per_turn) <= 2 * 256
+    assert len(scheduler) == 10_000
+    assert api.queries == []  # the first polls are later still
+
+
 async def test_deadline_of_a_job_that_is_not_watched_fires_directly() -> None:
     """A deadline for a job that is not polled (still queued) calls the handler at that time."""
     clock = VirtualClock()

@@ -15,6 +15,13 @@ behind younger routine checks. Each answer reschedules its job from the pure pol
 :meth:`Scheduler.poke`. So 10 000 waiting jobs cost one timer and two heaps, and never
 burst the status endpoint.
 
+A job that just went in flight is not given its watch at once: it waits among the
+*arrivals* (:mod:`vidgo_async._arrivals`), and its watch is made, as of the time it went in
+flight, when its first poll nears (``min_interval`` after that time at the soonest) or when a
+poke or its deadline needs it. A burst of submits pays for its polls' bookkeeping when the
+polls come, not while it submits (the work moves, it does not go away); a job that ends
+before then never pays for it; and every poll is due exactly when it would have been.
+
 A heap entry is one ``int``, ``due`` in microseconds shifted over a sequence number, so it
 sorts as ``(due, seq)`` would; a dict maps the live entries to their watch or deadline, and
 an entry it no longer holds is stale, dropped when it reaches the top. An int is not an
@@ -41,12 +48,13 @@ from typing import Any, Protocol
 
 import anyio
 
+from ._arrivals import Arrivals
 from ._config import PollPolicy
 from ._errors import TaskLostError, VidgoError
 from ._gates import RateGate
 from ._jobs import Job
 from ._models import Task
-from ._polling import PollTracker, Step, StepKind
+from ._polling import GOING_ON, PollTracker, Step, StepKind
 
 __all__ = ["DEFAULT_MAX_CONCURRENT_POLLS", "PollHandler", "Scheduler"]
 
@@ -156,6 +164,9 @@ class _Deadline:
         self.key = 0
 
 
+# Arrivals whose watches the workers make in one event-loop turn at most (each take makes
+# its share): a burst of 100 000 submits never holds the event loop for all its watches.
+_ARRIVALS_PER_TURN = 256
 _TICKS = 1e6  # per second: an entry's due is kept to the microsecond
 _SEQ_BITS = 40
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
@@ -227,17 +238,21 @@ class Scheduler:
         self._timer_held = False
         self._seq = 0
         self._watches: dict[Job, _Watch] = {}
+        # Jobs in flight whose watch is not made yet; the soonest a first poll comes after
+        # its job went in flight is begin's clamp.
+        self._arrivals: Arrivals[Job] = Arrivals(min(poll.min_interval, poll.max_interval))
+        self._arrivals_per_take = max(1, _ARRIVALS_PER_TURN // max_concurrent)
         self._deadlines: dict[Job, _Deadline] = {}
         self._wake: anyio.CancelScope | None = None
         self._sleep_until = math.inf
         self.polls = 0
 
     def __len__(self) -> int:
-        return len(self._watches)
+        return len(self._watches) + len(self._arrivals)
 
     def is_watching(self, job: Job) -> bool:
         """Whether ``job`` is being polled."""
-        return job in self._watches
+        return job in self._watches or job in self._arrivals
 
     # -- registration (synchronous, cheap) ------------------------------------------
 
@@ -263,9 +278,35 @@ class Scheduler:
         task = job.task  # the task watched: its id, and the answer held
         if task is None:
             raise ValueError(f"job {job.key!r} has no task id to poll")
-        task_id = task.task_id
         if now is None:
             now = self._clock.monotonic()
+        arrivals = self._arrivals
+        arrivals.pop(job)  # watched anew: its queued place is stale
+        if (
+            policy is None
+            and first_delay is None
+            and window is None
+            and task.status in GOING_ON
+            and job not in self._watches
+        ):
+            # The usual job, just in flight: its watch is made when its first poll nears.
+            arrivals.add(job, now)
+            if now + arrivals.lead < self._sleep_until and self._wake is not None:
+                self._wake.cancel()
+            return
+        self._begin(job, task, now, policy=policy, first_delay=first_delay, window=window)
+
+    def _begin(
+        self,
+        job: Job,
+        task: Task,
+        now: float,
+        *,
+        policy: PollPolicy | None = None,
+        first_delay: float | None = None,
+        window: tuple[float, float] | None = None,
+    ) -> _Watch:
+        """Make ``job``'s watch as of ``now`` and queue its first poll (see :meth:`watch`)."""
         started = job.submitted_mono
         if started is None:
             started = now
@@ -275,7 +316,7 @@ class Scheduler:
             window = expected(job)
         watch = _Watch(
             job,
-            task_id,
+            task.task_id,
             policy or self._poll,
             started,
             budget=self._budget,
@@ -296,6 +337,28 @@ class Scheduler:
         if first_delay is not None:
             delay = first_delay
         self._schedule(watch, now, now + max(0.0, delay))
+        return watch
+
+    def _arrived(self, now: float) -> None:
+        """Make the watches of arrivals whose first poll nears by ``now`` (this take's share).
+
+        Each is made as of the time its job went in flight, so its first poll is due when
+        it would have been had the watch been made then (if that has passed: at once).
+        """
+        for job, went in self._arrivals.take_due(now, self._arrivals_per_take):
+            task = job.task
+            if task is not None:
+                self._begin(job, task, went)
+
+    def _watch_of(self, job: Job) -> _Watch | None:
+        """``job``'s watch, made now if it is still an arrival; ``None`` if not watched."""
+        watch = self._watches.get(job)
+        if watch is None:
+            went = self._arrivals.pop(job)
+            task = job.task
+            if went is not None and task is not None:
+                watch = self._begin(job, task, went)
+        return watch
 
     def set_deadline(self, job: Job, when: float) -> None:
         """Call ``handler.deadline_passed(job)`` at monotonic ``when`` unless it ended first.
@@ -312,7 +375,7 @@ class Scheduler:
 
     def poke(self, job: Job) -> bool:
         """Move ``job``'s next status query to now; return whether it is being polled."""
-        watch = self._watches.get(job)
+        watch = self._watch_of(job)
         if watch is None:
             return False
         watch.poked = True
@@ -326,6 +389,7 @@ class Scheduler:
 
     def forget(self, job: Job) -> None:
         """Stop polling ``job`` and drop its deadline (it ended some other way)."""
+        self._arrivals.pop(job)
         watch = self._watches.pop(job, None)
         if watch is not None:
             watch.active = False
@@ -413,6 +477,8 @@ class Scheduler:
 
     def _due(self, now: float) -> _Watch | _Deadline | None:
         """Pop the earliest due urgent entry, else the earliest due routine one."""
+        if self._arrivals:
+            self._arrived(now)
         entries = self._entries
         for heap in self._heaps:
             while heap and heap[0] not in entries:
@@ -428,7 +494,7 @@ class Scheduler:
     def _next_due(self) -> float:
         """The earliest live entry's due time (``inf``: none), dropping stale heads."""
         entries = self._entries
-        earliest = math.inf
+        earliest = self._arrivals.earliest()
         for heap in self._heaps:
             while heap and heap[0] not in entries:
                 heapq.heappop(heap)  # stale
@@ -451,8 +517,14 @@ class Scheduler:
                 if idle is None:
                     idle = self._idle = anyio.Event()
                 await idle.wait()
-            else:
-                await self._keep_timer()
+            elif not await self._keep_timer():
+                # Something was due at once, yet may be none: arrivals made into watches
+                # whose first polls are later. Let others run before looking again.
+                item = self._next(self._clock.monotonic())
+                if item is not None:
+                    return item
+                await anyio.lowlevel.checkpoint()
+                continue
             item = self._next(self._clock.monotonic())
             if item is not None:
                 return item
@@ -462,12 +534,15 @@ class Scheduler:
         if idle is not None:
             idle.set()
 
-    async def _keep_timer(self) -> None:
-        """Sleep until the earliest entry is due (or a push brings one forward)."""
+    async def _keep_timer(self) -> bool:
+        """Sleep until the earliest entry is due (or a push brings one forward).
+
+        Returns whether it slept (``False``: something was due already).
+        """
         earliest = self._next_due()
         now = self._clock.monotonic()
         if earliest <= now:
-            return
+            return False
         self._timer_held = True
         self._sleep_until = earliest
         try:
@@ -482,11 +557,12 @@ class Scheduler:
             self._sleep_until = math.inf
             self._timer_held = False
             self._rouse()
+        return True
 
     async def _deadline_due(self, timer: _Deadline) -> None:
         job = timer.job
         self._deadlines.pop(job, None)
-        watch = self._watches.get(job)
+        watch = self._watch_of(job)
         if watch is not None:
             # One last look before calling it a timeout.
             watch.final = True
