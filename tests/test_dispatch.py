@@ -11,12 +11,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
-from _client_support import make_client
+from _client_support import SUBMIT_URL, make_client
+from aioresponses import aioresponses
 
-from vidgo_async import JournalError, PollPolicy, RateLimitError
+from vidgo_async import JournalError, PollPolicy, RateLimitError, RetryPolicy
+from vidgo_async._clock import VirtualClock
 from vidgo_async._jobs import GenerationRequest, Job, JobEvent, JobState
 from vidgo_async._journal import Journal, JournalState
 from vidgo_async._models import Task, TaskStatus
@@ -47,6 +50,11 @@ class Submits:
             await before()
         key = str(input["prompt"]).rsplit(" ", 1)[1]
         return Task(task_id=f"task-{key}", status=self.status)
+
+
+def _refused() -> aiohttp.ClientConnectorError:
+    key = aiohttp.client_reqrep.ConnectionKey("api.vidgo.ai", 443, True, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
 
 
 async def _until(condition: Any) -> None:
@@ -165,6 +173,28 @@ async def test_a_429_after_the_deadline_times_the_job_out_instead_of_sending_it_
     assert isinstance(result.error, TimeoutError)
     assert len(submits.sent) == 1
     assert events.count("submitting") == 1
+
+
+async def test_a_submit_that_cannot_connect_is_never_retried_past_the_jobs_deadline() -> None:
+    """Refused connections (nothing sent) are retried only while the job's deadline lasts."""
+    clock = VirtualClock()
+    attempts: list[float] = []
+
+    def record(url: Any, **kwargs: Any) -> None:
+        attempts.append(clock.monotonic())
+
+    retry = RetryPolicy(max_attempts=10, initial_delay=2.0, max_delay=2.0)
+    async with make_client(clock, retry=retry) as client:
+        with aioresponses() as mocked:
+            mocked.post(SUBMIT_URL, exception=_refused(), callback=record, repeat=True)
+            async with Orchestrator(client, poll=NO_POLLING) as orch:
+                handle = orch.start(_request("k1"), deadline=3.0)
+                with anyio.fail_after(5):
+                    result = await handle.result()
+    assert attempts
+    assert all(at < 3.0 for at in attempts), attempts
+    assert result.state in (JobState.TIMEOUT, JobState.FAILED)
+    assert result.task_id is None
 
 
 # -- a job that ends while its intent is written -----------------------------------------

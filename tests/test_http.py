@@ -450,6 +450,28 @@ async def test_submit_refused_until_attempts_run_out_is_a_connection_error() -> 
     assert info.value.request_sent is False
 
 
+async def test_a_submit_refused_before_it_left_is_not_retried_past_the_callers_deadline() -> None:
+    """No attempt starts at or after ``give_up_at``: the error is raised instead (nothing sent)."""
+    clock = VirtualClock()
+    async with make_client(clock, retry=RetryPolicy(max_attempts=5)) as client:
+        with aioresponses() as mocked:
+            mocked.post(SUBMIT_URL, exception=_refused(), repeat=True)
+            with pytest.raises(APIConnectionError) as info:
+                # Any retry would start after the deadline: the first delay is above 0.
+                await client._send_submit("seedance-2", SEEDANCE, give_up_at=clock.monotonic())
+            assert call_count(mocked) == 1
+        assert info.value.request_sent is False
+        assert clock.sleeps == []
+        with aioresponses() as mocked:  # a deadline far away leaves the retries as they were
+            mocked.post(SUBMIT_URL, exception=_refused())
+            mocked.post(SUBMIT_URL, payload=envelope(task_data("t9", "not_started")))
+            task = await client._send_submit(
+                "seedance-2", SEEDANCE, give_up_at=clock.monotonic() + 3600.0
+            )
+            assert call_count(mocked) == 2
+    assert task.task_id == "t9"
+
+
 def _http_date_in(seconds: float, now: float) -> str:
     return format_datetime(datetime.fromtimestamp(now + seconds, tz=timezone.utc), usegmt=True)
 

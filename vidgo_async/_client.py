@@ -294,12 +294,14 @@ class VidgoClient:
         *,
         callback_url: str | None = None,
         retry: RetryPolicy | None = None,
+        give_up_at: float | None = None,
     ) -> Awaitable[Task]:
         """Check the callback URL, then return the submit (to await) of a checked input.
 
         :meth:`submit` after its validation, and the orchestrator (see ``validated_submit``).
         Not a coroutine of its own: the transport's request reads the answer with
         :meth:`_submit_answer`, so a submit on the wire has one frame less.
+        ``give_up_at``: the job's deadline (monotonic); no retry starts at or after it.
         """
         self._transport.check_open()
         if callback_url is not None:
@@ -319,6 +321,7 @@ class VidgoClient:
             idempotent=False,
             retry=retry,
             read=self._submit_answer,
+            give_up_at=give_up_at,
         )
 
     def _submit_answer(self, response: Response) -> Task:

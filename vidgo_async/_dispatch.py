@@ -34,6 +34,7 @@ import anyio.lowlevel
 from ._clock import Clock
 from ._config import PollPolicy, RetryPolicy
 from ._errors import (
+    APIConnectionError,
     APITimeoutError,
     JobClaimedError,
     RateLimitError,
@@ -85,7 +86,7 @@ class Dispatcher:
         book: the orchestrator's jobs.
         tracking: where submitted jobs are tracked.
         adoption: where unknown submits wait for their callback.
-        submit: the client's ``submit`` (called with ``retry=``).
+        submit: the client's ``submit`` (called with ``retry=`` and ``give_up_at=``).
         retry: the submits' retry policy (429 left to the dispatcher).
         gate: the shared submit gate.
         clock: the clock.
@@ -219,6 +220,9 @@ class Dispatcher:
                         job.input,
                         callback_url=job.callback_url,
                         retry=self._retry,
+                        # A submit refused before it left is retried, but never past the
+                        # job's deadline: a task made then would be paid for and dropped.
+                        give_up_at=job.deadline,
                     )
                 except anyio.get_cancelled_exc_class() as exc:
                     await self._cut_off(job, exc)
@@ -381,6 +385,13 @@ class Dispatcher:
             logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             self._queue.appendleft(job)
             self._wake_taker()
+        elif isinstance(exc, APIConnectionError) and not exc.request_sent and job.expired:
+            # Its deadline passed while the connection could not be opened (the retries
+            # stop there): nothing was sent, so it ends as a queued job whose deadline passed.
+            job.requeue(exc)
+            book.unhold(job)
+            logger.info("vidgo submit of job %r could not connect before its deadline", job.key)
+            await self._tracking.deadline_passed(job)
         elif isinstance(exc, SubmitOutcomeUnknownError):
             if isinstance(exc.cause, APITimeoutError):
                 self._gate.on_throttle(None, issued_at=issued)

@@ -411,6 +411,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         content: RawBody | None = None,
         read: None = None,
+        give_up_at: float | None = None,
     ) -> Response: ...
 
     @overload
@@ -425,6 +426,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         content: RawBody | None = None,
         read: Callable[[Response], T],
+        give_up_at: float | None = None,
     ) -> T: ...
 
     async def request(
@@ -438,6 +440,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         content: RawBody | None = None,
         read: Callable[[Response], Any] | None = None,
+        give_up_at: float | None = None,
     ) -> Any:
         """Send a request with the retry rules; see the module docstring.
 
@@ -445,6 +448,8 @@ class Transport:
         ``read``: what to return of the answer instead of the ``Response`` itself, made in
         this frame (a caller that only reads the answer needs no coroutine of its own); an
         ``APIResponseValidationError`` it raises is an answer that cannot be read.
+        ``give_up_at``: the caller's deadline (the clock's monotonic time); no attempt
+        starts at or after it; the error that would have been retried is raised instead.
 
         Raises:
             SubmitOutcomeUnknownError: a non-idempotent request may have been executed.
@@ -479,6 +484,19 @@ class Transport:
                     budget=self.retry_budget,
                     rng=self.clock.rng,
                 )
+                if (
+                    delay is not None
+                    and give_up_at is not None
+                    and self.clock.monotonic() + delay >= give_up_at
+                ):
+                    logger.info(
+                        "vidgo not retrying %s %s: the next attempt would start after the "
+                        "caller's deadline (%s)",
+                        method,
+                        path,
+                        exc,
+                    )
+                    delay = None
                 if delay is None:
                     if ambiguous is not None:
                         raise outcome_unknown(json_body, ambiguous) from exc
@@ -493,6 +511,11 @@ class Transport:
                     exc,
                 )
                 await self.clock.sleep(delay)
+                if give_up_at is not None and self.clock.monotonic() >= give_up_at:
+                    # The wait ran past the deadline (a busy event loop): no attempt now.
+                    if ambiguous is not None:
+                        raise outcome_unknown(json_body, ambiguous) from exc
+                    raise
                 continue
             if attempt == 1:
                 budget = self.retry_budget
