@@ -385,6 +385,7 @@ async def test_a_burst_of_new_jobs_never_holds_the_event_loop_for_all_their_watc
     handler = Recorder(10_000)
     scheduler = build(clock, api, handler, max_concurrent=16)
     for n in range(10_000):
+        api.finishes_at(f"t-{n}", 1000.0)
         scheduler.watch(in_flight_job(f"k{n}", f"t-{n}", clock))
     left: list[int] = []  # the arrivals left at each turn of another task
 
@@ -399,8 +400,7 @@ async def test_a_burst_of_new_jobs_never_holds_the_event_loop_for_all_their_watc
     assert len(made_per_turn) > 10
     # At most 256 per event-loop turn; between two turns of this task, up to two turns'.
     assert max(made_per_turn) <= 2 * 256
-    assert len(scheduler) == 10_000
-    assert api.queries == []  # the first polls are later still
+    assert len(scheduler) == 10_000  # every one watched, none ended
 
 
 async def test_deadline_of_a_job_that_is_not_watched_fires_directly() -> None:
