@@ -288,8 +288,14 @@ async def test_outage_with_spent_budget_polls_at_the_slowest_rate() -> None:
     assert handler.seen["a"][-1].is_finished
 
 
-async def test_deadline_makes_a_final_poll_then_times_out() -> None:
-    """At its deadline a running job gets one last query, then the handler hears of the timeout."""
+@pytest.mark.parametrize(
+    "deadline", [100.0, 0.25], ids=["after-its-first-polls", "before-its-first-poll"]
+)
+async def test_deadline_makes_a_final_poll_then_times_out(deadline: float) -> None:
+    """At its deadline a running job gets one last query, then the handler hears of the timeout.
+
+    Also when the deadline comes before the new job's first poll (its poll record not made).
+    """
     clock = VirtualClock()
     api = FakeApi(clock)
     handler = Recorder(1)
@@ -297,10 +303,11 @@ async def test_deadline_makes_a_final_poll_then_times_out() -> None:
     api.finishes_at("t-1", 10_000.0)
     job = in_flight_job("a", "t-1", clock)
     scheduler.watch(job)
-    scheduler.set_deadline(job, 100.0)
+    scheduler.set_deadline(job, deadline)
     await run_until_done(scheduler, handler)
     assert handler.timed_out == ["a"]
-    assert api.queries[-1][0] >= 100.0
+    assert api.queries[-1][0] >= deadline
+    assert sum(1 for at, _ in api.queries if at >= deadline) == 1  # one final query
     assert len(scheduler) == 0
 
 
@@ -341,22 +348,6 @@ async def test_a_job_poked_before_its_watch_is_made_is_polled_at_once() -> None:
     await run_until_done(scheduler, handler)
     assert [at for at, _ in api.queries] == [0.0]
     assert handler.seen["a"][-1].is_finished
-
-
-async def test_a_deadline_before_the_first_poll_still_gets_its_final_poll() -> None:
-    """A deadline that comes before a new job's first poll: one last query, then the timeout."""
-    clock = VirtualClock()
-    api = FakeApi(clock)
-    handler = Recorder(1)
-    scheduler = build(clock, api, handler)
-    api.finishes_at("t-1", 10_000.0)
-    job = in_flight_job("a", "t-1", clock)
-    scheduler.watch(job)
-    scheduler.set_deadline(job, 0.25)
-    await run_until_done(scheduler, handler)
-    assert handler.timed_out == ["a"]
-    assert [at for at, _ in api.queries] == [0.25]
-    assert len(scheduler) == 0
 
 
 async def test_a_job_forgotten_before_its_watch_is_made_is_never_polled() -> None:
