@@ -1,8 +1,8 @@
 """The dispatcher's submit path at its edges: a journal write that fails or is cut short,
-a deadline that passes while a submit or an intent write is on its way.
+a deadline that passes while a submit, its retries or an intent write are on their way.
 
-A virtual clock drives every deadline (the poller's sleeps jump time); fake submits stand
-in for the API, so nothing here sleeps for real.
+A virtual clock drives every deadline (the poller's sleeps jump time); fake submits (or
+aioresponses) stand in for the API, so nothing here sleeps for real.
 """
 
 from __future__ import annotations
