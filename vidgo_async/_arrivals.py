@@ -41,9 +41,6 @@ class Arrivals(Generic[K]):
     def __len__(self) -> int:
         return len(self._went)
 
-    def __bool__(self) -> bool:
-        return bool(self._went)
-
     def __contains__(self, job: object) -> bool:
         return job in self._went
 

@@ -372,26 +372,24 @@ class Dispatcher:
     async def _refused(self, job: Job, issued: float, exc: Exception) -> None:
         """Apply a submit that raised: re-queue it (429), wait for its callback, or end it."""
         book = self._book
-        if isinstance(exc, RateLimitError):
-            self._gate.on_throttle(exc.retry_after, issued_at=issued)
+        # A 429, or a connection that never opened once the deadline passed (the retries
+        # stop there): proof that nothing was created, so the job goes back to the queue.
+        if isinstance(exc, RateLimitError) or (
+            isinstance(exc, APIConnectionError) and not exc.request_sent and job.expired
+        ):
+            if isinstance(exc, RateLimitError):
+                self._gate.on_throttle(exc.retry_after, issued_at=issued)
             job.requeue(exc)
             book.unhold(job)
             if job.expired:
-                # Its deadline passed while the submit was on the wire, and the 429 proves
-                # nothing was created: it ends as a queued job whose deadline passed, unsent.
-                logger.info("vidgo submit of job %r rate limited after its deadline", job.key)
+                # Its deadline passed while the submit was on its way: it ends as a queued
+                # job whose deadline passed, unsent.
+                logger.info("vidgo submit of job %r refused after its deadline: %s", job.key, exc)
                 await self._tracking.deadline_passed(job)
                 return
             logger.info("vidgo submit of job %r rate limited; re-queued", job.key)
             self._queue.appendleft(job)
             self._wake_taker()
-        elif isinstance(exc, APIConnectionError) and not exc.request_sent and job.expired:
-            # Its deadline passed while the connection could not be opened (the retries
-            # stop there): nothing was sent, so it ends as a queued job whose deadline passed.
-            job.requeue(exc)
-            book.unhold(job)
-            logger.info("vidgo submit of job %r could not connect before its deadline", job.key)
-            await self._tracking.deadline_passed(job)
         elif isinstance(exc, SubmitOutcomeUnknownError):
             if isinstance(exc.cause, APITimeoutError):
                 self._gate.on_throttle(None, issued_at=issued)
