@@ -472,6 +472,34 @@ async def test_a_submit_refused_before_it_left_is_not_retried_past_the_callers_d
     assert task.task_id == "t9"
 
 
+class _OversleepingClock(VirtualClock):
+    """A busy event loop: every sleep ends ``late`` seconds after the time asked for."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(self.late)
+        await super().sleep(seconds)
+
+
+async def test_a_retry_whose_wait_ran_past_the_callers_deadline_is_not_sent() -> None:
+    """The deadline is checked again after the wait: a late wake-up sends nothing more."""
+    clock = _OversleepingClock(late=60.0)
+    async with make_client(clock, retry=RetryPolicy(max_attempts=5)) as client:
+        with aioresponses() as mocked:
+            mocked.post(SUBMIT_URL, exception=_refused(), repeat=True)
+            with pytest.raises(APIConnectionError) as info:
+                # The first wait (under 1 s) is before the deadline; the loop woke 60 s late.
+                await client._send_submit(
+                    "seedance-2", SEEDANCE, give_up_at=clock.monotonic() + 30.0
+                )
+            assert call_count(mocked) == 1
+    assert info.value.request_sent is False
+    assert len(clock.sleeps) == 1
+
+
 def _http_date_in(seconds: float, now: float) -> str:
     return format_datetime(datetime.fromtimestamp(now + seconds, tz=timezone.utc), usegmt=True)
 

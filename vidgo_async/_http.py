@@ -497,26 +497,23 @@ class Transport:
                         exc,
                     )
                     delay = None
-                if delay is None:
-                    if ambiguous is not None:
-                        raise outcome_unknown(json_body, ambiguous) from exc
-                    raise
-                logger.info(
-                    "vidgo retrying %s %s in %.2f s (attempt %d of %d) after: %s",
-                    method,
-                    path,
-                    delay,
-                    attempt + 1,
-                    policy.max_attempts,
-                    exc,
-                )
-                await self.clock.sleep(delay)
-                if give_up_at is not None and self.clock.monotonic() >= give_up_at:
+                if delay is not None:
+                    logger.info(
+                        "vidgo retrying %s %s in %.2f s (attempt %d of %d) after: %s",
+                        method,
+                        path,
+                        delay,
+                        attempt + 1,
+                        policy.max_attempts,
+                        exc,
+                    )
+                    await self.clock.sleep(delay)
+                    if give_up_at is None or self.clock.monotonic() < give_up_at:
+                        continue
                     # The wait ran past the deadline (a busy event loop): no attempt now.
-                    if ambiguous is not None:
-                        raise outcome_unknown(json_body, ambiguous) from exc
-                    raise
-                continue
+                if ambiguous is not None:
+                    raise outcome_unknown(json_body, ambiguous) from exc
+                raise
             if attempt == 1:
                 budget = self.retry_budget
                 if budget.tokens != budget.capacity:  # a full bucket has nothing to refund
