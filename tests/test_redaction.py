@@ -11,7 +11,7 @@ import pytest
 from _client_support import SEEDANCE, SUBMIT_URL, envelope, error_body, status_url, task_data
 from aioresponses import aioresponses
 
-from vidgo_async import RetryPolicy, VidgoClient, VidgoError
+from vidgo_async import APIConnectionError, RetryPolicy, VidgoClient, VidgoError
 from vidgo_async._clock import VirtualClock
 
 CANARY = "sk-CANARY-7f3a9c1e5b2d-do-not-leak"
@@ -58,6 +58,50 @@ async def test_canary_absent_everywhere(caplog: pytest.LogCaptureFixture) -> Non
     assert any("retrying" in text for text in captured)
     for text in captured:
         _assert_clean(text)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
+        b"HTTP/1.1 2xx OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["bad-length", "bad-status-line", "bad-chunk"],
+)
+async def test_a_malformed_answer_leaves_no_key_in_the_error_chain(answer: bytes) -> None:
+    """aiohttp's error for a malformed answer holds the request headers: it is not kept.
+
+    Error trackers serialise an exception's cause, context and args, not only its text.
+    """
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with VidgoClient(
+            CANARY, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(max_attempts=1)
+        ) as client:
+            with pytest.raises(APIConnectionError) as info:
+                await client.balance()
+    finally:
+        server.close()
+        await server.wait_closed()
+    seen: list[BaseException] = []
+    error: BaseException | None = info.value
+    while error is not None and error not in seen:
+        seen.append(error)
+        _assert_clean(repr(error))
+        _assert_clean(repr(error.args))
+        _assert_clean(repr(vars(error)))
+        error = error.__cause__ or error.__context__
+    _assert_clean("".join(traceback.format_exception(info.value)))
+    assert "127.0.0.1" in str(info.value)
 
 
 def test_missing_key_error_does_not_echo_anything(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -346,10 +346,17 @@ class Transport:
                     else self._retry_after(response_headers),
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise translate_exception(exc, method=method, url=url) from exc
-        if debug:
-            logger.debug("vidgo response %s %s -> %d", method, url, raw.status)
-        return raw
+            if not isinstance(exc, aiohttp.ClientResponseError):
+                raise translate_exception(exc, method=method, url=url) from exc
+            # aiohttp's response errors (a malformed answer) keep the request's headers, the
+            # API key among them: the error raised is neither chained to one nor keeps it as
+            # its context (raised below, once this handler is left).
+            failure = translate_exception(exc, method=method, url=url)
+        else:
+            if debug:
+                logger.debug("vidgo response %s %s -> %d", method, url, raw.status)
+            return raw
+        raise failure
 
     def _retry_after(self, headers: Mapping[str, str]) -> float | None:
         """Parse the server's wait from an answer's headers (once per answer)."""
