@@ -367,6 +367,10 @@ class Dispatcher:
             await book.record_end(job, log_errors=True)
             return False
         book.recorded.add(job)
+        # A stop that came while the write finished (a commit, once begun, is waited out) is
+        # taken here, before anything is sent: the job stays queued, and the stop ends it
+        # ``cancelled`` and withdraws the intent. Inside the submit it would leave it unknown.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         return True
 
     async def _refused(self, job: Job, issued: float, exc: Exception) -> None:
