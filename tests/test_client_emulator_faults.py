@@ -45,6 +45,7 @@ from vidgo_async import (
     VidgoClient,
     WaitTimeoutError,
 )
+from vidgo_async._clock import VirtualClock
 from vidgo_async.testing import Emulator, Fault, sample_sha256
 
 TIMEOUT = Timeout(connect=1.0, read=0.5, total=0.6)
@@ -338,6 +339,38 @@ async def test_a_download_that_keeps_failing_is_download_error_with_no_part(
         assert emu.stats.download_requests[task.task_id] == 3
         assert emu.stats.download_requests_with_credentials == 0
     assert caught.value.task_id == task.task_id
+    assert listing(tmp_path) == []
+
+
+class _HeldClock(VirtualClock):
+    """A clock whose sleeps wait until the test lets them go (``release``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeping = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await self.release.wait()
+        await super().sleep(seconds)
+
+
+async def test_a_download_retrying_when_its_client_closes_fails_and_opens_no_session(
+    tmp_path: Path,
+) -> None:
+    """Closed during the wait before a retry: no new session (nothing would close it)."""
+    async with emulator(faults="download:503,times=1") as emu:
+        task = await finished_task(emu)
+        clock = _HeldClock()
+        async with client_for(emu, _clock=clock) as client:
+            download = asyncio.create_task(client.download(task, tmp_path))
+            await clock.sleeping.wait()  # the first attempt got its 503
+        clock.release.set()
+        with pytest.raises(RuntimeError, match="closed during the download"):
+            await download
+        assert client._downloader._session is None
+        assert emu.stats.download_requests[task.task_id] == 1
     assert listing(tmp_path) == []
 
 

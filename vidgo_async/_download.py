@@ -148,9 +148,17 @@ class Downloader:
         self._inner_resolver = resolver
         self._resolver: GuardedResolver | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            if self._closed:
+                # A download still retrying when its client closed: no new session, which
+                # nothing would close.
+                raise RuntimeError(
+                    "This VidgoClient was closed during the download. HINT: finish downloads "
+                    "inside the client's `async with` block."
+                )
             self._resolver = GuardedResolver(
                 self._inner_resolver, allow_loopback=self.allow_loopback
             )
@@ -168,7 +176,8 @@ class Downloader:
         return self._session
 
     async def aclose(self) -> None:
-        """Close the download session (idempotent)."""
+        """Close the download session (idempotent); a download still running fails."""
+        self._closed = True
         session, self._session = self._session, None
         resolver, self._resolver = self._resolver, None
         try:
