@@ -28,6 +28,7 @@ from aiohttp import web
 from aioresponses import CallbackResult, aioresponses
 
 from vidgo_async import (
+    APIResponseValidationError,
     AuthenticationError,
     Balance,
     InputValidationError,
@@ -210,12 +211,22 @@ async def test_get_task_parses_the_task() -> None:
     assert task.progress == 40
 
 
+async def test_get_task_refuses_an_answer_about_another_task() -> None:
+    """An answer naming another task id is not returned as this task's state."""
+    async with make_client() as client:
+        with aioresponses() as mocked:
+            mocked.get(status_url("t1"), payload=envelope(task_data("t2", "finished")))
+            with pytest.raises(APIResponseValidationError, match="describes task 't2'"):
+                await client.get_task("t1")
+
+
 async def test_get_task_escapes_the_id() -> None:
     """A hostile task id cannot change the request path."""
     async with make_client() as client:
         with aioresponses() as mocked:
             mocked.get(
-                f"{API}/api/generate/status/..%2Fuser%2Fbalance", payload=envelope(task_data("x"))
+                f"{API}/api/generate/status/..%2Fuser%2Fbalance",
+                payload=envelope(task_data("../user/balance")),
             )
             await client.get_task("../user/balance")
             assert call_count(mocked) == 1
@@ -337,6 +348,23 @@ async def test_wait_returns_the_finished_task() -> None:
             )
             task = await client.wait("t1")
     assert task.is_finished
+    assert task.file_urls == ["https://s/x.mp4"]
+
+
+async def test_wait_polls_through_an_answer_about_another_task() -> None:
+    """A finished answer naming another task neither ends the wait nor becomes its result."""
+    clock = VirtualClock()
+    other = task_data(
+        "t2", "finished", files=[{"file_url": "https://s/other.mp4", "file_type": "video"}]
+    )
+    done = task_data(
+        "t1", "finished", files=[{"file_url": "https://s/x.mp4", "file_type": "video"}]
+    )
+    async with make_client(clock) as client:
+        with aioresponses() as mocked:
+            _status_sequence(mocked, "t1", [task_data("t1", "running"), other, done])
+            task = await client.wait("t1")
+    assert task.task_id == "t1"
     assert task.file_urls == ["https://s/x.mp4"]
 
 

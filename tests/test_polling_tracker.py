@@ -181,6 +181,25 @@ def test_a_readable_answer_resets_the_unreadable_count() -> None:
         assert tracker.on_task(_task("running"), round_ * 10.0 + 5).kind is StepKind.AGAIN
 
 
+@pytest.mark.parametrize("status", ["finished", "failed", "running"])
+def test_an_answer_about_another_task_is_unreadable_never_this_tasks_news(status: str) -> None:
+    """A status answer naming another task id neither ends nor feeds this task's wait."""
+    tracker = _tracker()
+    assert tracker.on_task(_task("running", progress=10), 1.0).kind is StepKind.AGAIN
+    other = Task(task_id="t2", status=TaskStatus(status), progress=50)
+    steps = [tracker.on_task(other, 2.0 + n) for n in range(MAX_UNREADABLE_ANSWERS)]
+    assert [step.kind for step in steps] == [StepKind.AGAIN] * (MAX_UNREADABLE_ANSWERS - 1) + [
+        StepKind.LOST
+    ]
+    assert isinstance(steps[0].error, APIResponseValidationError)
+    assert "describes task 't2'" in str(steps[0].error)
+    lost = steps[-1].error
+    assert isinstance(lost, TaskLostError)
+    assert lost.task_id == "t1"
+    assert tracker.last_seen() == _task("running", progress=10)  # the other task is not kept
+    assert tracker.last_progress == 10
+
+
 def test_the_deadline_loses_the_task_with_wait_timeout() -> None:
     """Past the deadline the step is lost with a WaitTimeoutError naming the last task seen."""
     tracker = _tracker(deadline=30.0, timeout=30.0)

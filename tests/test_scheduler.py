@@ -11,6 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from vidgo_async import (
+    APIResponseValidationError,
     NotFoundError,
     PollPolicy,
     RateLimitError,
@@ -235,6 +236,43 @@ async def test_not_found_within_grace_is_retried_then_past_grace_is_lost() -> No
     assert isinstance(lost, TaskLostError)
     assert isinstance(lost.cause, TaskNotFoundError)
     assert "late" not in handler.failed
+
+
+async def test_answers_about_another_task_neither_end_nor_drop_the_job() -> None:
+    """Answers naming another task id are unreadable: polled again, lost with the id kept.
+
+    The job is never forgotten while still in flight (it would be polled no more and
+    never time out).
+    """
+    clock = VirtualClock()
+    api = FakeApi(clock)
+    handler = Recorder(2)
+    scheduler = build(clock, api, handler)
+
+    def mixed_up_once(now: float) -> Task:
+        if len([q for q in api.queries if q[1] == "t-once"]) == 1:
+            return Task(task_id="t-other", status=TaskStatus.FINISHED)
+        if now >= 60.0:
+            return Task(task_id="t-once", status=TaskStatus.FINISHED)
+        return Task(task_id="t-once", status=TaskStatus.RUNNING)
+
+    def always_other(now: float) -> Task:
+        return Task(task_id="T-ALWAYS", status=TaskStatus.RUNNING)
+
+    api.scripts["t-once"] = mixed_up_once
+    api.scripts["t-always"] = always_other
+    scheduler.watch(in_flight_job("once", "t-once", clock))
+    scheduler.watch(in_flight_job("always", "t-always", clock))
+    await run_until_done(scheduler, handler)
+    assert [task.task_id for task in handler.seen["once"]] == ["t-once"] * len(handler.seen["once"])
+    assert handler.seen["once"][-1].is_finished
+    lost = handler.failed["always"]
+    assert isinstance(lost, TaskLostError)
+    assert lost.task_id == "t-always"
+    assert isinstance(lost.cause, APIResponseValidationError)
+    assert "always" not in handler.seen
+    assert len([q for q in api.queries if q[1] == "t-always"]) == 3  # MAX_UNREADABLE_ANSWERS
+    assert len(scheduler) == 0
 
 
 async def test_429_holds_the_shared_gate_and_is_retried() -> None:

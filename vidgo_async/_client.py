@@ -46,7 +46,7 @@ from ._hosts import is_loopback_host
 from ._http import Transport, normalise_base_url
 from ._inputs import ModelInput
 from ._models import Balance, Task, TaskStatus, UploadedFile
-from ._polling import PollTracker, StepKind
+from ._polling import PollTracker, StepKind, foreign_answer
 from ._retry import RetryBudget
 from ._rules import check_callback_url
 from ._status_reader import StatusAnswer, StatusReader, status_answer, status_path
@@ -379,6 +379,7 @@ class VidgoClient:
         Raises:
             TaskNotFoundError: the API does not know the task (after the grace period
                 when this client submitted it moments ago).
+            APIResponseValidationError: the answer is unreadable, or describes another task.
         """
         self._transport.check_open()
         path = status_path(task_id)
@@ -409,7 +410,10 @@ class VidgoClient:
                 )
                 await self._clock.sleep(step.delay)
                 continue
-            return structure(response.data, Task)
+            task = structure_task(response.data)
+            if task.task_id != task_id:
+                raise foreign_answer(task_id, task)
+            return task
 
     async def wait(
         self,

@@ -18,6 +18,7 @@ task with an unknown status          lost at once (``unknown_status="raise"``), 
 429                                  again after ``Retry-After`` (clamped), throttling
 5xx, timeout, connection error       again (backoff; the slowest rate once the budget is spent)
 unreadable answer                    again, lost after ``MAX_UNREADABLE_ANSWERS`` in a row
+an answer about another task id      unreadable (never this task's news)
 401, 403, other 4xx, 3xx, other      lost
 the deadline                         lost (``WaitTimeoutError``)
 ===================================  ================================================
@@ -87,6 +88,7 @@ __all__ = [
     "Step",
     "StepKind",
     "clamp_hint",
+    "foreign_answer",
     "settle",
     "window_step",
 ]
@@ -322,6 +324,19 @@ def settle(task: Task, policy: PollPolicy) -> Step | None:
     return None
 
 
+def foreign_answer(task_id: str, task: Task) -> APIResponseValidationError:
+    """The error of a status answer for ``task_id`` that describes another task.
+
+    A cache or proxy mixing answers up, or a server bug: it says nothing of the task asked
+    about, so it is an unreadable answer (asked again, lost after a few in a row with the
+    task id kept), never that task's end, and never a reason to stop following it.
+    """
+    return APIResponseValidationError(
+        f"The status answer for task {task_id} describes task {task.task_id!r}.",
+        body={"task_id": task.task_id, "status": task.status.value},
+    )
+
+
 class Budget(Protocol):
     """A shared retry budget (``RetryBudget``): an empty one slows failed queries down."""
 
@@ -437,6 +452,8 @@ class PollTracker(PollState):
         for the usual answer), else the step that ends the wait: the one :meth:`on_task`
         returns.
         """
+        if task.task_id != self.task_id:
+            return self.on_error(foreign_answer(self.task_id, task), now)
         self.errors = self.unreadable = 0
         end = self._end_of(task)
         if end is not None:

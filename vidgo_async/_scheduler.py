@@ -597,6 +597,9 @@ class Scheduler:
                 watch.epoch = self._epoch  # asked again only after the next relearn()
         decided = watch.follow(task, now, hint)
         if isinstance(decided, Step):
+            if decided.task is not task:
+                # Not this task's answer (it names another task): a failed query.
+                return self._after_failure(watch, decided)
             return self._ended(watch, task)  # done, failed, lost at the deadline
         if not self._handler.task_goes_on(job, task):
             self.forget(job)
@@ -631,12 +634,20 @@ class Scheduler:
         step = watch.on_error(exc, self._clock.monotonic())
         if step.throttle:
             self._gate.on_throttle(step.retry_after, issued_at=issued)
+        await self._after_failure(watch, step)
+
+    async def _after_failure(self, watch: _Watch, step: Step) -> None:
+        """Apply the step after a failed (or misdirected) query: lose the job or ask again."""
         if step.kind is StepKind.LOST:
+            error = step.error
+            assert isinstance(error, TaskLostError)  # noqa: S101 - lost carries it
             logger.warning(
-                "vidgo lost track of task %s of job %r: %s", watch.job.task_id, watch.job.key, exc
+                "vidgo lost track of task %s of job %r: %s",
+                watch.job.task_id,
+                watch.job.key,
+                error.cause,
             )
-            assert isinstance(step.error, TaskLostError)  # noqa: S101 - lost carries it
-            await self._drop(watch, step.error)
+            await self._drop(watch, error)
         else:
             await self._retry_later(watch, step)
 
