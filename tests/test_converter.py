@@ -70,13 +70,30 @@ def test_submit_example_and_extra_fields() -> None:
     assert task.files[0].file_size == 9
 
 
-@pytest.mark.parametrize("status", ["cancelled", "expired", "paused", "", "RUNNING"])
+@pytest.mark.parametrize("status", ["cancelled", "expired", "paused", "", "run ning", "finish"])
 def test_unknown_statuses_stay_readable(status: str) -> None:
     """An unknown status is kept as a non-terminal, unknown value (T12)."""
     task = structure({"task_id": "t", "status": status}, Task)
     assert task.status.value == status
     assert not task.status.is_known
     assert not task.is_terminal
+
+
+@pytest.mark.parametrize(
+    ("status", "member"),
+    [
+        ("FINISHED", TaskStatus.FINISHED),
+        ("Running", TaskStatus.RUNNING),
+        (" failed ", TaskStatus.FAILED),
+        ("NOT_STARTED\n", TaskStatus.NOT_STARTED),
+    ],
+)
+def test_a_documented_status_in_another_case_is_that_status(
+    status: str, member: TaskStatus
+) -> None:
+    """Tolerant in what is accepted: "FINISHED" is finished, not an unknown status to lose."""
+    assert structure({"task_id": "t", "status": status}, Task).status is member
+    assert TaskStatus(status) is member
 
 
 def test_missing_status_is_unknown_empty() -> None:

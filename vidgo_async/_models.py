@@ -18,9 +18,10 @@ __all__ = ["Balance", "Task", "TaskFile", "TaskStatus", "UploadedFile"]
 class TaskStatus(str, enum.Enum):
     """The status of a Vidgo task.
 
-    A status the API sends that is not one of the documented four is kept as a
-    pseudo-member named ``UNKNOWN`` whose ``value`` is the string the server sent, so
-    ``TaskStatus("paused").value == "paused"`` and ``.is_known`` is ``False``.
+    A documented word in another case or with spaces around it (``"FINISHED"``) is that
+    status. Any other status the API sends is kept as a pseudo-member named ``UNKNOWN``
+    whose ``value`` is the string the server sent, so ``TaskStatus("paused").value ==
+    "paused"`` and ``.is_known`` is ``False``.
     """
 
     NOT_STARTED = "not_started"
@@ -32,6 +33,12 @@ class TaskStatus(str, enum.Enum):
     def _missing_(cls, value: object) -> TaskStatus | None:
         if not isinstance(value, str):
             return None
+        # Tolerant in what is accepted: a finished task said in capitals is still finished
+        # (read as unknown, it would be lost, and its video never collected, on every run).
+        folded = value.strip().lower()
+        for known in cls:
+            if known.value == folded:
+                return known
         member = str.__new__(cls, value)
         member._name_ = "UNKNOWN"
         member._value_ = value
