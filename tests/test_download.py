@@ -28,6 +28,7 @@ from vidgo_async import (
 )
 from vidgo_async._clock import VirtualClock
 from vidgo_async._download import extension_for, file_name_for
+from vidgo_async._partfiles import open_part, place, remove_quietly
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 5000
 
@@ -50,11 +51,13 @@ class _Storage:
         self.hits: dict[str, int] = {}
         self.app.router.add_get("/files/{name}", self.file)
         self.app.router.add_get("/short/{name}", self.short)
+        self.app.router.add_get("/slow/{name}", self.slow)
         self.app.router.add_get("/expired/{name}", self.expired)
         self.app.router.add_get("/redirect", self.redirect)
         self.app.router.add_get("/api/generate/status/{task_id}", self.status)
         self.base = ""
         self.redirect_to = ""
+        self.slow_started = anyio.Event()
 
     def _hit(self, request: web.Request) -> None:
         self.seen.append(dict(request.headers))
@@ -72,6 +75,19 @@ class _Storage:
         await response.write(VIDEO)
         assert request.transport is not None
         request.transport.close()
+        return response
+
+    async def slow(self, request: web.Request) -> web.StreamResponse:
+        """The file in two halves, 50 ms apart (downloads of it overlap)."""
+        self._hit(request)
+        response = web.StreamResponse(headers={"Content-Length": str(len(VIDEO))})
+        response.content_type = "video/mp4"
+        await response.prepare(request)
+        self.slow_started.set()
+        half = len(VIDEO) // 2
+        await response.write(VIDEO[:half])
+        await anyio.sleep(0.05)
+        await response.write(VIDEO[half:])
         return response
 
     async def expired(self, request: web.Request) -> web.Response:
@@ -287,6 +303,58 @@ async def test_symlink_at_destination_is_not_followed(storage: _Storage, tmp_pat
             await client.download(_finished("sym", f"{storage.base}/files/x.mp4"), out)
     assert target.read_bytes() == b"precious"
     assert (out / "sym.mp4").is_symlink()
+
+
+@pytest.mark.parametrize("second", ["finishes", "is cancelled"])
+async def test_two_downloads_of_one_task_at_once_both_end_with_the_whole_file(
+    storage: _Storage, tmp_path: Path, second: str
+) -> None:
+    """The same file asked for twice at once: one .part is written at a time.
+
+    Before, the second download removed the first one's .part as stale, and a second one
+    cancelled then took its own .part with it: the first could not place its file.
+    """
+    task = _finished("twice", f"{storage.base}/slow/x.mp4")
+    results: list[list[Path]] = []
+    second_scope = anyio.CancelScope()
+    async with _client(storage.base) as client:
+
+        async def one(scope: anyio.CancelScope | None = None) -> None:
+            with scope or anyio.CancelScope():
+                results.append(await client.download(task, tmp_path))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(one)
+            with anyio.fail_after(5):
+                await storage.slow_started.wait()  # the first one is streaming
+            group.start_soon(one, second_scope)
+            if second == "is cancelled":
+                await anyio.sleep(0.02)
+                second_scope.cancel()
+    expected = 1 if second == "is cancelled" else 2
+    assert results == [[tmp_path / "twice.mp4"]] * expected
+    assert (tmp_path / "twice.mp4").read_bytes() == VIDEO
+    assert _entries(tmp_path) == ["twice.mp4"]
+    assert client._downloader._parts == {}
+
+
+def test_a_part_file_another_process_replaced_is_neither_placed_nor_removed(
+    tmp_path: Path,
+) -> None:
+    """A .part another download re-created under the same name is not this download's file."""
+    part, destination = tmp_path / "x.part", tmp_path / "x.mp4"
+    ours_fd, ours = open_part(part)  # still being written: held open
+    fd, theirs = open_part(part)  # the other process removes ours as stale, writes its own
+    os.write(fd, b"half of theirs")
+    os.close(fd)
+    os.close(ours_fd)
+    assert ours != theirs
+    assert place(part, destination, ours) == "replaced"
+    remove_quietly(part, ours)
+    assert not destination.exists()
+    assert part.read_bytes() == b"half of theirs"
+    assert place(part, destination, theirs) == "placed"
+    assert destination.read_bytes() == b"half of theirs"
 
 
 async def test_stale_part_file_is_replaced(storage: _Storage, tmp_path: Path) -> None:

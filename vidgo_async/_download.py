@@ -18,6 +18,8 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,15 @@ from ._errors import DownloadError, UnsafeURLError
 from ._filenames import ALLOWED_EXTENSIONS, extension_for, file_name_for
 from ._hosts import is_blocked_address
 from ._http import USER_AGENT, translate_exception
-from ._partfiles import WRITE_BUFFER, finish, open_part, place, remove_quietly, write_all
+from ._partfiles import (
+    WRITE_BUFFER,
+    FileId,
+    finish,
+    open_part,
+    place,
+    remove_quietly,
+    write_all,
+)
 from ._urls import check_result_url
 
 __all__ = [
@@ -149,6 +159,8 @@ class Downloader:
         self._resolver: GuardedResolver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # The .part paths being written, with how many downloads use (or wait for) each.
+        self._parts: dict[Path, tuple[anyio.Lock, int]] = {}
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -202,26 +214,56 @@ class Downloader:
     ) -> Path:
         """Download ``url`` into ``directory`` as ``<stem>.<ext>``; return the path."""
         part = directory / f"{stem}.part"
-        content_type = await self._fetch_with_retries(url, part, task_id)
-        ext = extension_for(url, content_type or hint_type)
-        return await self._place(part, directory / f"{stem}.{ext}", url, task_id)
+        async with self._only_one(part):
+            content_type, written = await self._fetch_with_retries(url, part, task_id)
+            ext = extension_for(url, content_type or hint_type)
+            return await self._place(part, written, directory / f"{stem}.{ext}", url, task_id)
 
     async def fetch_to(self, url: str, destination: Path, *, task_id: str | None) -> Path:
         """Download ``url`` to exactly ``destination``; return it."""
         part = destination.with_name(destination.name + ".part")
-        await self._fetch_with_retries(url, part, task_id)
-        return await self._place(part, destination, url, task_id)
+        async with self._only_one(part):
+            _, written = await self._fetch_with_retries(url, part, task_id)
+            return await self._place(part, written, destination, url, task_id)
 
-    async def _place(self, part: Path, destination: Path, url: str, task_id: str | None) -> Path:
+    @asynccontextmanager
+    async def _only_one(self, part: Path) -> AsyncIterator[None]:
+        """Let one download at a time write ``part`` (the same file, asked for twice, waits).
+
+        Another process writing the same name is caught when the file is placed (``place``).
+        """
+        lock, users = self._parts.get(part) or (anyio.Lock(), 0)
+        self._parts[part] = (lock, users + 1)
         try:
-            outcome = await anyio.to_thread.run_sync(place, part, destination)
+            async with lock:
+                yield
+        finally:
+            lock, users = self._parts[part]
+            if users == 1:
+                del self._parts[part]
+            else:
+                self._parts[part] = (lock, users - 1)
+
+    async def _place(
+        self, part: Path, written: FileId, destination: Path, url: str, task_id: str | None
+    ) -> Path:
+        try:
+            outcome = await anyio.to_thread.run_sync(place, part, destination, written)
         except OSError as exc:
-            remove_quietly(part)
+            remove_quietly(part, written)
             raise DownloadError(
                 f"Could not move the download into {destination}: {exc}", task_id=task_id, url=url
             ) from exc
+        if outcome == "replaced":
+            raise DownloadError(
+                f"Another download of {destination.name} (another process?) replaced this "
+                f"one's partial file {part.name}; nothing was kept. HINT: download a task "
+                "into one directory from one process at a time.",
+                task_id=task_id,
+                url=url,
+            )
         if outcome in ("symlink", "different"):
-            remove_quietly(part)
+            remove_quietly(part, written)
             what = "a symbolic link" if outcome == "symlink" else "a different file"
             raise DownloadError(
                 f"{destination} already exists as {what}; it was not overwritten.",
@@ -230,7 +272,10 @@ class Downloader:
             )
         return destination
 
-    async def _fetch_with_retries(self, url: str, part: Path, task_id: str | None) -> str | None:
+    async def _fetch_with_retries(
+        self, url: str, part: Path, task_id: str | None
+    ) -> tuple[str | None, FileId]:
+        """Download ``url`` into ``part``; return its content type and the file written."""
         try:
             check_result_url(url, allow_loopback=self.allow_loopback)
         except UnsafeURLError as exc:
@@ -249,7 +294,9 @@ class Downloader:
             url=url,
         )
 
-    async def _attempts(self, url: str, part: Path, task_id: str | None) -> str | None:
+    async def _attempts(
+        self, url: str, part: Path, task_id: str | None
+    ) -> tuple[str | None, FileId]:
         attempt = 0
         while True:
             attempt += 1
@@ -269,7 +316,9 @@ class Downloader:
                 )
                 await self.clock.sleep(delay)
 
-    async def _fetch_once(self, url: str, part: Path, task_id: str | None) -> str | None:
+    async def _fetch_once(
+        self, url: str, part: Path, task_id: str | None
+    ) -> tuple[str | None, FileId]:
         session = self._open_session()
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -313,7 +362,7 @@ class Downloader:
 
     async def _save(
         self, response: aiohttp.ClientResponse, part: Path, task_id: str | None, url: str
-    ) -> str | None:
+    ) -> tuple[str | None, FileId]:
         status = response.status
         if status in _EXPIRED_STATUSES:
             raise ExpiredURLError(
@@ -335,7 +384,7 @@ class Downloader:
                 url=url,
             )
         try:
-            fd = await anyio.to_thread.run_sync(open_part, part)
+            fd, part_id = await anyio.to_thread.run_sync(open_part, part)
         except OSError as exc:
             raise _disk_error(part, exc, task_id, url) from exc
         complete = False
@@ -350,14 +399,14 @@ class Downloader:
             if not complete:
                 # Runs on cancellation too: these calls are quick and must not be skipped.
                 os.close(fd)
-                remove_quietly(part)
+                remove_quietly(part, part_id)
         try:
             await anyio.to_thread.run_sync(finish, fd)
         except OSError as exc:  # the flush to disk failed (ENOSPC, EIO): the file is not whole
-            remove_quietly(part)
+            remove_quietly(part, part_id)
             raise _disk_error(part, exc, task_id, url) from exc
         content_type: Any = response.headers.get("Content-Type")
-        return content_type if isinstance(content_type, str) else None
+        return (content_type if isinstance(content_type, str) else None), part_id
 
     async def _stream(
         self, response: aiohttp.ClientResponse, fd: int, part: Path, task_id: str | None, url: str

@@ -3,7 +3,9 @@
 Blocking calls, run in a worker thread by ``_download``. A ``.part`` file is opened with
 ``O_EXCL | O_NOFOLLOW`` (a stale one or a planted link is removed first, never followed);
 a complete one is hard-linked into place, so an existing file is never replaced: the same
-content is accepted, a different file or a symlink is reported.
+content is accepted, a different file or a symlink is reported. A download knows its
+``.part`` file by its identity (device and inode): one that another download (another
+process) replaced meanwhile is never placed, nor removed, as its own.
 """
 
 from __future__ import annotations
@@ -14,26 +16,51 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["WRITE_BUFFER", "finish", "open_part", "place", "remove_quietly", "write_all"]
+__all__ = [
+    "WRITE_BUFFER",
+    "FileId",
+    "finish",
+    "open_part",
+    "place",
+    "remove_quietly",
+    "write_all",
+]
 
 logger = logging.getLogger("vidgo_async")
 
 WRITE_BUFFER = 1024 * 1024
 
+# A file's identity: (device, inode).
+FileId = tuple[int, int]
 
-def open_part(path: Path) -> int:
-    """Create ``path`` exclusively for writing, replacing a stale entry (never following it)."""
+
+def open_part(path: Path) -> tuple[int, FileId]:
+    """Create ``path`` exclusively for writing, replacing a stale entry (never following it).
+
+    Returns the open descriptor and the new file's identity.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        return os.open(path, flags, 0o644)
+        fd = os.open(path, flags, 0o644)
     except FileExistsError:
         # A stale partial file from an interrupted run (or a planted link): remove the
         # entry itself (unlink never follows a symlink) and create ours exclusively.
         if stat.S_ISDIR(os.lstat(path).st_mode):
             raise
         os.unlink(path)
-        return os.open(path, flags, 0o644)
+        fd = os.open(path, flags, 0o644)
+    info = os.fstat(fd)
+    return fd, (info.st_dev, info.st_ino)
+
+
+def _is(path: Path, identity: FileId) -> bool:
+    """Whether ``path`` (not followed) is still the file ``identity`` names."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (info.st_dev, info.st_ino) == identity
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -61,8 +88,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def remove_quietly(path: Path) -> None:
-    """Remove ``path`` if it exists; log (never raise) any other failure."""
+def remove_quietly(path: Path, identity: FileId | None = None) -> None:
+    """Remove ``path`` if it exists (and is the file ``identity`` names, when given).
+
+    Logs, never raises, any other failure.
+    """
+    if identity is not None and not _is(path, identity):
+        return  # gone, or another download's now: not ours to remove
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -71,8 +103,14 @@ def remove_quietly(path: Path) -> None:
         logger.warning("vidgo could not remove partial file %s: %s", path, exc)
 
 
-def place(part: Path, destination: Path) -> str:
-    """Move ``part`` to ``destination`` without replacing anything; say what happened."""
+def place(part: Path, destination: Path, identity: FileId) -> str:
+    """Move ``part`` to ``destination`` without replacing anything; say what happened.
+
+    ``"replaced"``: ``part`` is no longer the file written (``identity``): another download
+    of the same name removed it and may be writing its own there; nothing is moved.
+    """
+    if not _is(part, identity):
+        return "replaced"
     try:
         os.link(part, destination)
     except FileExistsError:
