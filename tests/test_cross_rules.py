@@ -22,6 +22,13 @@ KLING_16 = {"prompt": "p", "duration": 5}
 KLING_26 = {"prompt": "p", "duration": 5, "aspect_ratio": "1:1", "sound": False}
 KLING_30 = {"duration": 8, "image_urls": [IMG], "multi_shots": True, "sound": True}
 SHOTS = [{"prompt": "a", "duration": 4}, {"prompt": "b", "duration": 4}]
+IMAGES_ELEMENT = {"name": "element_robot", "element_input_urls": [IMG, IMG]}
+VIDEO_ELEMENT = {"name": "element_dancer", "element_input_video_urls": [VID]}
+KLING_30_ELEMENTS = {
+    **KLING_30,
+    "multi_prompt": SHOTS,
+    "kling_elements": [IMAGES_ELEMENT, VIDEO_ELEMENT],
+}
 SECTION = {
     "task_id": "t",
     "audio_id": "a",
@@ -80,6 +87,49 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         {"prompt": "p", "image_urls": [IMG] * 3, "generation_type": "reference"},
         {"aspect_ratio": "auto"},
         "aspect_ratio",
+    ),
+    # generation_type, when omitted, "is inferred from image_urls": three images are reference.
+    (
+        "veo-three-images-4s",
+        "veo3.1-fast-official",
+        {"prompt": "p", "image_urls": [IMG] * 3},
+        {"duration": 4},
+        "duration",
+    ),
+    (
+        "veo-three-images-auto",
+        "veo3.1-quality-official",
+        {"prompt": "p", "image_urls": [IMG] * 3, "aspect_ratio": "9:16"},
+        {"aspect_ratio": "auto"},
+        "aspect_ratio",
+    ),
+    (
+        "veo-three-images-frame",
+        "veo3.1-fast-official",
+        {"prompt": "p", "image_urls": [IMG] * 3, "generation_type": "reference"},
+        {"generation_type": "frame"},
+        "generation_type",
+    ),
+    (
+        "veo-reference-two-images",
+        "veo3.1-quality-official",
+        {"prompt": "p", "image_urls": [IMG] * 2, "generation_type": "frame"},
+        {"generation_type": "reference"},
+        "image_urls",
+    ),
+    (
+        "veo-reference-one-image",
+        "veo3.1-fast-official",
+        {"prompt": "p", "image_urls": [IMG]},
+        {"generation_type": "reference"},
+        "image_urls",
+    ),
+    (
+        "veo-reference-no-image",
+        "veo3.1-fast-official",
+        {"prompt": "p", "image_urls": [IMG] * 3, "generation_type": "reference"},
+        {"image_urls": None},
+        "generation_type",
     ),
     (
         "veo-lite-1080p-by-default-4s",
@@ -192,6 +242,35 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         {**KLING_30, "multi_prompt": SHOTS},
         {"image_urls": [IMG, IMG]},
         "image_urls",
+    ),
+    # kling-3-0.json: an element is "images (2-4 images) or a single video", per item
+    (
+        "kling30-element-one-image",
+        "kling-3.0/pro",
+        KLING_30_ELEMENTS,
+        {"kling_elements": [IMAGES_ELEMENT, {"name": "e", "element_input_urls": [IMG]}]},
+        "$.input.kling_elements[1].element_input_urls",
+    ),
+    (
+        "kling30-element-five-images",
+        "kling-3.0/standard",
+        KLING_30_ELEMENTS,
+        {"kling_elements": [{"name": "e", "element_input_urls": [IMG] * 5}, VIDEO_ELEMENT]},
+        "$.input.kling_elements[0].element_input_urls",
+    ),
+    (
+        "kling30-element-two-videos",
+        "kling-3.0/pro",
+        KLING_30_ELEMENTS,
+        {"kling_elements": [IMAGES_ELEMENT, {"name": "e", "element_input_video_urls": [VID] * 2}]},
+        "$.input.kling_elements[1].element_input_video_urls",
+    ),
+    (
+        "kling30-element-images-and-video",
+        "kling-3.0/standard",
+        KLING_30_ELEMENTS,
+        {"kling_elements": [{**IMAGES_ELEMENT, "element_input_video_urls": [VID]}]},
+        "$.input.kling_elements[0].element_input_urls",
     ),
     # video-series/grok-imagine-video-1-5.mdx
     (
@@ -550,6 +629,25 @@ def test_messages_name_the_field_the_rule_the_value_and_the_fix() -> None:
             "(per music-series/replace-section.mdx) (got 5)",
         ),
         (
+            "veo3.1-fast-official",
+            {"prompt": "p", "image_urls": [IMG] * 3, "generation_type": "frame"},
+            "$.input.generation_type must be 'reference' for veo3.1-fast-official when "
+            "image_urls has 3 items (per video-series/veo-3-1-official.json) (got 'frame')",
+        ),
+        (
+            "veo3.1-quality-official",
+            {"prompt": "p", "image_urls": [IMG] * 2, "generation_type": "reference"},
+            "$.input.image_urls must have exactly 3 items for veo3.1-quality-official when "
+            'generation_type is "reference" (has 2) (per video-series/veo-3-1-official.json) '
+            f"(got {[IMG, IMG]!r})",
+        ),
+        (
+            "kling-3.0/pro",
+            {**KLING_30_ELEMENTS, "kling_elements": [{"name": "e", "element_input_urls": [IMG]}]},
+            "$.input.kling_elements[0].element_input_urls must have at least 2 items for "
+            f"kling-3.0/pro (per video-series/kling-3-0.json) (got {[IMG]!r})",
+        ),
+        (
             "gpt-image-2",
             {"prompt": "p", "size": "1000x1000"},
             "$.input.size must have a width and a height divisible by 16 (or use a preset "
@@ -575,6 +673,109 @@ def test_a_rule_for_one_id_leaves_its_sibling_ids_alone() -> None:
     validate_input("kling-2.1/pro", {"prompt": "p", "start_image_url": IMG, "end_image_url": IMG})
     validate_input("seedream-4", {"prompt": "p"})
     validate_input("gpt-image-2", {"prompt": "p", "size": "16:9"})
+
+
+def test_the_veo_modes_and_kling_elements_the_docs_allow_are_accepted() -> None:
+    """Each image count with the mode, duration and ratio its page allows; each element kind."""
+    allowed = [
+        # "auto is supported only for one-image and two-image workflows"
+        ("veo3.1-fast-official", {"prompt": "p", "image_urls": [IMG], "aspect_ratio": "auto"}),
+        ("veo3.1-lite-official", {"prompt": "p", "image_urls": [IMG] * 2, "aspect_ratio": "auto"}),
+        # "Use frame for two image URLs"; only reference generation is held to 8 s
+        (
+            "veo3.1-quality-official",
+            {
+                "prompt": "p",
+                "image_urls": [IMG] * 2,
+                "generation_type": "frame",
+                "aspect_ratio": "auto",
+                "duration": 4,
+            },
+        ),
+        ("veo3.1-fast-official", {"prompt": "p", "image_urls": [IMG] * 2, "duration": 6}),
+        # three images, reference generation inferred or named, 8 s
+        ("veo3.1-fast-official", {"prompt": "p", "image_urls": [IMG] * 3}),
+        (
+            "veo3.1-quality-official",
+            {"prompt": "p", "image_urls": [IMG] * 3, "duration": 8, "aspect_ratio": "9:16"},
+        ),
+        (
+            "veo3.1-quality-official",
+            {
+                "prompt": "p",
+                "image_urls": [IMG] * 3,
+                "generation_type": "reference",
+                "duration": 8,
+                "aspect_ratio": "16:9",
+                "resolution": "4k",
+            },
+        ),
+        # "Elements can be defined using images (2-4 images) or a single video"
+        ("kling-3.0/pro", KLING_30_ELEMENTS),
+        (
+            "kling-3.0/standard",
+            {
+                **KLING_30_ELEMENTS,
+                "kling_elements": [{"name": "e", "element_input_urls": [IMG] * 4}, VIDEO_ELEMENT],
+            },
+        ),
+        # the schema requires only an element's name; the docs do not refuse a bare one
+        ("kling-3.0/pro", {**KLING_30_ELEMENTS, "kling_elements": [{"name": "e"}]}),
+    ]
+    for model, data in allowed:
+        validate_input(model, data)
+
+
+def test_a_rule_on_an_inferred_mode_reports_once_beside_the_named_mode() -> None:
+    """Three images with generation_type "reference" break both rules; the field is named once."""
+    with pytest.raises(InputValidationError) as info:
+        validate_input(
+            "veo3.1-fast-official",
+            {
+                "prompt": "p",
+                "image_urls": [IMG] * 3,
+                "generation_type": "reference",
+                "duration": 6,
+                "aspect_ratio": "auto",
+            },
+        )
+    assert [issue.field for issue in info.value.issues] == [
+        "$.input.duration",
+        "$.input.aspect_ratio",
+    ]
+
+
+def test_every_item_of_a_list_is_checked_and_named_by_its_index() -> None:
+    """Each broken element is its own issue at its own path; other items are left alone."""
+    elements = [
+        {"name": "a", "element_input_urls": [IMG]},
+        IMAGES_ELEMENT,
+        {"name": "c", "element_input_video_urls": [VID, VID]},
+    ]
+    with pytest.raises(InputValidationError) as info:
+        validate_input("kling-3.0/pro", {**KLING_30_ELEMENTS, "kling_elements": elements})
+    assert [issue.field for issue in info.value.issues] == [
+        "$.input.kling_elements[0].element_input_urls",
+        "$.input.kling_elements[2].element_input_video_urls",
+    ]
+    assert "must have exactly 1 item for kling-3.0/pro" in info.value.issues[1].rule
+
+
+def test_the_new_rules_read_as_sentences_in_the_model_listing() -> None:
+    """``vidgo-async models MODEL`` says the image count and the list item a rule is for."""
+    veo = MODELS["veo3.1-fast-official"].rules
+    assert (
+        "generation_type must be reference when image_urls has 3 items "
+        "(video-series/veo-3-1-official.json; three images require reference generation)"
+    ) in veo
+    assert any(rule.startswith("duration must be 8 when image_urls has 3 items") for rule in veo)
+    assert not any(
+        "image_urls has 3 items" in rule for rule in MODELS["veo3.1-lite-official"].rules
+    )
+    assert (
+        "in each kling_elements item, element_input_urls has 2–4 items "
+        "(video-series/kling-3-0.json; array of 2-4 image URLs)"
+    ) in MODELS["kling-3.0/standard"].rules
 
 
 def test_every_rule_names_an_existing_page_and_catalogued_ids() -> None:
@@ -603,6 +804,10 @@ def test_every_rule_reads_only_fields_its_models_have() -> None:
             read = {rule.field} - {""} | set(rule.others) | {name for name, _ in rule.when}
             if rule.kind == "item_sum":
                 read -= set(rule.others)
+            if rule.each:  # the rule reads the keys of each item of the list
+                (listed,) = (field for field in MODELS[model].fields if field.name == rule.each)
+                assert listed.items is not None, (model, rule)
+                names = {field.name for field in listed.items.fields}
             assert read <= names, (model, rule)
 
 

@@ -3,7 +3,8 @@
 ``compile_rule(rule, model, defaults)`` returns the fields the rule reads and a closure
 ``check(data, issues)`` with the rule's limits and message bound once. A rule with ``when``
 conditions is wrapped in one guard that reads each condition's field (or its documented
-default when the input leaves it out). Used by ``_validation`` alone.
+default when the input leaves it out); a rule for ``each`` item of a list runs on every
+object of that list. Used by ``_validation`` alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
-from ._cross_rule import CrossRule
+from ._cross_rule import CrossRule, ItemCount
 from ._errors import ValidationIssue
 
 __all__ = ["INPUT_PATH", "ObjectCheck", "compile_rule"]
@@ -29,6 +30,16 @@ INPUT_PATH = "$.input"
 # ``sound: 1`` is not ``sound: true`` on the wire.
 def _is_one_of(value: Any, values: tuple[Any, ...]) -> bool:
     return any(value == allowed and type(value) is type(allowed) for allowed in values)
+
+
+def _holds(value: Any, values: tuple[Any, ...]) -> bool:
+    """Whether ``value`` meets a ``when`` condition: one of ``values`` or a counted list."""
+    return _is_one_of(value, values) or (
+        isinstance(value, list | tuple)
+        and any(
+            isinstance(allowed, ItemCount) and len(value) == allowed.count for allowed in values
+        )
+    )
 
 
 def _choices(values: tuple[Any, ...]) -> str:
@@ -216,12 +227,15 @@ def _items(rule: CrossRule, path: str, source: str, model: str) -> ObjectCheck:
     low, high = rule.values
     condition = rule.condition_text()
     where = f"for {model}{' ' + condition if condition else ''}"
+    exact = f"must have exactly {low} item{'' if low == 1 else 's'} {where}"
 
     def items(data: Mapping[Any, Any], issues: Issues) -> None:
         value = data.get(rule.field)
         if not isinstance(value, list | tuple) or (issues and _has_issue(issues, path)):
             return
-        if len(value) > high:
+        if low == high and len(value) != low:
+            issues.append(ValidationIssue(path, f"{exact} (has {len(value)}) {source}", value))
+        elif len(value) > high:
             rule_text = f"must have at most {high} items {where} (has {len(value)}) {source}"
             issues.append(ValidationIssue(path, rule_text, value))
         elif len(value) < low:
@@ -303,11 +317,36 @@ def _guarded(rule: CrossRule, defaults: Mapping[str, Any], check: ObjectCheck) -
             value = data.get(name)
             if value is None:
                 value = default
-            if value is None or (values and not _is_one_of(value, values)):
+            if value is None or (values and not _holds(value, values)):
                 return
         check(data, issues)
 
     return guarded
+
+
+def _each_item(rule: CrossRule, model: str) -> ObjectCheck:
+    """Run ``rule`` on every object of the list ``rule.each``, naming the item in the path.
+
+    The check of an item is compiled when it is met (its path holds the index): the lists
+    are short and only some inputs have one. Items have no documented defaults.
+    """
+    evaluator, source = _EVALUATORS[rule.kind], f"(per {rule.page})"
+
+    def each_item(data: Mapping[Any, Any], issues: Issues) -> None:
+        items = data.get(rule.each)
+        if not isinstance(items, list | tuple):
+            return
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                continue  # the schema's own item check names it
+            check = evaluator(
+                rule, f"{INPUT_PATH}.{rule.each}[{index}].{rule.field}", source, model
+            )
+            if rule.when:
+                check = _guarded(rule, {}, check)
+            check(item, issues)
+
+    return each_item
 
 
 def compile_rule(
@@ -318,6 +357,8 @@ def compile_rule(
     Absent all the fields it reads, a rule has nothing to do and is not called, as in
     most inputs for most rules; ``required`` rules read nothing and always run.
     """
+    if rule.each:
+        return (rule.each,), _each_item(rule, model)
     path = f"{INPUT_PATH}.{rule.field}"
     check = _EVALUATORS[rule.kind](rule, path, f"(per {rule.page})", model)
     if rule.when:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["Condition", "CrossRule", "RuleKind"]
+__all__ = ["Condition", "CrossRule", "ItemCount", "RuleKind"]
 
 RuleKind = Literal[
     "excludes",
@@ -32,13 +32,33 @@ RuleKind = Literal[
     "size",
 ]
 
+
+@attrs.frozen
+class ItemCount:
+    """A ``when`` value that a list holds when it has ``count`` items: ``ItemCount(3)``."""
+
+    count: int
+
+
 # A precondition: (field, values) holds when the field's value, or its documented default
-# when it is left out, is one of ``values``; ``()`` means "when the field is set".
+# when it is left out, is one of ``values`` (an ``ItemCount`` among them matches a list of
+# that many items); ``()`` means "when the field is set".
 Condition = tuple[str, tuple[Any, ...]]
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _condition_text(name: str, values: tuple[Any, ...]) -> str:
+    if not values:
+        return f"{name} is set"
+    counts = [str(value.count) for value in values if isinstance(value, ItemCount)]
+    plain = [_json(value) for value in values if not isinstance(value, ItemCount)]
+    words = [f"is {' or '.join(plain)}"] if plain else []
+    if counts:
+        words.append(f"has {' or '.join(counts)} item{'' if counts == ['1'] else 's'}")
+    return f"{name} {' or '.join(words)}"
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +84,9 @@ class CrossRule:
       of, max edge, max long/short ratio, min pixels, max pixels)``; presets pass.
 
     ``when`` makes any rule conditional: it applies only while every condition holds.
+    ``each`` makes a rule that names a ``field`` apply to every object of the list ``each``
+    instead: ``field``, ``others`` and ``when`` then name keys of the item, and an issue
+    names the item, e.g. ``$.input.kling_elements[1].element_input_urls``.
     ``fix`` is what the user should do instead, shown in the error message.
     """
 
@@ -76,17 +99,13 @@ class CrossRule:
     limit: int = 0
     noun: str = "files"
     when: tuple[Condition, ...] = ()
+    each: str = ""
     fix: str = ""
     note: str = ""
 
     def condition_text(self) -> str:
         """Return the ``when`` conditions as words (empty when the rule always applies)."""
-        parts = [
-            f"{name} is set"
-            if not values
-            else f"{name} is {' or '.join(_json(value) for value in values)}"
-            for name, values in self.when
-        ]
+        parts = [_condition_text(name, values) for name, values in self.when]
         return f"when {' and '.join(parts)}" if parts else ""
 
     def describe(self) -> str:
@@ -123,6 +142,8 @@ class CrossRule:
                 f"a custom WIDTHxHEIGHT {self.field} has both edges divisible by {multiple}, "
                 f"at most {edge} px, a ratio of at most {ratio}:1 and {low}–{high} pixels"
             )
+        if self.each:
+            text = f"in each {self.each} item, {text}"
         condition = self.condition_text()
         condition = f" {condition}" if condition else ""
         note = f"; {self.note}" if self.note else ""

@@ -6,12 +6,17 @@ contradict themselves we are strict in what we send, and the rule says so.
 
 from __future__ import annotations
 
-from ._cross_rule import Condition, CrossRule
+from ._cross_rule import Condition, CrossRule, ItemCount
 
 __all__ = ["VIDEO_RULES"]
 
 _VEO_OFFICIAL = ("veo3.1-fast-official", "veo3.1-lite-official", "veo3.1-quality-official")
 _VEO_LITE = ("veo3.1-lite-official",)
+# The ids with reference generation (Lite takes at most two images and no reference mode).
+_VEO_REFERENCE = ("veo3.1-fast-official", "veo3.1-quality-official")
+# generation_type, when omitted, "is inferred from image_urls": three images are reference.
+_THREE_IMAGES: tuple[Condition, ...] = (("image_urls", (ItemCount(3),)),)
+_REFERENCE: tuple[Condition, ...] = (("generation_type", ("reference",)),)
 _KLING_16 = ("kling-1.6/pro", "kling-1.6/standard")
 _KLING_30 = ("kling-3.0/pro", "kling-3.0/standard")
 _MULTI_SHOTS: tuple[Condition, ...] = (("multi_shots", (True,)),)
@@ -53,7 +58,7 @@ VIDEO_RULES = (
         page="video-series/veo-3-1-official.mdx",
         field="duration",
         values=(8,),
-        when=(("generation_type", ("reference",)),),
+        when=_REFERENCE,
     ),
     CrossRule(
         kind="only_values",
@@ -70,8 +75,55 @@ VIDEO_RULES = (
         page="video-series/veo-3-1-official.mdx",
         field="aspect_ratio",
         values=("16:9", "9:16"),
-        when=(("generation_type", ("reference",)),),
+        when=_REFERENCE,
         note="auto is for one-image and two-image workflows",
+    ),
+    # The mode inferred from image_urls, and the contradictions of the two.
+    CrossRule(
+        kind="only_values",
+        models=_VEO_REFERENCE,
+        page="video-series/veo-3-1-official.json",
+        field="generation_type",
+        values=("reference",),
+        when=_THREE_IMAGES,
+        note="three images require reference generation",
+    ),
+    CrossRule(
+        kind="items",
+        models=_VEO_REFERENCE,
+        page="video-series/veo-3-1-official.json",
+        field="image_urls",
+        values=(3, 3),
+        when=_REFERENCE,
+        note="use frame for two image URLs and reference for three image URLs",
+    ),
+    CrossRule(
+        kind="requires",
+        models=_VEO_REFERENCE,
+        page="video-series/veo-3-1-official.json",
+        field="generation_type",
+        others=("image_urls",),
+        when=_REFERENCE,
+        fix="reference generation takes three image_urls",
+        note="no images creates text-to-video",
+    ),
+    CrossRule(
+        kind="only_values",
+        models=_VEO_REFERENCE,
+        page="video-series/veo-3-1-official.mdx",
+        field="duration",
+        values=(8,),
+        when=_THREE_IMAGES,
+        note='three images: reference generation. Use generation_type: "reference" and duration: 8',
+    ),
+    CrossRule(
+        kind="only_values",
+        models=_VEO_REFERENCE,
+        page="video-series/veo-3-1-official.json",
+        field="aspect_ratio",
+        values=("16:9", "9:16"),
+        when=_THREE_IMAGES,
+        note="auto is supported only for one-image and two-image workflows",
     ),
     CrossRule(
         kind="requires",
@@ -185,6 +237,34 @@ VIDEO_RULES = (
         values=(1, 1),
         when=_MULTI_SHOTS,
         note="multi-shot takes the start frame only",
+    ),
+    CrossRule(
+        kind="excludes",
+        models=_KLING_30,
+        page="video-series/kling-3-0.json",
+        each="kling_elements",
+        field="element_input_urls",
+        others=("element_input_video_urls",),
+        fix="an element is 2-4 images or a single video",
+        note="elements can be defined using images (2-4 images) or a single video",
+    ),
+    CrossRule(
+        kind="items",
+        models=_KLING_30,
+        page="video-series/kling-3-0.json",
+        each="kling_elements",
+        field="element_input_urls",
+        values=(2, 4),
+        note="array of 2-4 image URLs",
+    ),
+    CrossRule(
+        kind="items",
+        models=_KLING_30,
+        page="video-series/kling-3-0.json",
+        each="kling_elements",
+        field="element_input_video_urls",
+        values=(1, 1),
+        note="array with 1 video URL",
     ),
     # -- grok-imagine-video-1-5.mdx ---------------------------------------------------------
     CrossRule(
