@@ -524,6 +524,37 @@ async def test_a_failed_confirmation_of_an_in_doubt_callback_is_tried_again(
     assert fake.calls == [TASK_ID] * 3
 
 
+@pytest.mark.parametrize("first_check", ["says running", "fails"])
+async def test_a_token_someone_awaits_is_confirmed_again_after_a_lagging_or_failed_check(
+    fake: FakeClient, monkeypatch: pytest.MonkeyPatch, first_check: str
+) -> None:
+    """A receiver used on its own polls nothing: while ``wait(token)`` runs, the claim is
+    checked again after a status read that lags behind the callback, or fails (its 200
+    was final: Vidgo never sends it again)."""
+    monkeypatch.setattr(_callback_verify, "FIRST_RETRY_DELAY", 0.0)
+    if first_check == "fails":
+        fake.errors.append(ServerError("boom", status_code=503))
+    else:
+        fake.tasks[TASK_ID] = api_task(status=TaskStatus.RUNNING)
+    async with CallbackReceiver(fake, BASE) as receiver:
+        token = receiver.registry.new_token("job", task_id=TASK_ID)
+        outcomes = []
+
+        async def wait() -> None:
+            outcomes.append(await receiver.wait(token))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.lowlevel.checkpoint()  # the waiter is in
+            assert (await receiver.handle(token, task_body())).status == 200
+            await until(lambda: len(fake.calls) == 1)
+            fake.tasks[TASK_ID] = api_task()  # the API catches up
+            with anyio.fail_after(2):
+                await until(lambda: bool(outcomes))
+    assert outcomes[0].task.status is TaskStatus.FINISHED
+    assert fake.calls == [TASK_ID, TASK_ID]
+
+
 async def test_retries_stop_once_the_in_doubt_token_is_retired(
     fake: FakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

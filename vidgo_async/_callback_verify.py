@@ -3,10 +3,12 @@
 A claim (token hash, task id, status) accepted by the receiver is queued here; a worker
 re-fetches the task with an authenticated status request and hands the fresh ``Task`` to
 the token's subscriber. A task id already bound to another job is never adopted: the
-registry refuses the binding. A failed confirmation of a callback for a job whose task is
-unknown (an in-doubt submit) is tried again, with a growing delay, while the token lives and
-stays unbound: the receiver has already answered 2xx, which Vidgo never retries, and nothing
-polls a task whose id nobody knows. This module owns the per-token progress (what is queued,
+registry refuses the binding. A failed or unconfirmed confirmation (the status request
+failed, or still says the task runs) is tried again, with a growing delay, while the token
+lives and its job's end is not known, when nothing else would notice that end: for a job
+whose task is unknown (an in-doubt submit: nothing polls a task whose id nobody knows), and
+for a token someone awaits with :meth:`Verifier.wait` (a receiver used on its own polls
+nothing). The receiver has already answered 2xx, which Vidgo never retries. This module owns the per-token progress (what is queued,
 how many verifications, the final outcome, who waits); nothing outside it mutates it.
 """
 
@@ -218,8 +220,7 @@ class Verifier:
             self.counts.verification_errors += 1
             if self._retry_later(delivery):
                 logger.warning(
-                    "callback: confirming task %s failed (%s); its job's task is unknown, "
-                    "so it is tried again",
+                    "callback: confirming task %s failed (%s); it is tried again",
                     delivery.task_id,
                     exc,
                 )
@@ -243,10 +244,11 @@ class Verifier:
         if not (task.is_terminal or adopted or not task.status.is_known):
             self.counts.unconfirmed += 1
             logger.info(
-                "callback for task %s claimed %r, but the API says %r; nothing changed",
+                "callback for task %s claimed %r, but the API says %r; nothing changed%s",
                 task.task_id,
                 delivery.claim[1],
                 task.status.value,
+                " (asked again later)" if self._retry_later(delivery) else "",
             )
             return
         if adopted:
@@ -277,25 +279,29 @@ class Verifier:
             # A subscriber's bug must not stop the receiver from serving other jobs.
             logger.exception("callback subscriber for job %r raised", event.job_ref)
 
-    def _in_doubt(self, key: str) -> bool:
-        """Whether the token of hash ``key`` is live, unresolved and bound to no task."""
+    def _unnoticed(self, key: str) -> bool:
+        """Whether only a confirmation can end the job of the token of hash ``key``.
+
+        The token is live and unresolved, and its job's task is unknown (bound to no task)
+        or someone awaits the token (:meth:`wait`): nothing polls either of them.
+        """
         found = self._registry.find_hash(key)
         progress = self._progress.get(key)
         return (
             found is not None
             and not found.ended
-            and found.task_id is None
             and (progress is None or progress.result is None)
+            and (found.task_id is None or (progress is not None and bool(progress.waiters)))
         )
 
     def _retry_later(self, delivery: _Delivery) -> bool:
-        """Schedule another confirmation of an in-doubt token's claim; return whether it was.
+        """Schedule another confirmation of a claim nothing else would notice; say if it was.
 
-        Only a token bound to no task: any other job is polled, which covers a lost
+        A job whose task is known and nobody awaits here is polled, which covers a lost
         confirmation. The retry runs in the workers' task group and is cancelled at close.
         """
         task_group = self._task_group
-        if task_group is None or self._send is None or not self._in_doubt(delivery.key):
+        if task_group is None or self._send is None or not self._unnoticed(delivery.key):
             return False
         delay = min(max(delivery.retry_delay * 2, FIRST_RETRY_DELAY), MAX_RETRY_DELAY)
         task_group.start_soon(self._retry, attrs.evolve(delivery, retry_delay=delay))
@@ -308,7 +314,7 @@ class Verifier:
             try:
                 while True:
                     await anyio.sleep(delivery.retry_delay)
-                    if self._send is None or not self._in_doubt(delivery.key):
+                    if self._send is None or not self._unnoticed(delivery.key):
                         return
                     try:
                         self._send.send_nowait(delivery)
