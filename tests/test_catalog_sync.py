@@ -104,3 +104,30 @@ def test_sync_tool_keeps_prose_keywords_out_of_the_catalog() -> None:
     prose = {"description": "d", "title": "t", "example": 5, "examples": [5], "deprecated": False}
     field = _sync_tool()._field({}, {"type": "integer", "minimum": 4, **prose}, "doc:input")
     assert field == {"type": "integer", "minimum": 4}
+
+
+def test_sync_tool_records_the_submit_fields_a_schema_requires() -> None:
+    """``callback_url`` required by a submit schema is recorded; an unknown one fails the sync."""
+    tool = _sync_tool()
+    request = {
+        "required": ["model", "callback_url", "input"],
+        "properties": {"model": {"enum": ["m"]}, "input": {"type": "object"}},
+    }
+    assert tool._variants({}, request, "doc") == [(["m"], {"type": "object"}, ["callback_url"])]
+    request["required"].append("webhook_secret")
+    with pytest.raises(tool.CatalogError, match="does not send: \\['webhook_secret'\\]"):
+        tool._variants({}, request, "doc")
+
+
+def test_the_models_whose_submit_requires_a_callback_url_say_so(docs: Path) -> None:
+    """The seven music ids whose submit schema requires callback_url, and no other."""
+    required = sorted(spec.id for spec in vidgo_async.list_models() if spec.callback_required)
+    assert required == [
+        "convert-to-wav",
+        "create-music-video",
+        "generate-lyrics",
+        "generate-music-cover",
+        "separate-vocals",
+        "stem-split",
+        "upload-and-separate-vocals",
+    ]

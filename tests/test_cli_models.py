@@ -42,6 +42,18 @@ def test_models_shows_one_models_fields_limits_and_rules(
     assert "seedance-2.mdx" in out
 
 
+def test_models_says_when_a_models_submit_needs_a_callback_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A model whose submit schema requires callback_url says so, in text and JSON."""
+    assert main(["models", "generate-lyrics"]) == 0
+    assert "the submit needs a callback_url" in capsys.readouterr().out
+    assert main(["models", "generate-lyrics", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["callback_required"] is True
+    assert main(["models", "seedance-2"]) == 0
+    assert "callback_url" not in capsys.readouterr().out
+
+
 def test_models_json_of_one_model_has_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     """--json with MODEL prints the catalog entry."""
     assert main(["models", "seedance-2.0-mini/image-to-video", "--json"]) == 0

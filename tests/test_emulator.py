@@ -129,6 +129,7 @@ async def test_every_endpoint_refuses_a_missing_or_wrong_key(
             "$.callback_url",
         ),
         ({"model": "seedance-2", "input": SEEDANCE_INPUT, "extra": 1}, "$.extra"),
+        ({"model": "generate-lyrics", "input": {"prompt": "the sea"}}, "$.callback_url"),
     ],
 )
 async def test_invalid_submits_are_refused_naming_the_field(

@@ -8,8 +8,10 @@ Usage::
 the snapshot in ``../shared/vidgo-docs``). Every ``api-manual/**/*.json`` OpenAPI file
 that describes ``POST /api/generate/submit`` is read; its ``SubmitRequest`` schema (with
 ``oneOf``/discriminator variants resolved per model id) becomes one catalog entry per
-model id: facts only (types, enums, bounds, list sizes, required, closed objects). Rules
-that only the prose pages state live in ``vidgo_async/_cross_rules.py``, not here.
+model id: facts only (types, enums, bounds, list sizes, required, closed objects), and the
+request's own required fields besides ``model`` and ``input`` (``submit_requires``: only
+``callback_url`` is known; any other fails the sync). Rules that only the prose pages state
+live in ``vidgo_async/_cross_rules.py``, not here.
 
 The output is deterministic (sorted keys and models, fixed formatting), so a test can
 regenerate it and compare byte for byte. Default output: ``vidgo_async/_catalog.json``.
@@ -114,22 +116,39 @@ def _object(doc: dict[str, Any], node: dict[str, Any], where: str) -> dict[str, 
     }
 
 
-def _variants(doc: dict[str, Any], request: Any, where: str) -> list[tuple[list[str], Any]]:
-    """Return ``(model ids, input schema)`` of each variant of a SubmitRequest."""
+# The request fields besides model and input that a schema may require (the client sends them).
+_SUBMIT_FIELDS = frozenset({"callback_url"})
+
+
+def _requires(request: dict[str, Any], where: str) -> list[str]:
+    """The request's required fields besides ``model`` and ``input``."""
+    extra = sorted(set(request.get("required", ())) - {"model", "input"})
+    unknown = [name for name in extra if name not in _SUBMIT_FIELDS]
+    if unknown:
+        raise CatalogError(
+            f"{where}: the submit request requires fields the client does not send: {unknown}"
+        )
+    return extra
+
+
+def _variants(
+    doc: dict[str, Any], request: Any, where: str
+) -> list[tuple[list[str], Any, list[str]]]:
+    """Return ``(model ids, input schema, required request fields)`` of each variant."""
     request = _resolve(doc, request)
     if "oneOf" in request:
         out = []
         for index, variant in enumerate(request["oneOf"]):
             out.extend(_variants(doc, variant, f"{where}|{index}"))
         mapping = request.get("discriminator", {}).get("mapping", {})
-        ids = {model for models, _ in out for model in models}
+        ids = {model for models, _, _ in out for model in models}
         if mapping and set(mapping) != ids:
             raise CatalogError(f"{where}: discriminator mapping disagrees with the variants")
         return out
     models = _resolve(doc, request["properties"]["model"]).get("enum")
     if not models:
         raise CatalogError(f"{where}: the model property has no enum of ids")
-    return [(list(models), request["properties"]["input"])]
+    return [(list(models), request["properties"]["input"], _requires(request, where))]
 
 
 def _docs_commit(docs: Path) -> str:
@@ -153,7 +172,7 @@ def build_catalog(docs: Path) -> dict[str, Any]:
         series = path.relative_to(manual).parts[0]
         kind = series.removesuffix("-series")
         request = doc["components"]["schemas"]["SubmitRequest"]
-        for ids, input_schema in _variants(doc, request, source):
+        for ids, input_schema, requires in _variants(doc, request, source):
             schema = _field(doc, input_schema, f"{source}:input")
             for model in ids:
                 if model in models:
@@ -165,6 +184,8 @@ def build_catalog(docs: Path) -> dict[str, Any]:
                     "page": source.removesuffix(".json") + ".mdx",
                     "input": schema,
                 }
+                if requires:
+                    models[model]["submit_requires"] = requires
     if not models:
         raise CatalogError(f"no submit schemas under {manual}")
     return {

@@ -96,6 +96,7 @@ class ModelSpec:
 
     ``additional_properties`` is ``False`` when fields outside ``fields`` are refused.
     ``any_of_required`` lists field groups of which at least one must be complete.
+    ``callback_required``: the model's submit request requires a ``callback_url``.
     ``rules`` are the cross-field rules of the docs' prose pages, as sentences.
     """
 
@@ -107,6 +108,7 @@ class ModelSpec:
     additional_properties: bool = True
     any_of_required: tuple[tuple[str, ...], ...] = ()
     rules: tuple[str, ...] = ()
+    callback_required: bool = False
 
     def field(self, name: str) -> FieldSpec | None:
         """Return the field called ``name``, if the model has one."""
@@ -169,6 +171,7 @@ def _model(raw: Mapping[str, Any]) -> ModelSpec:
         additional_properties=root.additional_properties,
         any_of_required=tuple(tuple(group) for group in schema.get("any_of_required", ())),
         rules=tuple(rule.describe() for rule in rules_for(raw["id"])),
+        callback_required="callback_url" in raw.get("submit_requires", ()),
     )
 
 

@@ -51,7 +51,7 @@ from ._retry import RetryBudget
 from ._rules import check_callback_url
 from ._status_reader import StatusAnswer, StatusReader, status_answer, status_path
 from ._uploads import Uploader, UploadSource
-from ._validation import validate_input
+from ._validation import check_submit_fields, validate_input
 
 __all__ = ["ClientState", "VidgoClient", "validated_submit"]
 
@@ -306,6 +306,10 @@ class VidgoClient:
         self._transport.check_open()
         if callback_url is not None:
             issues = check_callback_url(callback_url, allow_insecure=self._allow_insecure_callbacks)
+            if issues:
+                raise InputValidationError(issues)
+        else:
+            issues = check_submit_fields(model, callback_url)
             if issues:
                 raise InputValidationError(issues)
         body: dict[str, Any] = {"model": model, "input": prepared_input}

@@ -16,7 +16,7 @@ from ._inputs import ModelInput
 from ._jobbook import JobBook
 from ._jobs import GenerationRequest, Job, JobAbandonedError, JobEvent, JobState
 from ._rules import check_callback_url
-from ._validation import validate_input
+from ._validation import check_submit_fields, validate_input
 
 if TYPE_CHECKING:
     from .webhooks import CallbackReceiver, VerifiedCallback
@@ -77,6 +77,10 @@ class JobIntake:
             issues = check_callback_url(
                 request.callback_url, allow_insecure=self._allow_insecure_callbacks
             )
+            if issues:
+                raise InputValidationError(issues)
+        elif self._receiver is None:  # a receiver gives every job a callback URL below
+            issues = check_submit_fields(request.model, None)
             if issues:
                 raise InputValidationError(issues)
         self._seq += 1

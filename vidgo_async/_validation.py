@@ -22,7 +22,7 @@ from ._cross_rules import rules_for
 from ._errors import InputValidationError, UnknownModelError, ValidationIssue
 from ._field_checks import Issues, json_issues, object_check, text_issue
 
-__all__ = ["TypedInput", "check_json_object", "validate_input"]
+__all__ = ["TypedInput", "check_json_object", "check_submit_fields", "validate_input"]
 
 MAX_MODEL_ID_LENGTH = 128
 
@@ -217,3 +217,24 @@ def validate_input(
         if value is not None:
             prepared[key] = value if type(value) in _AS_IS else _plain(value)
     return prepared
+
+
+def check_submit_fields(model: str, callback_url: object) -> list[ValidationIssue]:
+    """The issues of a submit request's own fields for ``model`` (beside its input).
+
+    A model whose submit schema requires ``callback_url`` gets one: its page says the
+    result can also be queried without one, but the schema lists it as required, and
+    where the docs contradict themselves we are strict in what we send.
+    """
+    spec = catalog().models.get(model) if type(model) is str else None
+    if spec is None or not spec.callback_required or callback_url is not None:
+        return []
+    return [
+        ValidationIssue(
+            "$.callback_url",
+            f"is required for {model} (per {spec.source}: its submit request lists "
+            "callback_url as required); pass callback_url=..., or run the orchestrator "
+            "or batch with a callback receiver",
+            None,
+        )
+    ]

@@ -78,6 +78,8 @@ def _describe(spec: ModelSpec) -> str:
     if spec.any_of_required:
         groups = " or ".join(" + ".join(group) for group in spec.any_of_required)
         lines.append(f"needs {groups}")
+    if spec.callback_required:
+        lines.append("the submit needs a callback_url (required by its schema)")
     if spec.rules:
         lines.append("rules:")
         lines.extend(f"  - {rule}" for rule in spec.rules)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .._errors import InputValidationError, ValidationIssue
 from .._rules import check_callback_url
-from .._validation import validate_input
+from .._validation import check_submit_fields, validate_input
 from ._callbacks import CallbackSender
 from ._credits import CreditLedger
 from ._faults import Fault, FaultPlan
@@ -153,6 +153,8 @@ class EmulatorServer:
             issues = list(exc.issues)
         if body.get("callback_url") is not None:
             issues += check_callback_url(body["callback_url"])
+        else:
+            issues += check_submit_fields(model, None)  # type: ignore[arg-type]  # any JSON
         unknown = sorted(set(body) - {"model", "input", "callback_url"})
         issues += [
             ValidationIssue(f"$.{name}", "is not a submit field", body[name]) for name in unknown
