@@ -198,3 +198,22 @@ def test_shorthand_lines_carry_their_own_options_and_messages_do_not_double(
     source.write_text('{"id": "a", "prompt": "a fox", "duration": 8, "resolution": "480p"}\n')
     assert main(["batch", str(source), "--emulator", "--out", str(tmp_path / "o"), "--json"]) == 0
     assert '"status": "finished"' in capsys.readouterr().out
+
+
+def test_a_line_whose_model_needs_a_callback_url_stops_a_run_without_callbacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """generate-lyrics' submit requires callback_url: without callbacks nothing is sent."""
+    source = tmp_path / "jobs.jsonl"
+    source.write_text(
+        '{"id": "a", "prompt": "a fox"}\n'
+        '{"id": "b", "model": "generate-lyrics", "input": {"prompt": "the sea"}}\n'
+    )
+    code, err = run_refused(
+        capsys, tmp_path, ["batch", str(source), "--emulator", "--out", str(tmp_path / "o")]
+    )
+    assert code == 2
+    assert "nothing was submitted" in err
+    assert "line 2: $.callback_url is required for generate-lyrics" in err
+    assert "line 1" not in err
+    assert "--callback-base-url" in err

@@ -13,7 +13,7 @@ import attrs
 from .._errors import InputValidationError, ValidationIssue
 from .._filenames import case_collisions
 from .._jobs import GenerationRequest
-from .._validation import validate_input
+from .._validation import check_submit_fields, validate_input
 from ._batch_uploads import LocalFile, swap_local_files
 
 __all__ = ["BatchDefaults", "BatchInputError", "BatchLine", "describe_issue", "read_batch"]
@@ -151,6 +151,15 @@ def _parse_line(
     return BatchLine(
         line=line, id=job_id, request=request, input=prepared, local_files=tuple(local_files)
     ), []
+
+
+def callback_problems(lines: list[BatchLine]) -> list[str]:
+    """The lines whose model's submit needs a callback URL (for a run without callbacks)."""
+    return [
+        f"line {line.line}: {describe_issue(issue)}"
+        for line in lines
+        for issue in check_submit_fields(line.request.model, None)
+    ]
 
 
 def read_batch(path: Path, defaults: BatchDefaults) -> list[BatchLine]:

@@ -33,7 +33,13 @@ from ._batch_callbacks import settings_from_args as callback_settings
 from ._batch_fleet import refuse_fleet_options, run_fleet
 from ._batch_guard import add_arguments as add_resume_arguments
 from ._batch_guard import dry_run, refuse_duplicates
-from ._batch_input import BatchDefaults, BatchInputError, BatchLine, read_batch
+from ._batch_input import (
+    BatchDefaults,
+    BatchInputError,
+    BatchLine,
+    callback_problems,
+    read_batch,
+)
 from ._batch_recorded import RecordedError
 from ._batch_resume import BatchResume, journal_path, move_aside
 from ._batch_uploads import BatchUploads, preview_uploads
@@ -177,6 +183,14 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             _say(f"  {problem}")
         return 2
+    if getattr(args, "callback_base_url", None) is None and getattr(args, "listen", None) is None:
+        needs_callbacks = callback_problems(lines)
+        if needs_callbacks:
+            _say(f"vidgo-async batch: {args.input}: nothing was submitted:")
+            for problem in needs_callbacks:
+                _say(f"  {problem}")
+            _say("  HINT: receive callbacks with --callback-base-url URL --listen HOST:PORT.")
+            return 2
     if is_postgres_url(args.journal or ""):  # a fleet shares the batch (_batch_fleet)
         problem = refuse_fleet_options(args, lines) or _preflight.check_key(emulator=False)
         problem = problem or _preflight.check_base_url(
