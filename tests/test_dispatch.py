@@ -100,6 +100,53 @@ async def test_a_task_id_the_journal_could_not_write_stays_on_the_job_and_in_the
     assert (entry.state, entry.task_id) == (JournalState.FINISHED, "task-k1")
 
 
+class TaskIdWriteFailsAtFirst(JournalRecorder):
+    """A journal whose first ``failures`` task-id writes for ``k1`` fail (a full disk)."""
+
+    def __init__(self, journal: Journal, failures: int) -> None:
+        super().__init__(journal)
+        self.failures = failures
+
+    async def after_submit(self, job: Job, task: Task) -> None:
+        if job.key == "k1" and self.failures:
+            self.failures -= 1
+            raise JournalError("database or disk is full")
+        await super().after_submit(job, task)
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+async def test_a_task_id_the_journal_could_not_write_is_tried_again_at_the_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failures: int
+) -> None:
+    """Stopped with the job in flight: the task id is written then, so a rerun polls it.
+
+    If the journal still refuses it, the stop says so again (the id stays in the log).
+    """
+    submits = Submits(TaskStatus.RUNNING)
+    async with Journal(tmp_path / "journal.sqlite") as journal:
+        recorder = TaskIdWriteFailsAtFirst(journal, failures)
+        async with (
+            make_client() as client,
+            Orchestrator(client, journal=recorder, poll=NO_POLLING) as orch,
+        ):
+            orch._dispatcher.submit = submits
+            handle = orch.start(_request("k1"))
+            await _until(lambda: handle.state is JobState.IN_FLIGHT)
+        entry = await journal.get("k1")
+        plan = await plan_resume(journal, [_request("k1")])
+    assert handle.task_id == "task-k1"
+    assert entry is not None
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    if failures == 1:
+        assert (entry.state, entry.task_id) == (JournalState.IN_FLIGHT, "task-k1")
+        assert [request.key for request, _ in plan.attach] == ["k1"]
+        assert len(errors) == 1
+    else:
+        assert (entry.state, entry.task_id) == (JournalState.SUBMITTING, None)
+        assert len(errors) == 2
+        assert all("task-k1" in line for line in errors)
+
+
 class HeldTaskIdWrite:
     """A cancel-safe recorder whose task-id write waits until the orchestrator stops."""
 

@@ -48,7 +48,7 @@ from ._models import Task
 from ._scheduler import Budget
 from ._tracking import Tracking
 
-__all__ = ["DEFAULT_MAX_CONCURRENT_SUBMITS", "Adopter", "Dispatcher"]
+__all__ = ["DEFAULT_MAX_CONCURRENT_SUBMITS", "Adopter", "Dispatcher", "report_unrecorded"]
 
 logger = logging.getLogger("vidgo_async")
 
@@ -246,8 +246,10 @@ class Dispatcher:
                         raise
                     except Exception as exc:
                         # Whatever the recorder's failure, the task exists and is paid for:
-                        # its id is kept on the job and reported, never dropped.
-                        _unrecorded(job, task, exc)
+                        # its id is kept on the job and reported, never dropped (and its
+                        # write is tried again when the job ends, or at the stop).
+                        report_unrecorded(job, task, exc)
+                        book.unrecorded.add(job)
                     now = self._clock.monotonic()  # the task id is on disk: in flight from now
                 job.submitted(task, monotonic=now)
                 tracking = self._tracking
@@ -420,7 +422,7 @@ class Dispatcher:
             await self._book.end(job, lambda: job.outcome_unknown(unknown))
 
 
-def _unrecorded(job: Job, task: Task, error: Exception) -> None:
+def report_unrecorded(job: Job, task: Task, error: BaseException) -> None:
     """Report a task id the recorder could not write; the job goes on in flight with it."""
     logger.error(
         "vidgo could not record task %s of job %r in the journal: %s. The job goes on and "

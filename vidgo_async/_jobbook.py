@@ -131,6 +131,8 @@ class JobBook:
         self.done_callbacks: dict[Job, list[Callable[[Job], None]]] = {}
         self.holding: set[Job] = set()
         self.recorded: set[Job] = set()
+        # In flight with a task id the journal could not write (tried again at the stop).
+        self.unrecorded: set[Job] = set()
         self.counts = dict.fromkeys(JobState, 0)
         self.durations = DurationEstimator()
         self.windows = DurationWindows()
@@ -185,6 +187,7 @@ class JobBook:
         if not keep:
             self.live.pop(job.key, None)
         self.recorded.discard(job)
+        self.unrecorded.discard(job)
         done = self.done.pop(job, None)
         if done is not None:
             done.set()

@@ -32,7 +32,7 @@ import attrs
 from ._adoption import Adoption
 from ._client import validated_submit
 from ._config import PollPolicy, to_seconds
-from ._dispatch import DEFAULT_MAX_CONCURRENT_SUBMITS, Dispatcher
+from ._dispatch import DEFAULT_MAX_CONCURRENT_SUBMITS, Dispatcher, report_unrecorded
 from ._gates import RateGate
 from ._inputs import ModelInput
 from ._intake import JobIntake
@@ -231,6 +231,13 @@ class Orchestrator:
             )
         ]
         for job in in_flight:
+            if job in book.unrecorded and book.journal is not None and job.task is not None:
+                # Its task id never reached the journal: one more try, so that a rerun
+                # polls the task rather than leaving the job in doubt.
+                try:
+                    await book.journal.after_submit(job, job.task)
+                except Exception as exc:
+                    report_unrecorded(job, job.task, exc)
             job.abandon()
             book.release(job, keep=True)
         if in_flight and logger.isEnabledFor(logging.WARNING):
