@@ -78,7 +78,7 @@ class _Storage:
         return response
 
     async def slow(self, request: web.Request) -> web.StreamResponse:
-        """The file in two halves, 50 ms apart (downloads of it overlap)."""
+        """The file in two halves, 200 ms apart (downloads of it overlap)."""
         self._hit(request)
         response = web.StreamResponse(headers={"Content-Length": str(len(VIDEO))})
         response.content_type = "video/mp4"
@@ -86,7 +86,7 @@ class _Storage:
         self.slow_started.set()
         half = len(VIDEO) // 2
         await response.write(VIDEO[:half])
-        await anyio.sleep(0.05)
+        await anyio.sleep(0.2)
         await response.write(VIDEO[half:])
         return response
 
