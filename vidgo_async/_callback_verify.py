@@ -8,8 +8,9 @@ failed, or still says the task runs) is tried again, with a growing delay, while
 lives and its job's end is not known, when nothing else would notice that end: for a job
 whose task is unknown (an in-doubt submit: nothing polls a task whose id nobody knows), and
 for a token someone awaits with :meth:`Verifier.wait` (a receiver used on its own polls
-nothing). The receiver has already answered 2xx, which Vidgo never retries. This module owns the per-token progress (what is queued,
-how many verifications, the final outcome, who waits); nothing outside it mutates it.
+nothing). The receiver has already answered 2xx, which Vidgo never retries. This module
+owns the per-token progress (what is queued, how many verifications, the final outcome,
+who waits); nothing outside it mutates it.
 """
 
 from __future__ import annotations

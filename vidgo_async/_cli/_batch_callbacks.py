@@ -37,6 +37,7 @@ __all__ = [
     "CallbackSetupError",
     "add_arguments",
     "callback_receiver",
+    "callbacks_asked",
     "reregister_tokens",
     "settings_from_args",
 ]
@@ -118,6 +119,14 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def callbacks_asked(args: argparse.Namespace) -> bool:
+    """Whether the command line asks for callbacks (``--callback-base-url`` or ``--listen``)."""
+    return (
+        getattr(args, "callback_base_url", None) is not None
+        or getattr(args, "listen", None) is not None
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> CallbackSettings | None:
     """Check the callback options before anything is submitted; ``None`` without them.
 
@@ -125,10 +134,10 @@ def settings_from_args(args: argparse.Namespace) -> CallbackSettings | None:
         CallbackSetupError: an option is missing, malformed, or names a URL Vidgo
             cannot call.
     """
+    if not callbacks_asked(args):
+        return None
     base_url: str | None = getattr(args, "callback_base_url", None)
     listen: str | None = getattr(args, "listen", None)
-    if base_url is None and listen is None:
-        return None
     if listen is None:
         raise CallbackSetupError(
             "vidgo-async batch: --callback-base-url needs --listen HOST:PORT, the address "

@@ -27,7 +27,12 @@ from .._journal import Journal
 from .._journal_api import is_postgres_url
 from .._orchestrator import JobHandle, Orchestrator
 from . import _loop, _preflight, _signals
-from ._batch_callbacks import CallbackSetupError, callback_receiver, reregister_tokens
+from ._batch_callbacks import (
+    CallbackSetupError,
+    callback_receiver,
+    callbacks_asked,
+    reregister_tokens,
+)
 from ._batch_callbacks import add_arguments as add_callback_arguments
 from ._batch_callbacks import settings_from_args as callback_settings
 from ._batch_fleet import refuse_fleet_options, run_fleet
@@ -183,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             _say(f"  {problem}")
         return 2
-    if getattr(args, "callback_base_url", None) is None and getattr(args, "listen", None) is None:
+    if not callbacks_asked(args):
         needs_callbacks = callback_problems(lines)
         if needs_callbacks:
             _say(f"vidgo-async batch: {args.input}: nothing was submitted:")
